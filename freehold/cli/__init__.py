@@ -1,0 +1,96 @@
+"""The ``freehold`` command: a thin layer over the library.
+
+Each command group lives in its own module and registers itself on ``app``. Commands
+parse arguments, call one library function, render progress and map errors to exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from freehold import __version__
+from freehold.errors import FreeholdError
+
+app = typer.Typer(
+    name="freehold",
+    help="Own your AI: run, tune, verify and serve open models on your own machine, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"freehold {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    if debug:
+        os.environ["FREEHOLD_DEBUG"] = "1"
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to ``app``.
+    import importlib
+
+    for module in ("models", "run"):
+        importlib.import_module(f"freehold.cli.{module}")
+    for module, name, help_text in (
+        ("data", "data", "Turn mail archives and tables into training datasets."),
+        ("ledger", "audit", "Verify and explain what went into a model (the signed ledger)."),
+        ("keys", "key", "Your signing identity for the ledger."),
+    ):
+        try:
+            mod = importlib.import_module(f"freehold.cli.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"freehold.cli.{module}":
+                raise
+            continue
+        app.add_typer(mod.app, name=name, help=help_text)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.markup import escape
+
+    from freehold.cli.common import err_console
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("FREEHOLD_DEBUG") == "1"
+    try:
+        result = app(args=args, prog_name="freehold", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except FreeholdError as exc:
+        if debug:
+            err_console.print_exception()
+        err_console.print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False)
+        if exc.hint:
+            err_console.print(f"[yellow]hint:[/] {escape(exc.hint)}", highlight=False)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("\n[yellow]interrupted[/]")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Shared CLI plumbing: settings, the store, progress bars, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+from freehold.config import Settings, load_settings
+from freehold.progress import Progress as ProgressEvent
+from freehold.progress import ProgressFn
+from freehold.store import Store
+
+console = Console()
+if not console.is_terminal:  # piped output: do not wrap tables at 80 columns
+    console = Console(width=160)
+err_console = Console(stderr=True)
+
+_settings: Settings | None = None
+
+
+def settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = load_settings()
+    return _settings
+
+
+def open_store(bundled: bool = True) -> Store:
+    with progress_bar(transient=True) as progress:
+        return Store.open(settings(), bundled=bundled, progress=progress)
+
+
+@contextmanager
+def progress_bar(transient: bool = False, byte_units: bool = True) -> Iterator[ProgressFn]:
+    """Yield a ProgressFn that draws one rich bar per status (on stderr, only on a terminal)."""
+    if not err_console.is_terminal:
+        yield lambda event: None
+        return
+    columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+    columns += [DownloadColumn()] if byte_units else [TextColumn("{task.completed}/{task.total}")]
+    columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=transient) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_event(event: ProgressEvent) -> None:
+            task = tasks.get(event.status)
+            if task is None:
+                task = tasks[event.status] = bar.add_task(event.status, total=event.total)
+            bar.update(task, completed=event.completed or 0, total=event.total)
+
+        yield on_event
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def human_size(n: int | float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def human_count(n: int | None) -> str:
+    if not n:
+        return "-"
+    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}".replace(".0", "")
+    return str(n)

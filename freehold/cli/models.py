@@ -1,0 +1,150 @@
+"""Model management commands: models, show, import, rm."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from freehold.cli import app
+from freehold.cli.common import console, human_count, human_size, open_store, print_json, progress_bar
+from freehold.errors import UsageError
+from freehold.store import MediaType, ModelEntry
+
+
+def _row(m: ModelEntry) -> dict[str, object]:
+    return {
+        "name": m.name,
+        "aliases": m.aliases,
+        "digest": m.manifest_digest,
+        "size": m.size,
+        "format": m.info.get("format"),
+        "family": m.info.get("family"),
+        "architecture": m.info.get("architecture"),
+        "parameters": m.info.get("parameters"),
+        "quantization": m.info.get("quantization"),
+        "license": m.info.get("license") or m.manifest.source.get("license"),
+        "modified": dt.datetime.fromtimestamp(m.created_at).isoformat(timespec="seconds"),
+    }
+
+
+@app.command("models")
+def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the models in the store."""
+    store = open_store()
+    rows = [_row(m) for m in store.list()]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("No models yet. Import one with 'freehold import FILE.gguf --name NAME'.")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("NAME", "ID", "SIZE", "PARAMS", "QUANT", "FAMILY", "LICENSE", "MODIFIED"):
+        table.add_column(col)
+    for r in rows:
+        name = str(r["name"]) + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")  # type: ignore[arg-type]
+        table.add_row(name, str(r["digest"])[7:19], human_size(int(r["size"])),  # type: ignore[call-overload]
+                      human_count(r["parameters"]), str(r["quantization"] or "-"),  # type: ignore[arg-type]
+                      str(r["family"] or "-"), str(r["license"] or "-"), str(r["modified"]).replace("T", " "))
+    console.print(table)
+
+
+@app.command("show")
+def show_cmd(
+    name: str = typer.Argument(..., help="Model name, e.g. smollm2."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    license_: bool = typer.Option(False, "--license", help="Print the full licence text."),
+    template: bool = typer.Option(False, "--template", help="Print the chat template."),
+) -> None:
+    """Show a model's metadata, licence, layers and digests."""
+    store = open_store()
+    m = store.get(name)
+    license_text = store.text_layer(m.manifest, MediaType.LICENSE)
+    template_text = store.text_layer(m.manifest, MediaType.TEMPLATE)
+    if license_:
+        console.print(license_text or f"licence: {m.info.get('license') or 'not stated in the model files'}",
+                      markup=False, highlight=False)
+        return
+    if template:
+        console.print(template_text or "(no chat template: a base model)", markup=False, highlight=False)
+        return
+    doc = {**_row(m), "config": m.info, "source": m.manifest.source, "lineage": m.manifest.lineage,
+           "layers": [layer.to_dict() for layer in m.manifest.layers], "chat_template": bool(template_text)}
+    if as_json:
+        print_json(doc)
+        return
+    console.print(f"[bold]{m.name}[/]" + (f"  (aliases: {', '.join(m.aliases)})" if m.aliases else ""))
+    info = m.info
+    fields = [
+        ("architecture", info.get("architecture")), ("family", info.get("family")),
+        ("parameters", human_count(info.get("parameters"))), ("quantization", info.get("quantization")),
+        ("context length", info.get("context_length")), ("embedding length", info.get("embedding_length")),
+        ("layers", info.get("block_count")), ("heads (q/kv)", f"{info.get('head_count')}/{info.get('head_count_kv')}"),
+        ("vocab size", info.get("vocab_size")), ("chat template", "yes" if template_text else "no (base model)"),
+        ("licence", info.get("license") or m.manifest.source.get("license") or "not stated"),
+    ]
+    table = Table(box=None, show_header=False)
+    table.add_column(style="dim")
+    table.add_column()
+    for key, value in fields:
+        if value is not None:
+            table.add_row(key, str(value))
+    console.print(table)
+    src = m.manifest.source
+    console.print("\n[bold]Provenance[/]")
+    for key in sorted(src):
+        console.print(f"  {key}: {src[key]}", markup=False, highlight=False)
+    if license_text:
+        first = next((ln for ln in license_text.splitlines() if ln.strip()), "")
+        console.print(f"\n[bold]Licence terms[/] ({len(license_text)} chars; 'freehold show {name} --license')")
+        console.print(f"  {first[:200]}", markup=False, highlight=False)
+    console.print("\n[bold]Layers[/]")
+    for layer in m.manifest.layers:
+        fname = layer.annotations.get("filename", "")
+        console.print(f"  {layer.media_type.split('.', 2)[-1]:<28} {layer.digest[:19]}…  "
+                      f"{human_size(layer.size):>9}  {fname}", markup=False, highlight=False)
+    console.print(f"\nmanifest {m.manifest_digest}", markup=False, highlight=False)
+
+
+@app.command("import")
+def import_cmd(
+    path: Path | None = typer.Argument(None, help="A .gguf file or a Hugging Face model directory."),
+    name: str | None = typer.Option(None, "--name", "-n", help="Name in the store (default: from the file)."),
+    bundled: str | None = typer.Option(None, "--bundled", help="Register a bundled model: smollm2 or gemma3."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Import a GGUF file, a Hugging Face directory, or a bundled model into the store."""
+    if (path is None) == (bundled is None):
+        raise UsageError("give either a PATH or --bundled NAME", "e.g. 'freehold import model.gguf --name mine'")
+    store = open_store()
+    with progress_bar() as progress:
+        if bundled is not None:
+            from freehold.store.bundled import register
+
+            entry = register(store, bundled, progress)
+        else:
+            assert path is not None
+            entry = store.import_path(path, name, progress)
+    if as_json:
+        print_json(_row(entry))
+        return
+    info = entry.info
+    console.print(f"imported [bold]{entry.name}[/]: {info.get('architecture')}, "
+                  f"{human_count(info.get('parameters'))} params, {info.get('quantization')}, "
+                  f"{human_size(entry.size)}, licence {info.get('license') or entry.manifest.source.get('license') or 'not stated'}")
+    if entry.manifest.source.get("use_restrictions"):
+        console.print(f"[yellow]note:[/] {entry.manifest.source['use_restrictions']}; "
+                      f"read 'freehold show {entry.name} --license'")
+
+
+@app.command("rm")
+def rm_cmd(names: list[str] = typer.Argument(..., help="Models to remove.")) -> None:
+    """Remove models; blobs are deleted once no other model uses them."""
+    store = open_store(bundled=False)
+    for name in names:
+        result = store.remove(name)
+        console.print(f"deleted '{result.name}' ({result.blobs_removed} blobs, "
+                      f"{human_size(result.bytes_freed)} freed)")

@@ -1,0 +1,1 @@
+"""run and chat (filled in by the engine work)."""

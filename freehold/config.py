@@ -1,0 +1,120 @@
+"""Typed configuration in one place: every environment variable, its help text and default.
+
+Precedence: dataclass defaults, then ``$FREEHOLD_HOME/config.toml``, then environment
+variables, then command-line flags (applied by the caller with ``dataclasses.replace``).
+Unknown keys and wrong types are reported together, each with what to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freehold.errors import UsageError
+
+DEFAULT_PORT = 11500
+"""Freehold's default port: distinct from Ollama (11434), LM Studio (1234),
+llama-server (8080) and vLLM (8000)."""
+
+
+def _default_threads() -> int:
+    # Measured on a 2-core machine (docs/benchmarks.md): llama.cpp decode scales to the
+    # physical core count; more threads than cores only adds contention.
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    key: str  # the Settings field it sets
+    help: str
+
+
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar("FREEHOLD_HOME", "home", "Where models, datasets and the catalog live (default ~/.freehold)."),
+    EnvVar("FREEHOLD_THREADS", "threads", "CPU threads for inference (default: cores, at most 8)."),
+    EnvVar("FREEHOLD_CONTEXT", "context", "Context window in tokens (default 4096, capped at the model's)."),
+    EnvVar("FREEHOLD_HOST", "host", f"Server bind address and client target (default 127.0.0.1:{DEFAULT_PORT})."),
+    EnvVar("FREEHOLD_NO_SERVER", "no_server", "Set to 1 to make 'run'/'chat' never use a running server."),
+    EnvVar("FREEHOLD_DEBUG", "debug", "Set to 1 to print tracebacks for errors."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path.home() / ".freehold")
+    threads: int = field(default_factory=_default_threads)
+    # 4096 like Ollama's default: enough for chat, small KV cache (SmolLM2: ~95 MB at f16).
+    context: int = 4096
+    host: str = f"127.0.0.1:{DEFAULT_PORT}"
+    no_server: bool = False
+    debug: bool = False
+
+    @property
+    def server_url(self) -> str:
+        host = self.host if "://" in self.host else f"http://{self.host}"
+        return host.rstrip("/")
+
+
+def _coerce(name: str, raw: Any, target: type, problems: list[str], source: str) -> Any:
+    try:
+        if target is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if target is int:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            value = int(raw)
+            if value <= 0:
+                raise ValueError(raw)
+            return value
+        if target is Path:
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except (TypeError, ValueError):
+        kind = {bool: "true/false", int: "a positive integer", Path: "a path", str: "text"}[target]
+        problems.append(f"{source}: '{name}' must be {kind}, got {raw!r}")
+        return None
+
+
+_TYPES: dict[str, type] = {"home": Path, "threads": int, "context": int, "host": str, "no_server": bool,
+                           "debug": bool}
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Resolve settings from defaults, the config file and the environment."""
+    env = dict(os.environ if env is None else env)
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    home_raw = env.get("FREEHOLD_HOME")
+    home = Path(home_raw).expanduser() if home_raw else Settings().home
+    config_file = home / "config.toml"
+    if config_file.is_file():
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{config_file} is not valid TOML: {exc}", "fix or delete the file") from exc
+        for key, raw in data.items():
+            if key not in _TYPES or key == "home":
+                problems.append(f"{config_file}: unknown key '{key}' (known: "
+                                f"{', '.join(k for k in _TYPES if k != 'home')})")
+                continue
+            values[key] = _coerce(key, raw, _TYPES[key], problems, str(config_file))
+    for var in ENV_VARS:
+        if var.name in env and env[var.name] != "":
+            values[var.key] = _coerce(var.name, env[var.name], _TYPES[var.key], problems, "environment")
+    if problems:
+        raise UsageError("invalid configuration:\n  " + "\n  ".join(problems),
+                         "fix the values above (see 'freehold env' for every setting)")
+    values["home"] = home
+    return dataclasses.replace(Settings(), **values)

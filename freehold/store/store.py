@@ -1,0 +1,327 @@
+"""The store: blobs + manifests + catalog under ``FREEHOLD_HOME``.
+
+Layout::
+
+    $FREEHOLD_HOME/
+      blobs/sha256-<hex>      content-addressed files (weights, templates, manifests, ...)
+      blobs/.tmp/             in-flight writes; cleared on open
+      catalog.db              SQLite: names -> manifest digests, aliases, derived artefacts
+      .lock                   writers hold it shared, garbage collection exclusive
+
+An import writes every blob first and then adds the catalog row in one transaction, so
+an interrupted import leaves no row and no visible partial blob.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fcntl
+import io
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freehold.config import Settings, load_settings
+from freehold.errors import ModelNotFoundError, StoreError, UsageError
+from freehold.progress import ProgressFn, emit
+from freehold.store.blobs import BlobStore, store_os_error
+from freehold.store.catalog import Catalog, Ref
+from freehold.store.formats import read_gguf_info, read_hf_info
+from freehold.store.manifest import Layer, Manifest, MediaType
+from freehold.store.names import DEFAULT_TAG, format_name, parse_name
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # full name with tag
+    manifest: Manifest
+    manifest_digest: str
+    created_at: float
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.manifest.config
+
+    @property
+    def size(self) -> int:
+        return self.manifest.size
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    name: str
+    blobs_removed: int
+    bytes_freed: int
+
+
+class Store:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise store_os_error(exc, home) from exc
+        if not home.is_dir():
+            raise StoreError(f"FREEHOLD_HOME {home} is not a directory", "point FREEHOLD_HOME at a directory")
+        if not os.access(home, os.W_OK):
+            raise store_os_error(PermissionError(13, "Permission denied"), home)
+        self.blobs = BlobStore(home / "blobs")
+        self._lock_path = home / ".lock"
+        with self.lock(exclusive=True):
+            self.blobs.init()
+        self.catalog = Catalog(home / "catalog.db")
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, bundled: bool = True,
+             progress: ProgressFn | None = None) -> Store:
+        settings = settings or load_settings()
+        store = cls(settings.home)
+        if bundled:
+            from freehold.store.bundled import ensure_bundled
+
+            ensure_bundled(store, progress)
+        return store
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # locking ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool = False) -> Iterator[None]:
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise store_os_error(exc, self.home) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    # reading ------------------------------------------------------------------------------
+    def blob_path(self, digest: str) -> Path:
+        return self.blobs.path(digest)
+
+    def read_blob(self, digest: str) -> bytes:
+        try:
+            return self.blob_path(digest).read_bytes()
+        except FileNotFoundError as exc:
+            raise StoreError(f"blob {digest} is missing from the store",
+                             "re-import the model ('freehold import') or run 'freehold doctor'") from exc
+
+    def manifest(self, digest: str) -> Manifest:
+        return Manifest.from_bytes(self.read_blob(digest))
+
+    def _entry(self, ref: Ref, aliases: dict[str, str] | None = None) -> ModelEntry:
+        aliases = self.catalog.aliases() if aliases is None else aliases
+        return ModelEntry(ref.full_name, self.manifest(ref.manifest_digest), ref.manifest_digest,
+                          ref.created_at, sorted(a for a, target in aliases.items() if target == ref.full_name))
+
+    def list(self, kind: str = "model") -> list[ModelEntry]:
+        aliases = self.catalog.aliases()
+        return [self._entry(r, aliases) for r in self.catalog.refs(kind)]
+
+    def resolve_ref(self, text: str, kind: str = "model") -> Ref:
+        name, tag = parse_name(text, default_tag=None)
+        if tag is not None:
+            ref = self.catalog.get_ref(kind, name, tag)
+        else:
+            ref = None
+            alias = self.catalog.get_alias(name)
+            if alias:
+                ref = self.catalog.get_ref(kind, *alias)
+            if ref is None:
+                ref = self.catalog.get_ref(kind, name, DEFAULT_TAG)
+            if ref is None:
+                tags = [r for r in self.catalog.refs(kind) if r.name == name]
+                if len(tags) == 1:
+                    ref = tags[0]
+        if ref is None:
+            raise ModelNotFoundError(text, self.close_names(text, kind))
+        return ref
+
+    def get(self, text: str, kind: str = "model") -> ModelEntry:
+        return self._entry(self.resolve_ref(text, kind))
+
+    def close_names(self, text: str, kind: str = "model") -> list[str]:
+        names = [r.full_name for r in self.catalog.refs(kind)]
+        if kind == "model":
+            names += list(self.catalog.aliases())
+        lowered = text.lower()
+        prefix = [n for n in names if n.startswith(lowered.split(":")[0]) or lowered in n]
+        fuzzy = difflib.get_close_matches(lowered, names, n=5, cutoff=0.5)
+        return list(dict.fromkeys(prefix + fuzzy))[:5]
+
+    # writing ------------------------------------------------------------------------------
+    def put_text(self, text: str) -> Layer:
+        data = text.encode("utf-8")
+        digest, size = self.blobs.put_bytes(data)
+        return Layer("", digest, size)
+
+    def commit(self, kind: str, name: str, manifest: Manifest, aliases: tuple[str, ...] = ()) -> ModelEntry:
+        """Write the manifest blob and point ``name`` at it (one catalog transaction)."""
+        base, tag = parse_name(name)
+        assert tag is not None
+        digest, _ = self.blobs.put_bytes(manifest.to_bytes())
+        with self.catalog.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?, ?)",
+                      (kind, base, tag, digest, time.time()))
+            for alias in aliases:
+                c.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (alias, base, tag))
+        return self.get(format_name(base, tag), kind)
+
+    def import_gguf(self, path: Path, name: str, *, aliases: tuple[str, ...] = (), link: bool = False,
+                    source: dict[str, Any] | None = None, license_text: str | None = None,
+                    progress: ProgressFn | None = None) -> ModelEntry:
+        """Import a GGUF file. Validated before anything is written."""
+        base, tag = parse_name(name)
+        path = Path(path)
+        emit(progress, "reading metadata")
+        info = read_gguf_info(path)
+        template = info.pop("chat_template", None)
+        with self.lock():
+            digest, size, how = self.blobs.put_file(path, progress, link=link)
+            layers = [Layer(MediaType.GGUF, digest, size, {"filename": path.name})]
+            if template:
+                layers.append(self._text_layer(MediaType.TEMPLATE, template))
+            if license_text:
+                layers.append(self._text_layer(MediaType.LICENSE, license_text))
+            src = {"type": "gguf", "path": str(path.resolve()), "stored_as": how, **(source or {})}
+            manifest = Manifest("model", format_name(base, tag or DEFAULT_TAG), info, layers, src)
+            emit(progress, "writing manifest")
+            entry = self.commit("model", manifest.name, manifest, aliases)
+        emit(progress, "success", digest=entry.manifest_digest)
+        return entry
+
+    def import_hf(self, directory: Path, name: str, *, source: dict[str, Any] | None = None,
+                  progress: ProgressFn | None = None) -> ModelEntry:
+        """Import a Hugging Face model directory (config.json + safetensors + tokenizer)."""
+        base, tag = parse_name(name)
+        directory = Path(directory)
+        emit(progress, "reading metadata")
+        info, files = read_hf_info(directory)
+        template = info.pop("chat_template", None)
+        license_file = info.pop("license_file", None)
+        total = sum(p.stat().st_size for p, _ in files)
+        done = 0
+        layers: list[Layer] = []
+        with self.lock():
+            for path, media_type in files:
+                offset = done
+
+                def relay(ev: Any, offset: int = offset) -> None:
+                    emit(progress, "copying", total, offset + (ev.completed or 0))
+
+                digest, size, _ = self.blobs.put_file(path, relay)
+                done += size
+                layers.append(Layer(media_type, digest, size, {"filename": path.name}))
+            if template:
+                layers.append(self._text_layer(MediaType.TEMPLATE, template))
+            if license_file:
+                layers.append(self._text_layer(MediaType.LICENSE,
+                                               Path(license_file).read_text(encoding="utf-8", errors="replace")))
+            src = {"type": "huggingface", "path": str(directory.resolve()), **(source or {})}
+            manifest = Manifest("model", format_name(base, tag or DEFAULT_TAG), info, layers, src)
+            entry = self.commit("model", manifest.name, manifest)
+        emit(progress, "success", digest=entry.manifest_digest)
+        return entry
+
+    def import_path(self, path: Path, name: str | None = None,
+                    progress: ProgressFn | None = None) -> ModelEntry:
+        """Import a GGUF file or a Hugging Face directory, naming it after the file if no name."""
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise UsageError(f"{path} does not exist", "give the path of a .gguf file or a model directory")
+        if name is None:
+            stem = path.name.removesuffix(".gguf").lower()
+            name = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in stem).strip("-.") or "model"
+        if path.is_dir():
+            return self.import_hf(path, name, progress=progress)
+        return self.import_gguf(path, name, progress=progress)
+
+    def _text_layer(self, media_type: str, text: str) -> Layer:
+        layer = self.put_text(text)
+        return Layer(media_type, layer.digest, layer.size)
+
+    def add_alias(self, alias: str, target: str) -> None:
+        ref = self.resolve_ref(target)
+        alias_name, alias_tag = parse_name(alias, default_tag=None)
+        if alias_tag is not None:
+            raise UsageError(f"alias {alias!r} must not have a tag", "use a bare name such as 'smollm2'")
+        self.catalog.set_alias(alias_name, ref.name, ref.tag)
+
+    # removal and garbage collection -------------------------------------------------------
+    def remove(self, text: str, kind: str = "model") -> RemoveResult:
+        ref = self.resolve_ref(text, kind)
+        self.catalog.delete_ref(kind, ref.name, ref.tag)
+        from freehold.store.bundled import note_removed
+
+        note_removed(self, ref.full_name)
+        n, freed = self.gc()
+        return RemoveResult(ref.full_name, n, freed)
+
+    def referenced_blobs(self) -> set[str]:
+        live: set[str] = set()
+        manifests = [r.manifest_digest for r in self.catalog.refs()]
+        # Derived artefacts whose source died are pruned by gc() before this runs.
+        manifests += [manifest_digest for _source, _kind, manifest_digest in self.catalog.derived()]
+        for digest in manifests:
+            live.add(digest)
+            with contextlib.suppress(StoreError):
+                live.update(layer.digest for layer in self.manifest(digest).layers)
+        return live
+
+    def gc(self) -> tuple[int, int]:
+        """Delete blobs no manifest uses; returns (count, bytes)."""
+        with self.lock(exclusive=True):
+            # Drop derived artefacts whose source no longer belongs to any manifest.
+            direct: set[str] = set()
+            for r in self.catalog.refs():
+                direct.add(r.manifest_digest)
+                with contextlib.suppress(StoreError):
+                    direct.update(layer.digest for layer in self.manifest(r.manifest_digest).layers)
+            for source, _kind, _digest in self.catalog.derived():
+                if source not in direct:
+                    self.catalog.delete_derived(source)
+            live = self.referenced_blobs()
+            count = freed = 0
+            for digest in list(self.blobs.digests()):
+                if digest not in live:
+                    freed += self.blobs.remove(digest)
+                    count += 1
+            return count, freed
+
+    # derived artefacts --------------------------------------------------------------------
+    def derived(self, source_digest: str, kind: str) -> Manifest | None:
+        digest = self.catalog.get_derived(source_digest, kind)
+        if digest is None or not self.blobs.exists(digest):
+            return None
+        manifest = self.manifest(digest)
+        if not all(self.blobs.exists(layer.digest) for layer in manifest.layers):
+            return None
+        return manifest
+
+    def put_derived(self, source_digest: str, kind: str, manifest: Manifest) -> None:
+        digest, _ = self.blobs.put_bytes(manifest.to_bytes())
+        self.catalog.put_derived(source_digest, kind, digest)
+
+    def put_file_blob(self, path: Path, media_type: str, filename: str | None = None,
+                      progress: ProgressFn | None = None) -> Layer:
+        digest, size, _ = self.blobs.put_file(path, progress)
+        return Layer(media_type, digest, size, {"filename": filename or path.name})
+
+    def put_stream_blob(self, data: bytes | io.BufferedIOBase, media_type: str,
+                        annotations: dict[str, str] | None = None) -> Layer:
+        stream = io.BytesIO(data) if isinstance(data, bytes) else data
+        digest, size = self.blobs.put_stream(stream)  # type: ignore[arg-type]
+        return Layer(media_type, digest, size, annotations or {})
+
+    def text_layer(self, manifest: Manifest, media_type: str) -> str | None:
+        layer = manifest.layer(media_type)
+        return self.read_blob(layer.digest).decode("utf-8", errors="replace") if layer else None

@@ -1,0 +1,36 @@
+"""Test fixtures: every test gets its own FREEHOLD_HOME in a temp dir (never ~/.freehold)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def freehold_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "freehold-home"
+    monkeypatch.setenv("FREEHOLD_HOME", str(home))
+    monkeypatch.setenv("FREEHOLD_NO_SERVER", "1")
+    monkeypatch.delenv("FREEHOLD_DEBUG", raising=False)
+    import freehold.cli.common as common
+
+    monkeypatch.setattr(common, "_settings", None)
+    return home
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data in ../shared/data; skip with a reason when this clone has none."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (clone with ../shared beside the repo)")
+    return SHARED_DATA
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # llama.cpp's OpenMP threads spin-wait; with pytest and a server sharing 2 cores that
+    # collapses throughput. Passive waiting keeps tests fast and stable.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
