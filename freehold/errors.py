@@ -38,16 +38,18 @@ class UsageError(FreeholdError):
 
 
 class ModelNotFoundError(FreeholdError):
-    def __init__(self, name: str, close: list[str] | None = None, hint: str | None = None) -> None:
+    def __init__(self, name: str, close: list[str] | None = None, hint: str | None = None,
+                 kind: str = "model") -> None:
         self.name = name
+        self.kind = kind
         self.close = close or []
-        if hint is None:
-            hint = (
-                f"did you mean: {', '.join(self.close)}?"
-                if self.close
-                else "run 'freehold models' to list models, or 'freehold import FILE.gguf --name NAME'"
-            )
-        super().__init__(f"model '{name}' not found", hint)
+        if hint is None and self.close:
+            hint = f"did you mean: {', '.join(self.close)}?"
+        elif hint is None and kind == "model":
+            hint = "run 'freehold models' to list models, or 'freehold import FILE.gguf --name NAME'"
+        elif hint is None:
+            hint = f"run 'freehold {kind if kind != 'dataset' else 'data'} ls' to list what exists"
+        super().__init__(f"{kind} '{name}' not found", hint)
 
 
 class InvalidModelError(FreeholdError):

@@ -44,8 +44,12 @@ def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     import importlib
 
-    for module in ("models", "run"):
-        importlib.import_module(f"freehold.cli.{module}")
+    for module in ("models", "run", "serve", "lineage"):  # top-level commands
+        try:
+            importlib.import_module(f"freehold.cli.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"freehold.cli.{module}":
+                raise
     for module, name, help_text in (
         ("data", "data", "Turn mail archives and tables into training datasets."),
         ("ledger", "audit", "Verify and explain what went into a model (the signed ledger)."),

@@ -143,7 +143,7 @@ class Store:
                 if len(tags) == 1:
                     ref = tags[0]
         if ref is None:
-            raise ModelNotFoundError(text, self.close_names(text, kind))
+            raise ModelNotFoundError(text, self.close_names(text, kind), kind=kind)
         return ref
 
     def get(self, text: str, kind: str = "model") -> ModelEntry:
