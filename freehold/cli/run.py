@@ -1,1 +1,168 @@
-"""run and chat (filled in by the engine work)."""
+"""run (one-shot) and chat (interactive, multi-turn)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from freehold.cli import app
+from freehold.cli.common import console, err_console, open_store, progress_bar, settings
+from freehold.engine import Engine, SamplingParams, load_engine
+from freehold.errors import UsageError
+
+CHAT_HELP = """Commands: /bye (exit), /clear (forget the conversation), /system TEXT (set the system
+prompt), /help. End a line with \\ to continue on the next line."""
+
+
+def _load(name: str, backend: str, ctx: int | None, threads: int | None) -> Engine:
+    store = open_store()
+    with progress_bar(transient=True) as progress:
+        return load_engine(name, store=store, backend=backend, settings=settings(), context=ctx,
+                           threads=threads, progress=progress)
+
+
+def _stream(engine: Engine, chunks: Any, verbose: bool) -> str:
+    completion = engine.complete(_echo(chunks))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    if verbose:
+        err_console.print(
+            f"[dim]prompt {completion.prompt_tokens} tokens, output {completion.completion_tokens} tokens, "
+            f"first token {completion.time_to_first_token * 1000:.0f} ms, "
+            f"{completion.tokens_per_second:.1f} tokens/s, finish: {completion.finish_reason}[/]")
+    return completion.text
+
+
+def _echo(chunks: Any) -> Any:
+    for chunk in chunks:
+        if chunk.text:
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+        yield chunk
+
+
+@app.command("run")
+def run_cmd(
+    name: str = typer.Argument(..., help="Model name, e.g. smollm2."),
+    prompt: str | None = typer.Argument(None, help="The prompt. Read from stdin when omitted and piped; "
+                                                   "starts a chat on a terminal."),
+    system: str | None = typer.Option(None, "--system", help="System prompt."),
+    raw: bool = typer.Option(False, "--raw", help="Plain completion: no chat template."),
+    temperature: float = typer.Option(0.8, "--temperature", "-t", help="0 = greedy (deterministic)."),
+    top_p: float = typer.Option(0.95, "--top-p"),
+    top_k: int = typer.Option(40, "--top-k"),
+    min_p: float = typer.Option(0.05, "--min-p"),
+    repeat_penalty: float = typer.Option(1.1, "--repeat-penalty"),
+    seed: int | None = typer.Option(None, "--seed", help="Fix the sampling seed."),
+    stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable)."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", "-n", help="Limit output tokens."),
+    ctx: int | None = typer.Option(None, "--ctx", help="Context window (default 4096 or the model's)."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads."),
+    backend: str = typer.Option("llama", "--backend", help="llama (llama.cpp) or torch (PyTorch)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print token counts and speed."),
+) -> None:
+    """Run a model on one prompt and stream the answer (or chat, on a terminal with no prompt)."""
+    params = SamplingParams(temperature, top_p, top_k, min_p, repeat_penalty, seed, tuple(stop), max_tokens)
+    params.validate()
+    if prompt is None:
+        if sys.stdin.isatty():
+            _chat_loop(_load(name, backend, ctx, threads), params, system)
+            return
+        prompt = sys.stdin.read()
+        if not prompt.strip():
+            raise UsageError("no prompt given and stdin is empty", f"freehold run {name} \"your question\"")
+    engine = _load(name, backend, ctx, threads)
+    try:
+        if raw:
+            _stream(engine, engine.generate(prompt, params), verbose)
+        else:
+            messages = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": prompt}]
+            _stream(engine, engine.chat(messages, params), verbose)
+    finally:
+        engine.close()
+
+
+@app.command("chat")
+def chat_cmd(
+    name: str = typer.Argument(..., help="Model name, e.g. smollm2."),
+    system: str | None = typer.Option(None, "--system", help="System prompt."),
+    temperature: float = typer.Option(0.8, "--temperature", "-t"),
+    seed: int | None = typer.Option(None, "--seed"),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", "-n"),
+    ctx: int | None = typer.Option(None, "--ctx"),
+    backend: str = typer.Option("llama", "--backend"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Chat with a model, multi-turn. /bye to quit."""
+    params = SamplingParams(temperature=temperature, seed=seed, max_tokens=max_tokens).validate()
+    engine = _load(name, backend, ctx, None)
+    from freehold.engine.chat import require_template
+
+    require_template(engine.template, engine.name)
+    _chat_loop(engine, params, system, verbose)
+
+
+def _read_message() -> str | None:
+    lines = []
+    prompt = ">>> "
+    while True:
+        try:
+            line = input(prompt)
+        except EOFError:
+            return None if not lines else "\n".join(lines)
+        if line.endswith("\\"):
+            lines.append(line[:-1])
+            prompt = "... "
+            continue
+        lines.append(line)
+        return "\n".join(lines)
+
+
+def _chat_loop(engine: Engine, params: SamplingParams, system: str | None, verbose: bool = False) -> None:
+    try:
+        import readline  # noqa: F401 - line editing and history for input()
+    except ImportError:
+        pass
+    history: list[dict[str, str]] = []
+    if sys.stdin.isatty():
+        console.print(f"[dim]chatting with {engine.name} ({engine.n_ctx}-token context). /help for commands.[/]")
+    try:
+        while True:
+            text = _read_message()
+            if text is None:
+                break
+            stripped = text.strip()
+            if not stripped:
+                continue
+            if stripped.startswith("/"):
+                cmd, _, arg = stripped.partition(" ")
+                if cmd in ("/bye", "/exit", "/quit"):
+                    break
+                if cmd == "/clear":
+                    history.clear()
+                    console.print("[dim]conversation cleared[/]")
+                elif cmd == "/system":
+                    system = arg.strip() or None
+                    console.print(f"[dim]system prompt {'set' if system else 'cleared'}[/]")
+                elif cmd in ("/help", "/?"):
+                    console.print(CHAT_HELP, markup=False)
+                else:
+                    console.print(f"unknown command {cmd}; /help lists them", markup=False)
+                continue
+            history.append({"role": "user", "content": text})
+            messages = ([{"role": "system", "content": system}] if system else []) + history
+            try:
+                answer = _stream(engine, engine.chat(messages, params), verbose)
+            except KeyboardInterrupt:
+                sys.stdout.write("\n")
+                history.pop()
+                continue
+            except Exception:
+                history.pop()
+                raise
+            history.append({"role": "assistant", "content": answer})
+    finally:
+        engine.close()

@@ -1,0 +1,170 @@
+"""Inference over store models: one ``Engine`` API above swappable backends.
+
+    engine = load_engine("smollm2")                       # llama.cpp backend
+    for chunk in engine.chat([{"role": "user", "content": "Hi"}], SamplingParams()):
+        print(chunk.text, end="")
+
+Backends (``Backend`` protocol in engine/base.py): ``llama`` (llama.cpp, GGUF) and
+``torch`` (transformers; GGUF dequantised once, or safetensors). The engine renders the
+model's chat template, enforces the context limit (a clear error, never silent
+truncation), handles stop strings and limits, and reports usage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from freehold.config import Settings, load_settings
+from freehold.engine.base import Backend, Chunk, SamplingParams, StopScanner
+from freehold.engine.chat import ChatTemplate, require_template, validate_messages
+from freehold.errors import ContextOverflowError, InvalidModelError, UsageError
+from freehold.progress import ProgressFn
+from freehold.store import MediaType, ModelEntry, Store
+
+__all__ = ["Backend", "Chunk", "Completion", "Engine", "SamplingParams", "load_engine"]
+
+BACKENDS = ("llama", "torch")
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    time_to_first_token: float
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        decode = self.seconds - self.time_to_first_token
+        return (self.completion_tokens - 1) / decode if decode > 0 and self.completion_tokens > 1 else 0.0
+
+
+class Engine:
+    def __init__(self, backend: Backend, entry: ModelEntry, template_source: str | None) -> None:
+        self.backend = backend
+        self.entry = entry
+        self.name = entry.name
+        self.template = (ChatTemplate(template_source, backend.special_token_text("bos"),
+                                      backend.special_token_text("eos")) if template_source else None)
+
+    @property
+    def n_ctx(self) -> int:
+        return self.backend.n_ctx
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # prompts ------------------------------------------------------------------------------
+    def render_chat(self, messages: Sequence[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+        template = require_template(self.template, self.name)
+        return template.render(validate_messages(list(messages)), add_generation_prompt=True, tools=tools)
+
+    def tokenize_prompt(self, text: str) -> list[int]:
+        # A template that writes the BOS token itself must not get a second one.
+        bos = self.template.bos_token if self.template else ""
+        add_special = not (bos and text.startswith(bos))
+        return self.backend.tokenize(text, add_special=add_special)
+
+    def check_context(self, n_prompt: int) -> None:
+        if n_prompt >= self.n_ctx:
+            raise ContextOverflowError(n_prompt, self.n_ctx)
+
+    # generation ---------------------------------------------------------------------------
+    def stream_tokens(self, tokens: list[int], params: SamplingParams) -> Iterator[Chunk]:
+        params.validate()
+        n_prompt = len(tokens)
+        if n_prompt == 0:
+            raise UsageError("the prompt is empty", "give a prompt")
+        self.check_context(n_prompt)
+        budget = self.n_ctx - n_prompt
+        if params.max_tokens is not None:
+            budget = min(budget, params.max_tokens)
+        scanner = StopScanner(params.stop)
+        produced = 0
+        finish = "length"
+        if budget > 0:
+            gen = self.backend.generate(tokens, params)
+            try:
+                for token in gen:
+                    if self.backend.is_eog(token):
+                        finish = "stop"
+                        break
+                    produced += 1
+                    text = scanner.feed(self.backend.token_bytes(token))
+                    if scanner.stopped:
+                        finish = "stop"
+                        if text:
+                            yield Chunk(text, [token])
+                        break
+                    if text:
+                        yield Chunk(text, [token])
+                    if produced >= budget:
+                        break
+            finally:
+                close = getattr(gen, "close", None)
+                if close:
+                    close()
+        tail = "" if scanner.stopped else scanner.flush()
+        yield Chunk(tail, [], finish, n_prompt, produced)
+
+    def generate(self, prompt: str, params: SamplingParams | None = None) -> Iterator[Chunk]:
+        """Raw completion of ``prompt`` (no chat template)."""
+        return self.stream_tokens(self.tokenize_prompt(prompt), params or SamplingParams())
+
+    def chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams | None = None,
+             tools: list[dict[str, Any]] | None = None) -> Iterator[Chunk]:
+        return self.generate(self.render_chat(messages, tools), params)
+
+    def complete(self, chunks: Iterator[Chunk]) -> Completion:
+        start = time.perf_counter()
+        first: float | None = None
+        parts = []
+        last = Chunk("")
+        for chunk in chunks:
+            if first is None and chunk.text:
+                first = time.perf_counter() - start
+            parts.append(chunk.text)
+            last = chunk
+        total = time.perf_counter() - start
+        return Completion("".join(parts), last.finish_reason or "stop", last.prompt_tokens,
+                          last.completion_tokens, first if first is not None else total, total)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        for text in texts:
+            self.check_context(len(self.backend.tokenize(text)))
+        return self.backend.embed(texts)
+
+
+def load_engine(name: str | ModelEntry, *, store: Store | None = None, backend: str = "llama",
+                settings: Settings | None = None, threads: int | None = None, context: int | None = None,
+                progress: ProgressFn | None = None) -> Engine:
+    """Load a store model for inference."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}", f"choose one of: {', '.join(BACKENDS)}")
+    settings = settings or load_settings()
+    store = store or Store.open(settings)
+    entry = name if isinstance(name, ModelEntry) else store.get(name)
+    trained_ctx = int(entry.info.get("context_length") or settings.context)
+    n_ctx = min(context or settings.context, trained_ctx)
+    n_threads = threads or settings.threads
+    template = store.text_layer(entry.manifest, MediaType.TEMPLATE)
+    gguf = entry.manifest.layer(MediaType.GGUF)
+    impl: Backend
+    if backend == "llama":
+        if gguf is None:
+            raise InvalidModelError(f"{entry.name} has no GGUF weights for llama.cpp",
+                                    f"use the PyTorch backend (--backend torch) or export it: "
+                                    f"'freehold export {entry.name}'")
+        from freehold.engine.llama import LlamaCppBackend
+
+        impl = LlamaCppBackend(store.blob_path(gguf.digest), n_ctx, n_threads)
+    else:
+        from freehold.engine.torch import TorchBackend, hf_directory
+
+        impl = TorchBackend(hf_directory(store, entry, progress), n_ctx, n_threads)
+    return Engine(impl, entry, template)

@@ -1,0 +1,131 @@
+"""The engine contract: sampling parameters, streamed chunks, and the Backend protocol.
+
+A backend only turns prompt tokens into sampled token ids (and texts into embeddings);
+``Engine`` (engine/__init__.py) owns everything above that once for all backends: chat
+templates, incremental UTF-8 decoding, stop strings, token limits and finish reasons.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from freehold.errors import UsageError
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    # Defaults follow llama.cpp/Ollama so outputs feel the same as those tools.
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None  # None: until end-of-sequence or the context is full
+
+    def validate(self) -> SamplingParams:
+        problems = []
+        if not 0 <= self.temperature <= 5:
+            problems.append(f"temperature must be between 0 and 5, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            problems.append(f"top_k must be >= 0, got {self.top_k}")
+        if not 0 <= self.min_p <= 1:
+            problems.append(f"min_p must be in [0, 1], got {self.min_p}")
+        if self.repeat_penalty <= 0:
+            problems.append(f"repeat_penalty must be > 0, got {self.repeat_penalty}")
+        if self.max_tokens is not None and self.max_tokens < 0:
+            problems.append(f"max_tokens must be >= 0, got {self.max_tokens}")
+        if len(self.stop) > 16 or any(not s for s in self.stop):
+            problems.append("stop takes at most 16 non-empty strings")
+        if problems:
+            raise UsageError("invalid sampling parameters: " + "; ".join(problems),
+                             "fix the values above")
+        return self
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Chunk:
+    """One piece of streamed output. The last chunk has ``finish_reason`` and usage."""
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    finish_reason: str | None = None  # "stop" (EOS or stop string) | "length"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What an inference backend provides. Implementations: llama.cpp, PyTorch."""
+
+    name: str
+    n_ctx: int
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]: ...
+
+    def token_bytes(self, token: int) -> bytes: ...
+
+    def is_eog(self, token: int) -> bool: ...
+
+    def special_token_text(self, which: str) -> str | None:
+        """'bos' or 'eos' as text, for chat templates."""
+        ...
+
+    def generate(self, tokens: Sequence[int], params: SamplingParams) -> Iterator[int]:
+        """Yield sampled token ids after ``tokens``, until the caller stops iterating."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def close(self) -> None: ...
+
+
+class StopScanner:
+    """Incremental detokenizer that cuts output at stop strings.
+
+    Text that might be the start of a stop string is held back until it is clear, so a
+    stop string never leaks into streamed output.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.pending = ""
+        self.stopped = False
+
+    def feed(self, data: bytes) -> str:
+        self.pending += self.decoder.decode(data)
+        if not self.stops:
+            out, self.pending = self.pending, ""
+            return out
+        hits = [(self.pending.find(s), s) for s in self.stops if s in self.pending]
+        if hits:
+            pos = min(h[0] for h in hits)
+            out = self.pending[:pos]
+            self.pending = ""
+            self.stopped = True
+            return out
+        hold = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(self.pending)), 0, -1):
+                if self.pending.endswith(s[:k]):
+                    hold = max(hold, k)
+                    break
+        out = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(self.pending) - hold:]
+        return out
+
+    def flush(self) -> str:
+        out = self.pending + self.decoder.decode(b"", final=True)
+        self.pending = ""
+        return out

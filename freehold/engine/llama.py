@@ -1,0 +1,134 @@
+"""The llama.cpp backend (llama-cpp-python), used for chat, serving and embeddings."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from freehold.engine.base import SamplingParams
+from freehold.errors import EngineError, InvalidModelError
+
+
+def _prepare_env() -> None:
+    # llama.cpp's OpenMP workers spin-wait between ops. On a shared 2-core machine that
+    # collapses decode from ~60 to 1-2 tokens/s whenever another process is busy;
+    # passive waiting avoids it (measured in docs/benchmarks.md). Users can override.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence llama.cpp's C-level logging on fd 2 while loading."""
+    if os.environ.get("FREEHOLD_DEBUG") == "1":
+        yield
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def load_llama(path: Path, n_ctx: int, threads: int, embedding: bool = False, **kwargs: Any) -> Any:
+    _prepare_env()
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        from freehold.errors import DependencyError
+
+        raise DependencyError("llama-cpp-python is not installed", "pip install llama-cpp-python") from exc
+    try:
+        with _quiet_stderr():
+            return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
+                                   n_threads_batch=threads, embedding=embedding, verbose=False, **kwargs)
+    except (ValueError, RuntimeError) as exc:
+        raise InvalidModelError(f"llama.cpp could not load {path.name}: {exc}",
+                                "the architecture may be unsupported by this llama.cpp build, or the file "
+                                "is damaged ('freehold doctor' rehashes blobs)") from exc
+
+
+class LlamaCppBackend:
+    name = "llama.cpp"
+
+    def __init__(self, path: Path, n_ctx: int, threads: int) -> None:
+        self.path = path
+        self.threads = threads
+        self.llm = load_llama(path, n_ctx, threads)
+        self.n_ctx = int(self.llm.n_ctx())
+        self._vocab = self.llm._model.vocab
+        self._embedder: Any = None
+        # One Llama context serves one sequence at a time; the server's scheduler uses
+        # the batch API instead. This lock makes direct use thread-safe.
+        self.lock = threading.Lock()
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True))
+
+    def token_bytes(self, token: int) -> bytes:
+        return bytes(self.llm.detokenize([token]))
+
+    def is_eog(self, token: int) -> bool:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def special_token_text(self, which: str) -> str | None:
+        token = self.llm.token_bos() if which == "bos" else self.llm.token_eos()
+        if token is None or token < 0:
+            return None
+        return bytes(self.llm.detokenize([token], special=True)).decode("utf-8", errors="replace")
+
+    def generate(self, tokens: Sequence[int], params: SamplingParams) -> Iterator[int]:
+        with self.lock:
+            self.llm.set_seed(params.seed if params.seed is not None else random.randrange(2**31))
+            top_k = params.top_k
+            if params.greedy:
+                top_k = 1
+            gen = self.llm.generate(list(tokens), top_k=top_k, top_p=params.top_p, min_p=params.min_p,
+                                    temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True)
+            try:
+                yield from gen
+            finally:
+                gen.close()
+
+    def logits(self, tokens: Sequence[int]) -> Any:
+        """Next-token logits after every position (numpy array [len(tokens), vocab])."""
+        import numpy as np
+
+        with self.lock:
+            scorer = load_llama(self.path, self.n_ctx, self.threads, logits_all=True)
+            scorer.eval(list(tokens))
+            out = np.array(scorer.scores[: len(tokens)], copy=True)
+            scorer.close()
+            return out
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        with self.lock:
+            if self._embedder is None:
+                self._embedder = load_llama(self.path, min(self.n_ctx, 2048), self.threads, embedding=True,
+                                            pooling_type=1)  # mean pooling
+            try:
+                return [list(map(float, v)) for v in self._embedder.embed(list(texts), normalize=True)]
+            except (ValueError, RuntimeError) as exc:
+                raise EngineError(f"embedding failed: {exc}", "shorten the input") from exc
+
+    def close(self) -> None:
+        with self.lock:
+            for obj in (self.llm, self._embedder):
+                if obj is not None:
+                    with contextlib.suppress(Exception):
+                        obj.close()
