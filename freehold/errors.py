@@ -10,7 +10,9 @@
     ├── EngineError             the inference engine failed
     │   ├── ContextOverflowError   prompt longer than the context window
     │   └── NoChatTemplateError    chat asked of a base model without a template
-    └── DependencyError         an optional package is missing
+    ├── DependencyError         an optional package is missing
+    └── LedgerError             the ledger cannot be read or written
+        └── VerificationError   a record, signature, digest or proof does not check out
 
 The CLI prints ``str(error)`` without a traceback (``--debug`` shows one); the
 server maps each class to one HTTP status and JSON error shape.
@@ -89,3 +91,17 @@ class NoChatTemplateError(EngineError):
 
 class DependencyError(FreeholdError):
     pass
+
+
+class LedgerError(FreeholdError):
+    pass
+
+
+class VerificationError(LedgerError):
+    """Verification failed; ``record`` is the 1-based number of the first bad record, if known."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, hint: str | None = None, record: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.record = record

@@ -34,3 +34,38 @@ def pytest_configure(config: pytest.Config) -> None:
     # llama.cpp's OpenMP threads spin-wait; with pytest and a server sharing 2 cores that
     # collapses throughput. Passive waiting keeps tests fast and stable.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 64-dim llama GGUF with a ChatML template (written by freehold.testing)."""
+    from freehold.testing import write_tiny_gguf
+
+    return write_tiny_gguf(tmp_path_factory.mktemp("tiny") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_base_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny model without a chat template (a base model)."""
+    from freehold.testing import write_tiny_gguf
+
+    return write_tiny_gguf(tmp_path_factory.mktemp("tinybase") / "tiny-base.gguf", chat_template=None,
+                           license=None)
+
+
+@pytest.fixture(scope="session")
+def tiny_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from freehold.testing import write_tiny_hf
+
+    return write_tiny_hf(tmp_path_factory.mktemp("tinyhf") / "tiny-hf")
+
+
+@pytest.fixture
+def store(freehold_home: Path):  # type: ignore[no-untyped-def]
+    """An empty store (bundled models not registered: fast)."""
+    from freehold.config import load_settings
+    from freehold.store import Store
+
+    s = Store.open(load_settings(), bundled=False)
+    yield s
+    s.close()

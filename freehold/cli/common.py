@@ -19,7 +19,7 @@ from freehold.store import Store
 console = Console()
 if not console.is_terminal:  # piped output: do not wrap tables at 80 columns
     console = Console(width=160)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # never wrap error messages mid-word
 
 _settings: Settings | None = None
 

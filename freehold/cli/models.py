@@ -9,7 +9,15 @@ import typer
 from rich.table import Table
 
 from freehold.cli import app
-from freehold.cli.common import console, human_count, human_size, open_store, print_json, progress_bar
+from freehold.cli.common import (
+    console,
+    human_count,
+    human_size,
+    open_store,
+    print_json,
+    progress_bar,
+    settings,
+)
 from freehold.errors import UsageError
 from freehold.store import MediaType, ModelEntry
 
@@ -132,9 +140,10 @@ def import_cmd(
         print_json(_row(entry))
         return
     info = entry.info
+    licence = info.get("license") or entry.manifest.source.get("license") or "not stated"
     console.print(f"imported [bold]{entry.name}[/]: {info.get('architecture')}, "
                   f"{human_count(info.get('parameters'))} params, {info.get('quantization')}, "
-                  f"{human_size(entry.size)}, licence {info.get('license') or entry.manifest.source.get('license') or 'not stated'}")
+                  f"{human_size(entry.size)}, licence {licence}")
     if entry.manifest.source.get("use_restrictions"):
         console.print(f"[yellow]note:[/] {entry.manifest.source['use_restrictions']}; "
                       f"read 'freehold show {entry.name} --license'")
@@ -148,3 +157,35 @@ def rm_cmd(names: list[str] = typer.Argument(..., help="Models to remove.")) -> 
         result = store.remove(name)
         console.print(f"deleted '{result.name}' ({result.blobs_removed} blobs, "
                       f"{human_size(result.bytes_freed)} freed)")
+
+
+@app.command("doctor")
+def doctor_cmd() -> None:
+    """Check the store: rehash every blob and report missing or corrupt ones."""
+    store = open_store(bundled=False)
+    with progress_bar(transient=True) as progress:
+        problems = store.check(progress)
+    for problem in problems:
+        console.print(f"[red]✗[/] {problem}", highlight=False)
+    n = len(store.catalog.refs())
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]✓[/] {n} entries checked, every blob matches its digest")
+
+
+@app.command("env")
+def env_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show every environment variable Freehold reads, with its current value."""
+    import os
+
+    from freehold.config import ENV_VARS
+
+    resolved = settings()
+    rows = [{"name": v.name, "value": os.environ.get(v.name), "effective": str(getattr(resolved, v.key)),
+             "help": v.help} for v in ENV_VARS]
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        console.print(f"[bold]{r['name']}[/] = {r['effective']}", highlight=False)
+        console.print(f"    {r['help']}", style="dim", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -106,7 +107,7 @@ def chat_cmd(
 
 
 def _read_message() -> str | None:
-    lines = []
+    lines: list[str] = []
     prompt = ">>> "
     while True:
         try:
@@ -122,10 +123,8 @@ def _read_message() -> str | None:
 
 
 def _chat_loop(engine: Engine, params: SamplingParams, system: str | None, verbose: bool = False) -> None:
-    try:
+    with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
-    except ImportError:
-        pass
     history: list[dict[str, str]] = []
     if sys.stdin.isatty():
         console.print(f"[dim]chatting with {engine.name} ({engine.n_ctx}-token context). /help for commands.[/]")

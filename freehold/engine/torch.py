@@ -8,6 +8,7 @@ the store as a *derived* safetensors artefact, so later loads take seconds.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import shutil
 import tempfile
@@ -186,10 +187,12 @@ class TorchBackend:
         history = list(tokens)
         ids = torch.tensor([history], device=self.device)
         past = None
+        # transformers 5 renamed past_key_values to cache; support both.
+        cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         with torch.inference_mode():
             while True:
-                out = self.model(input_ids=ids, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = self.model(input_ids=ids, use_cache=True, **{cache_arg: past})
+                past = out.get(cache_arg)
                 token = self._sample(out.logits[0, -1], params, history, gen)
                 history.append(token)
                 yield token

@@ -33,7 +33,7 @@ def _field(reader: Any, key: str) -> Any:
         return None
     try:
         return f.contents()
-    except Exception:  # noqa: BLE001 - a malformed optional field is treated as absent
+    except Exception:
         return None
 
 
@@ -56,7 +56,7 @@ def read_gguf_info(path: Path) -> dict[str, Any]:
     gguf = _gguf()
     try:
         reader = gguf.GGUFReader(str(path), "r")
-    except Exception as exc:  # noqa: BLE001 - any parse failure means a damaged file
+    except Exception as exc:
         raise InvalidModelError(f"{path} is damaged or truncated: {exc}", _FIX_HINT) from exc
     if not reader.tensors:
         raise InvalidModelError(f"{path} holds no tensors", _FIX_HINT)
@@ -75,7 +75,7 @@ def read_gguf_info(path: Path) -> dict[str, Any]:
     quant: str | None = None
     if file_type is not None:
         try:
-            quant = gguf.LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_")
+            quant = gguf.LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
         except ValueError:
             quant = None
     if quant is None or quant == "GUESSED":

@@ -14,6 +14,7 @@ an interrupted import leaves no row and no visible partial blob.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import difflib
 import fcntl
@@ -149,7 +150,7 @@ class Store:
     def get(self, text: str, kind: str = "model") -> ModelEntry:
         return self._entry(self.resolve_ref(text, kind))
 
-    def close_names(self, text: str, kind: str = "model") -> list[str]:
+    def close_names(self, text: str, kind: str = "model") -> builtins.list[str]:
         names = [r.full_name for r in self.catalog.refs(kind)]
         if kind == "model":
             names += list(self.catalog.aliases())
@@ -296,6 +297,30 @@ class Store:
                     freed += self.blobs.remove(digest)
                     count += 1
             return count, freed
+
+    def check(self, progress: ProgressFn | None = None) -> builtins.list[str]:
+        """Rehash every blob a manifest uses; return a list of problems (empty when healthy)."""
+        problems: builtins.list[str] = []
+        for ref in self.catalog.refs():
+            try:
+                manifest = self.manifest(ref.manifest_digest)
+            except StoreError as exc:
+                problems.append(f"{ref.kind} {ref.full_name}: manifest unreadable ({exc.message})")
+                continue
+            if not self.blobs.verify(ref.manifest_digest):
+                problems.append(f"{ref.kind} {ref.full_name}: manifest blob does not match its digest")
+            for layer in manifest.layers:
+                path = self.blob_path(layer.digest)
+                if path.is_symlink() and not path.exists():
+                    problems.append(f"{ref.kind} {ref.full_name}: {layer.media_type} is a reference to "
+                                    f"{os.readlink(path)}, which no longer exists (reinstall its package or "
+                                    f"'freehold rm {ref.full_name}')")
+                elif not path.exists():
+                    problems.append(f"{ref.kind} {ref.full_name}: blob {layer.digest} is missing")
+                elif not self.blobs.verify(layer.digest, progress):
+                    problems.append(f"{ref.kind} {ref.full_name}: blob {layer.digest} is corrupt "
+                                    "(its bytes no longer match the digest)")
+        return problems
 
     # derived artefacts --------------------------------------------------------------------
     def derived(self, source_digest: str, kind: str) -> Manifest | None:
