@@ -26,6 +26,7 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None  # None: until end-of-sequence or the context is full
+    grammar: str | None = None  # GBNF that constrains output (JSON mode, JSON schema); llama.cpp only
 
     def validate(self) -> SamplingParams:
         problems = []

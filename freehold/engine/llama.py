@@ -61,6 +61,38 @@ def load_llama(path: Path, n_ctx: int, threads: int, embedding: bool = False, **
                                 "is damaged ('freehold doctor' rehashes blobs)") from exc
 
 
+def compile_grammar(gbnf: str | None) -> Any:
+    """A llama.cpp grammar from GBNF text (None passes through)."""
+    if gbnf is None:
+        return None
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        with _quiet_stderr():
+            return LlamaGrammar.from_string(gbnf, verbose=False)
+    except ValueError as exc:
+        from freehold.errors import UsageError
+
+        raise UsageError(f"the output grammar is invalid: {exc}", "check the JSON schema") from exc
+
+
+def json_grammar(schema: dict[str, Any] | None = None) -> str:
+    """GBNF for any JSON object (schema None) or for one JSON schema."""
+    import json
+
+    from llama_cpp import llama_grammar
+
+    if schema is None:
+        return llama_grammar.JSON_GBNF
+    try:
+        return str(llama_grammar.json_schema_to_gbnf(json.dumps(schema)))
+    except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
+        from freehold.errors import UsageError
+
+        raise UsageError(f"unsupported JSON schema: {exc}", "simplify the schema (objects, arrays, strings, "
+                         "numbers, booleans, enums)") from exc
+
+
 class LlamaCppBackend:
     name = "llama.cpp"
 
@@ -99,7 +131,8 @@ class LlamaCppBackend:
             if params.greedy:
                 top_k = 1
             gen = self.llm.generate(list(tokens), top_k=top_k, top_p=params.top_p, min_p=params.min_p,
-                                    temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True)
+                                    temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True,
+                                    grammar=compile_grammar(params.grammar))
             try:
                 yield from gen
             finally:

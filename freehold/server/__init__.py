@@ -1,0 +1,289 @@
+"""The HTTP server: OpenAI (/v1) and Ollama (/api) APIs over one native path, with
+continuous batching, API keys, CORS, Prometheus metrics and one JSON error shape per API.
+
+    app = create_app(ServerOptions(...))   # an ASGI app (tests drive it in process)
+    serve(ServerOptions(...))              # uvicorn on host:port
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from freehold import __version__
+from freehold.config import DEFAULT_PORT, Settings, load_settings
+from freehold.engine.batched import ServerBusyError
+from freehold.errors import (
+    ContextOverflowError,
+    DependencyError,
+    FreeholdError,
+    InvalidModelError,
+    ModelNotFoundError,
+    NoChatTemplateError,
+    UsageError,
+)
+from freehold.server.metrics import Metrics
+from freehold.server.models import ModelManager
+from freehold.store import Store
+
+API_KEY_ENV = "FREEHOLD_API_KEY"
+
+
+@dataclass
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    api_keys: list[str] = field(default_factory=list)
+    cors_origins: list[str] = field(default_factory=list)
+    slots: int = 8  # sequences decoded together per model
+    max_queue: int = 64  # waiting requests per model before 503
+    keep_alive: float = 300.0  # seconds an idle model stays loaded
+    max_loaded: int = 2  # models kept in memory at once
+    max_body_bytes: int = 8 << 20
+
+
+def load_api_keys(cli_keys: list[str], keys_file: Path | None) -> list[str]:
+    keys = [k for k in cli_keys if k]
+    env = os.environ.get(API_KEY_ENV, "")
+    keys += [k.strip() for k in env.split(",") if k.strip()]
+    if keys_file is not None:
+        try:
+            lines = keys_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise UsageError(f"cannot read the keys file {keys_file}: {exc.strerror}", "check the path") from exc
+        keys += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    return keys
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(options: ServerOptions) -> None:
+    if not is_loopback(options.host) and not options.api_keys:
+        raise UsageError(
+            f"refusing to listen on {options.host} without an API key: anyone on the network could use it",
+            f"set a key with --api-key KEY, the {API_KEY_ENV} environment variable or --api-keys-file FILE "
+            "(clients send 'Authorization: Bearer KEY'), or bind to 127.0.0.1")
+
+
+class FreeholdState:
+    def __init__(self, settings: Settings, options: ServerOptions, store: Store) -> None:
+        self.settings = settings
+        self.options = options
+        self.metrics = Metrics()
+        self.models = ModelManager(store, settings, slots=options.slots, max_queue=options.max_queue,
+                                   keep_alive=options.keep_alive, max_loaded=options.max_loaded,
+                                   on_step=self.metrics.on_step)
+        from freehold.engine.embedder import NAMES, minilm_dir
+
+        self.embedders = NAMES if minilm_dir() is not None else ()
+        self._minilm: Any = None
+
+    async def embed(self, model: str, texts: list[str]) -> tuple[list[list[float]], int, str]:
+        if model in self.embedders:
+            from freehold.engine.embedder import SentenceEmbedder
+
+            def run() -> tuple[list[list[float]], int, str]:
+                if self._minilm is None:
+                    self._minilm = SentenceEmbedder()
+                return self._minilm.embed(texts), self._minilm.count_tokens(texts), SentenceEmbedder.name
+
+            return await run_in_threadpool(run)
+
+        def run_model() -> tuple[list[list[float]], int, str]:
+            with self.models.use(model) as engine:
+                n = sum(len(engine.backend.tokenize(t)) for t in texts)
+                return engine.embed(texts), n, engine.name
+
+        return await run_in_threadpool(run_model)
+
+
+def _status(exc: FreeholdError) -> int:
+    if isinstance(exc, ModelNotFoundError):
+        return 404
+    if isinstance(exc, ServerBusyError):
+        return 503
+    if isinstance(exc, UsageError | ContextOverflowError | NoChatTemplateError):
+        return 400
+    if isinstance(exc, InvalidModelError | DependencyError):
+        return 422
+    return 500
+
+
+def _error(path: str, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
+           param: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    if path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
+                        status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """Refuse request bodies over a limit (declared or streamed) with 413."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        too_big = _error(path, 413, f"request body is over the {self.limit} byte limit",
+                         code="request_too_large")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await too_big(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await too_big(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+OPEN_PATHS = ("/health", "/metrics", "/", "/api/version")
+
+
+def create_app(options: ServerOptions | None = None, settings: Settings | None = None,
+               store: Store | None = None) -> FastAPI:
+    options = options or ServerOptions()
+    settings = settings or load_settings()
+    store = store or Store.open(settings)
+    state = FreeholdState(settings, options, store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.models.close()
+
+    app = FastAPI(title="Freehold", version=__version__, lifespan=lifespan,
+                  description="OpenAI- and Ollama-compatible API over local models.")
+    app.state.freehold = state
+
+    from freehold.server import ollama_api, openai_api
+
+    app.include_router(openai_api.router)
+    app.include_router(ollama_api.router)
+
+    @app.exception_handler(FreeholdError)
+    async def freehold_error(request: Request, exc: FreeholdError) -> JSONResponse:
+        status = _status(exc)
+        message = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        kind = {404: "not_found_error", 503: "server_busy", 500: "server_error"}.get(status, "invalid_request_error")
+        code = {404: "model_not_found", 503: "server_busy"}.get(status)
+        if isinstance(exc, ContextOverflowError):
+            code = "context_length_exceeded"
+        headers = {"Retry-After": "2"} if status == 503 else None
+        return _error(request.url.path, status, message, kind, code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        param = None
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            param = param or loc or None
+            problems.append(f"{loc or 'body'}: {err.get('msg')}")
+        return _error(request.url.path, 400, "invalid request: " + "; ".join(problems), param=param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        return _error(request.url.path, exc.status_code, message, code=str(exc.status_code))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _error(request.url.path, 500, f"internal error: {type(exc).__name__}: {exc}", "server_error")
+
+    @app.middleware("http")
+    async def auth_and_count(request: Request, call_next: Any) -> Response:
+        path = request.url.path
+        api = "openai" if path.startswith("/v1") else "ollama" if path.startswith("/api") else "other"
+        if options.api_keys and path not in OPEN_PATHS and request.method != "OPTIONS":
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+            if not any(hmac.compare_digest(token.encode(), k.encode()) for k in options.api_keys):
+                state.metrics.requests.labels(api, path, "401").inc()
+                return _error(path, 401, "missing or invalid API key" if token else "missing API key",
+                              "authentication_error", "invalid_api_key",
+                              headers={"WWW-Authenticate": "Bearer"})
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        state.metrics.requests.labels(api, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+        return response
+
+    @app.get("/health")
+    async def health() -> Any:
+        return {"status": "ok", "version": __version__, "models_loaded": len(state.models.loaded()),
+                "active_sequences": state.models.active_sequences(), "queued": state.models.queue_depth()}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        state.metrics.queue_depth.set(state.models.queue_depth())
+        state.metrics.active.set(state.models.active_sequences())
+        state.metrics.models_loaded.set(len(state.models.loaded()))
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/")
+    async def root() -> Any:
+        return {"name": "freehold", "version": __version__, "openai": "/v1", "ollama": "/api",
+                "docs": "/docs", "metrics": "/metrics"}
+
+
+    if options.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=options.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"], allow_credentials=False)
+    app.add_middleware(BodyLimit, limit=options.max_body_bytes)
+    return app
+
+
+def serve(options: ServerOptions, settings: Settings | None = None) -> None:
+    import uvicorn
+
+    check_exposure(options)
+    app = create_app(options, settings)
+    uvicorn.run(app, host=options.host, port=options.port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=5)

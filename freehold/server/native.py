@@ -1,0 +1,131 @@
+"""The one native inference path. The OpenAI and Ollama APIs translate into ``NativeRequest``
+and out of the ``Chunk`` stream it yields; nothing else runs models."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from freehold.engine import Chunk, SamplingParams
+from freehold.errors import UsageError
+from freehold.server.metrics import Metrics
+from freehold.server.models import ModelManager
+
+
+@dataclass
+class NativeRequest:
+    model: str
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None  # raw completion (no chat template)
+    params: SamplingParams = field(default_factory=SamplingParams)
+    tools: list[dict[str, Any]] | None = None
+    keep_alive: float | None = None
+
+
+def run_native(manager: ModelManager, metrics: Metrics, req: NativeRequest) -> Iterator[Chunk]:
+    """Yield chunks for one request; the last has finish_reason and usage."""
+    with manager.use(req.model, req.keep_alive) as engine:
+        if req.messages is not None:
+            if req.tools and not (engine.template and engine.template.supports_tools):
+                raise UsageError(f"{engine.name}'s chat template does not support tools",
+                                 "drop 'tools' or use a model whose template handles them")
+            chunks = engine.chat(req.messages, req.params, tools=req.tools or None)
+        else:
+            if req.prompt is None:
+                raise UsageError("give either messages or a prompt", "e.g. {\"prompt\": \"Once upon a time\"}")
+            chunks = engine.generate(req.prompt, req.params)
+        start = time.perf_counter()
+        last = start
+        first = True
+        try:
+            for chunk in chunks:
+                now = time.perf_counter()
+                if chunk.finish_reason is not None:
+                    metrics.tokens.labels("in").inc(chunk.prompt_tokens)
+                    metrics.tokens.labels("out").inc(chunk.completion_tokens)
+                elif first:
+                    metrics.ttft.observe(now - start)
+                    first = False
+                else:
+                    metrics.itl.observe(now - last)
+                last = now
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+
+async def stream(gen: Iterator[Chunk]) -> tuple[Chunk, AsyncIterator[Chunk]]:
+    """Pull the first chunk now (so errors become HTTP errors), then stream the rest.
+
+    Each ``next`` runs in the threadpool; when the client goes away the iterator is closed,
+    which cancels the sequence and frees its decoding slot at once.
+    """
+    def pull() -> Chunk | None:
+        return next(gen, None)
+
+    first = await run_in_threadpool(pull)
+    if first is None:
+        raise UsageError("the model produced no output", "retry the request")
+
+    async def rest() -> AsyncIterator[Chunk]:
+        chunk: Chunk | None = first
+        try:
+            while chunk is not None:
+                yield chunk
+                if chunk.finish_reason is not None:
+                    return
+                chunk = await run_in_threadpool(pull)
+        finally:
+            close = getattr(gen, "close", None)
+            if close is not None:
+                await run_in_threadpool(close)
+
+    return first, rest()
+
+
+async def collect(gen: Iterator[Chunk]) -> tuple[str, Chunk]:
+    """Run a request to the end; returns (text, last chunk)."""
+    def drain() -> tuple[str, Chunk]:
+        parts = []
+        last = Chunk("")
+        try:
+            for chunk in gen:
+                parts.append(chunk.text)
+                last = chunk
+        finally:
+            close = getattr(gen, "close", None)
+            if close is not None:
+                close()
+        return "".join(parts), last
+
+    return await run_in_threadpool(drain)
+
+
+_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
+
+
+def parse_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """Hermes/Qwen-style ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks."""
+    calls = []
+    for m in _TOOL_CALL.finditer(text):
+        try:
+            data = json.loads(m.group(1))
+        except ValueError:
+            continue
+        if isinstance(data, dict) and "name" in data:
+            args = data.get("arguments", data.get("parameters", {}))
+            calls.append({"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                          "function": {"name": data["name"],
+                                       "arguments": args if isinstance(args, str) else json.dumps(args)}})
+    if calls:
+        text = _TOOL_CALL.sub("", text).strip()
+    return text, calls

@@ -1,0 +1,294 @@
+"""OpenAI-compatible API (/v1): a translation layer over the native path."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from freehold import __version__
+from freehold.engine import SamplingParams
+from freehold.engine.llama import json_grammar
+from freehold.errors import UsageError
+from freehold.server.native import NativeRequest, collect, parse_tool_calls, run_native, stream
+
+router = APIRouter(prefix="/v1")
+FINGERPRINT = f"freehold-{__version__}"
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ChatMessage(_Base):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class _Sampling(_Base):
+    model: str = Field(min_length=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    max_tokens: int | None = Field(None, ge=0)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1, le=1, description="only n=1 is supported")
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    logprobs: bool | None = None
+    user: str | None = None
+
+    def sampling(self, max_tokens: int | None, grammar: str | None = None) -> SamplingParams:
+        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        if self.logprobs:
+            raise UsageError("logprobs are not supported yet", "drop 'logprobs' from the request")
+        defaults = SamplingParams()
+        return SamplingParams(
+            temperature=defaults.temperature if self.temperature is None else self.temperature,
+            top_p=defaults.top_p if self.top_p is None else self.top_p,
+            seed=self.seed, stop=tuple(stop), max_tokens=max_tokens, grammar=grammar).validate()
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=0)
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+    max_tokens: int | None = Field(16, ge=0)  # the OpenAI default for completions
+    echo: bool = False
+
+
+class EmbeddingRequest(_Base):
+    model: str = Field(min_length=1)
+    input: str | list[str] = Field(min_length=1)
+    encoding_format: Literal["float", "base64"] = "float"
+
+
+class ResponsesRequest(_Base):
+    model: str = Field(min_length=1)
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    max_output_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    stream: bool = False
+
+
+def _grammar(response_format: dict[str, Any] | None) -> str | None:
+    if not response_format:
+        return None
+    kind = response_format.get("type")
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        return json_grammar()
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise UsageError("response_format.json_schema.schema must be a JSON schema object",
+                             'e.g. {"type": "json_schema", "json_schema": {"name": "x", "schema": {...}}}')
+        return json_grammar(schema)
+    raise UsageError(f"unknown response_format type {kind!r}", "use text, json_object or json_schema")
+
+
+def _messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    out = []
+    for m in messages:
+        d = m.model_dump(exclude_none=True)
+        if d["role"] == "developer":
+            d["role"] = "system"
+        d.setdefault("content", "")
+        out.append(d)
+    return out
+
+
+def _usage(last: Any) -> dict[str, int]:
+    return {"prompt_tokens": last.prompt_tokens, "completion_tokens": last.completion_tokens,
+            "total_tokens": last.prompt_tokens + last.completion_tokens}
+
+
+def _sse(data: Any) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+    app = request.app.state.freehold
+    if body.tool_choice == "none":
+        body.tools = None
+    max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    native = NativeRequest(body.model, messages=_messages(body.messages),
+                           params=body.sampling(max_tokens, _grammar(body.response_format)),
+                           tools=body.tools or None)
+    gen = run_native(app.models, app.metrics, native)
+    cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    model = app.models.resolve(body.model).name
+    if not body.stream:
+        text, last = await collect(gen)
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        finish = last.finish_reason or "stop"
+        if native.tools:
+            content, calls = parse_tool_calls(text)
+            if calls:
+                message = {"role": "assistant", "content": content or None, "tool_calls": calls}
+                finish = "tool_calls"
+        return {"id": cid, "object": "chat.completion", "created": created, "model": model,
+                "system_fingerprint": FINGERPRINT, "usage": _usage(last),
+                "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}
+    _, chunks = await stream(gen)
+    include_usage = bool((body.stream_options or {}).get("include_usage"))
+
+    async def events() -> AsyncIterator[str]:
+        base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                "system_fingerprint": FINGERPRINT}
+        yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                         "finish_reason": None, "logprobs": None}]})
+        async for chunk in chunks:
+            if chunk.text:
+                yield _sse({**base, "choices": [{"index": 0, "delta": {"content": chunk.text},
+                                                 "finish_reason": None, "logprobs": None}]})
+            if chunk.finish_reason is not None:
+                yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": chunk.finish_reason,
+                                                 "logprobs": None}]})
+                if include_usage:
+                    yield _sse({**base, "choices": [], "usage": _usage(chunk)})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+@router.post("/completions")
+async def completions(body: CompletionRequest, request: Request) -> Any:
+    app = request.app.state.freehold
+    prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    if len(prompts) != 1:
+        raise UsageError("exactly one prompt per request is supported", "send one string as 'prompt'")
+    prompt = prompts[0]
+    native = NativeRequest(body.model, prompt=prompt, params=body.sampling(body.max_tokens))
+    gen = run_native(app.models, app.metrics, native)
+    cid = f"cmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    model = app.models.resolve(body.model).name
+    if not body.stream:
+        text, last = await collect(gen)
+        return {"id": cid, "object": "text_completion", "created": created, "model": model,
+                "system_fingerprint": FINGERPRINT, "usage": _usage(last),
+                "choices": [{"index": 0, "text": (prompt if body.echo else "") + text,
+                             "finish_reason": last.finish_reason, "logprobs": None}]}
+    _, chunks = await stream(gen)
+
+    async def events() -> AsyncIterator[str]:
+        base = {"id": cid, "object": "text_completion", "created": created, "model": model}
+        if body.echo:
+            yield _sse({**base, "choices": [{"index": 0, "text": prompt, "finish_reason": None, "logprobs": None}]})
+        async for chunk in chunks:
+            yield _sse({**base, "choices": [{"index": 0, "text": chunk.text, "finish_reason": chunk.finish_reason,
+                                             "logprobs": None}]})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingRequest, request: Request) -> Any:
+    app = request.app.state.freehold
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if any(not isinstance(t, str) or not t for t in texts):
+        raise UsageError("'input' must be a non-empty string or a list of non-empty strings",
+                         'e.g. {"input": ["first text", "second text"]}')
+    vectors, n_tokens, name = await app.embed(body.model, texts)
+    data: list[dict[str, Any]] = []
+    for i, v in enumerate(vectors):
+        item: Any = v
+        if body.encoding_format == "base64":
+            import base64
+            import struct
+
+            item = base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": item})
+    return {"object": "list", "data": data, "model": name,
+            "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens}}
+
+
+def _model_card(name: str, created: float) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": int(created), "owned_by": "freehold"}
+
+
+@router.get("/models")
+async def list_models(request: Request) -> Any:
+    app = request.app.state.freehold
+    data = []
+    for m in app.models.store.list():
+        data.append(_model_card(m.name, m.created_at))
+        data.extend(_model_card(a, m.created_at) for a in m.aliases)
+    for name in app.embedders:
+        data.append(_model_card(name, 0))
+    return {"object": "list", "data": data}
+
+
+@router.get("/models/{model:path}")
+async def get_model(model: str, request: Request) -> Any:
+    app = request.app.state.freehold
+    if model in app.embedders:
+        return _model_card(model, 0)
+    m = app.models.resolve(model)
+    return _model_card(m.name, m.created_at)
+
+
+@router.post("/responses")
+async def responses(body: ResponsesRequest, request: Request) -> Any:
+    app = request.app.state.freehold
+    if body.stream:
+        raise UsageError("streaming is not supported on /v1/responses yet", "set stream to false, or use "
+                         "/v1/chat/completions with stream")
+    messages: list[dict[str, Any]] = []
+    if body.instructions:
+        messages.append({"role": "system", "content": body.instructions})
+    if isinstance(body.input, str):
+        messages.append({"role": "user", "content": body.input})
+    else:
+        for item in body.input:
+            content = item.get("content", "")
+            if isinstance(content, list):
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            role = item.get("role", "user")
+            messages.append({"role": "system" if role == "developer" else role, "content": content})
+    defaults = SamplingParams()
+    params = SamplingParams(temperature=defaults.temperature if body.temperature is None else body.temperature,
+                            top_p=defaults.top_p if body.top_p is None else body.top_p,
+                            max_tokens=body.max_output_tokens).validate()
+    text, last = await collect(run_native(app.models, app.metrics, NativeRequest(body.model, messages, None, params)))
+    rid = uuid.uuid4().hex[:24]
+    return {"id": f"resp_{rid}", "object": "response", "created_at": int(time.time()),
+            "status": "completed" if last.finish_reason == "stop" else "incomplete",
+            "incomplete_details": None if last.finish_reason == "stop" else {"reason": "max_output_tokens"},
+            "model": app.models.resolve(body.model).name, "instructions": body.instructions,
+            "output": [{"type": "message", "id": f"msg_{rid}", "status": "completed", "role": "assistant",
+                        "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+            "usage": {"input_tokens": last.prompt_tokens, "output_tokens": last.completion_tokens,
+                      "total_tokens": last.prompt_tokens + last.completion_tokens},
+            "parallel_tool_calls": False, "tool_choice": "auto", "tools": []}
+
+
+def error_response(status: int, message: str, kind: str, code: str | None = None,
+                   param: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
+                        status_code=status, headers=headers)
