@@ -1,0 +1,209 @@
+"""``freehold audit ...``: verify, replay, prove membership, add notes, export attestations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from freehold.cli.common import console, err_console, open_store, print_json, progress_bar
+from freehold.errors import UsageError
+
+app = typer.Typer(no_args_is_help=True, help="Verify and explain what went into a model (the signed ledger).")
+
+
+@app.command("verify")
+def verify_cmd(
+    name: str = typer.Argument(..., help="Model (or, with --dataset, dataset) name."),
+    dataset: bool = typer.Option(False, "--dataset", help="NAME is a dataset."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    key: list[Path] | None = typer.Option(
+        None, "--key", help="Trust only this public key file (repeatable), not the store's trusted list."
+    ),
+) -> None:
+    """Check the chain, signatures, artefact digests and dataset Merkle roots behind NAME."""
+    from freehold.ledger.keys import keys_from_files
+    from freehold.ledger.verify import verify_model
+
+    store = open_store(bundled=False)
+    trusted = keys_from_files(key) if key else None
+    with progress_bar(transient=True) as progress:
+        report = verify_model(
+            store, name, store.home, kind="dataset" if dataset else "model", progress=progress, trusted=trusted
+        )
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        signers = ", ".join(f"{k} ({n})" for k, n in report.signers.items()) or "none"
+        console.print(
+            f"{report.name}: {report.records} ledger records, {report.lineage_records} in its lineage; "
+            f"signed by {signers}",
+            highlight=False,
+        )
+        console.print(
+            f"  {report.blobs_checked} blobs rehashed ({report.bytes_hashed / 1e6:.1f} MB), "
+            f"{report.datasets_checked} dataset(s) / {report.examples_checked} examples, "
+            f"{report.checkpoints_checked} checkpoint(s) checked in {report.seconds:.2f} s",
+            highlight=False,
+        )
+        for w in report.warnings:
+            console.print(f"  [yellow]warning:[/] {w}", highlight=False)
+        for p in report.problems[1:10]:
+            err_console.print(f"  also: {p}", highlight=False, markup=False)
+        if report.ok:
+            console.print("[bold green]verified[/]: every check passed")
+    report.raise_for_problems()
+
+
+@app.command("replay")
+def replay_cmd(
+    name: str = typer.Argument(..., help="Model name."),
+    steps: str | None = typer.Option(None, "--steps", help="Inclusive span A:B of steps to replay."),
+    sample: str | None = typer.Option(None, "--sample", help="Replay a random fraction, e.g. 1%."),
+    seed: int = typer.Option(0, "--seed", help="Seed for choosing the sample."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Re-run recorded training steps from the nearest checkpoint and compare weight digests."""
+    from freehold.errors import VerificationError
+    from freehold.ledger.ops import parse_fraction, parse_span, replay
+
+    store = open_store(bundled=False)
+    span = parse_span(steps) if steps else None
+    fraction = parse_fraction(sample) if sample else None
+    with progress_bar(transient=True, byte_units=False) as progress:
+        reports = replay(store, name, span, fraction, seed, progress)
+    if as_json:
+        print_json([r.to_dict() for r in reports])
+    else:
+        for r in reports:
+            console.print(r.summary(), highlight=False, markup=False)
+    if not all(r.bit_exact for r in reports):
+        raise VerificationError(
+            "replay did not reproduce the recorded weights bit for bit",
+            "see the distances above; same machine and thread count should match exactly",
+        )
+
+
+@app.command("prove")
+def prove_cmd(
+    name: str = typer.Argument(..., help="Model name."),
+    example_id: str | None = typer.Argument(None, help="The example's id (64 hex digits)."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="JSONL of examples (or ids) to check."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Prove an example was (or was not) in NAME's training data, and list the steps that used it."""
+    from freehold.ledger.membership import ids_from_file
+    from freehold.ledger.ops import prove
+
+    if (example_id is None) == (file is None):
+        raise UsageError("give either an EXAMPLE_ID or --file", "e.g. freehold audit prove acme 3fa2… ")
+    ids = ids_from_file(file) if file else [str(example_id).lower()]
+    store = open_store(bundled=False)
+    proofs = prove(store, name, ids)
+    if as_json:
+        print_json([p.to_dict() for p in proofs] if file else proofs[0].to_dict())
+        return
+    for p in proofs:
+        if not p.found:
+            console.print(f"{p.example_id}: [bold]not in[/] {name}'s training data", highlight=False)
+            continue
+        state = "[green]verified[/]" if p.verified else "[red]PROOF FAILS[/]"
+        console.print(
+            f"{p.example_id}: in dataset {p.dataset} (record {p.dataset_record}), leaf {p.index} of {p.size}, "
+            f"proof {state}; used in {len(p.steps)} step(s)",
+            highlight=False,
+        )
+        if not file:
+            console.print(f"  merkle root {p.merkle_root}", highlight=False)
+            for n, h in enumerate(p.proof):
+                console.print(f"  path[{n}] {h}", highlight=False)
+            for s in p.steps[:50]:
+                console.print(f"  step {s['step']} of run {s['run']} (record {s['record']})", highlight=False)
+    if file:
+        used = sum(1 for p in proofs if p.found)
+        console.print(f"{used} of {len(proofs)} example(s) were in the training data", highlight=False)
+
+
+@app.command("note")
+def note_cmd(
+    name: str = typer.Argument(..., help="Model name."),
+    text: str = typer.Argument(..., help="The decision and why, in quotes."),
+) -> None:
+    """Record a decision note about NAME on the ledger."""
+    from freehold.ledger.ops import note
+
+    rec = note(open_store(bundled=False), name, text)
+    console.print(f"noted as record {rec.number} ({rec.hash[:19]})", highlight=False)
+
+
+@app.command("attest")
+def attest_cmd(
+    name: str = typer.Argument(..., help="Model name."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the DSSE envelopes here (JSONL)."),
+    unsigned: bool = typer.Option(False, "--statement", help="Print the bare in-toto statements instead."),
+) -> None:
+    """Export in-toto statements (SLSA provenance + Freehold lineage) in signed DSSE envelopes."""
+    from freehold.ledger.attest import lineage_statement, provenance_statement, sign_envelope
+
+    store = open_store(bundled=False)
+    statements = [provenance_statement(store, name), lineage_statement(store, name)]
+    docs = statements if unsigned else [sign_envelope(s, store.home) for s in statements]
+    text = "".join(json.dumps(d, sort_keys=True) + "\n" for d in docs)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {len(docs)} {'statement' if unsigned else 'envelope'}(s) to {output}")
+    else:
+        print(text, end="")
+
+
+@app.command("sign")
+def sign_cmd(
+    directory: Path = typer.Argument(..., help="An exported model directory."),
+    signature: Path | None = typer.Option(None, "--signature", help="Where to write it (default DIR.sig)."),
+) -> None:
+    """Sign a model directory with OpenSSF model-signing (check it with 'model_signing verify key')."""
+    from freehold.cli.common import settings
+    from freehold.ledger.attest import sign_model_directory
+
+    sig, pub = sign_model_directory(directory, settings().home, signature)
+    console.print(f"signature: {sig}\npublic key: {pub}", highlight=False)
+    console.print(
+        f"check with: model_signing verify key {directory} --signature {sig} --public_key {pub}", highlight=False
+    )
+
+
+@app.command("repair")
+def repair_cmd() -> None:
+    """Set a torn last record aside (an interrupted append) and note that on the ledger."""
+    from freehold.cli.common import settings
+    from freehold.ledger.chain import Ledger
+
+    rec = Ledger.open(settings().home).repair()
+    if rec is None:
+        console.print("the ledger ends cleanly; nothing to repair")
+    else:
+        console.print(
+            f"set {rec.payload['torn_bytes']} torn bytes aside as {rec.payload['set_aside_as']}; "
+            f"recorded as record {rec.number}",
+            highlight=False,
+        )
+
+
+@app.command("log")
+def log_cmd(
+    limit: int = typer.Option(20, "--limit", "-n", help="How many of the latest records."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show the latest ledger records."""
+    from freehold.cli.common import settings
+    from freehold.ledger.chain import Ledger
+
+    records = Ledger.open(settings().home).records()[-limit:] if limit > 0 else []
+    if as_json:
+        print_json([{**r.to_dict(), "record": r.number, "hash": r.hash} for r in records])
+        return
+    from freehold.ledger.graph import describe
+
+    for r in records:
+        console.print(f"{r.number:>6}  {r.time[:19]}  {r.hash[7:19]}  {describe(r)}", highlight=False, markup=False)

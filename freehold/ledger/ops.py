@@ -1,0 +1,133 @@
+"""Operations on a named model or dataset: one function per CLI command, usable by the server.
+
+Each takes an open ``Store`` (its home is where the ledger and keys live) and a name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from freehold.errors import LedgerError
+from freehold.ledger.chain import Ledger, Record
+from freehold.ledger.graph import Lineage, build_lineage
+from freehold.ledger.membership import MembershipProof, lineage_index, prove_membership
+from freehold.ledger.records import Recorder, layer_refs
+from freehold.ledger.replay import ReplayReport, load_trainer, replay_run, select_steps
+from freehold.ledger.verify import VerifyReport, verify_model
+from freehold.progress import ProgressFn
+
+
+def attach_lineage(store: Any, name: str, record: Record, kind: str = "model") -> Any:
+    """Point ``name``'s manifest at ``record`` (``lineage.ledger_head``); returns the new entry.
+
+    Call after writing the record that produced the artefact (import, merge, export, dataset).
+    The manifest is content-addressed, so this commits a new manifest under the same name.
+    """
+    from freehold.store.manifest import Manifest
+
+    entry = store.get(name, kind)
+    m = entry.manifest
+    lineage = {**(m.lineage or {}), "ledger_head": record.hash, "ledger_record": record.number}
+    updated = Manifest(m.kind, m.name, m.config, m.layers, m.source, lineage, m.schema_version)
+    return store.commit(kind, entry.name, updated)
+
+
+def record_store_import(store: Any, name: str, *, kind: str = "model", home: Path | None = None) -> Record:
+    """Write an ``import`` record for an entry already in the store and link its manifest to it."""
+    from freehold.store.manifest import MediaType
+
+    entry = store.get(name, kind)
+    license_text = store.text_layer(entry.manifest, MediaType.LICENSE)
+    licence = (
+        entry.manifest.config.get("license")
+        or entry.manifest.source.get("license")
+        or (license_text.strip().splitlines()[0][:120] if license_text and license_text.strip() else None)
+    )
+    rec = Recorder(Ledger.open(home or store.home)).record_import(
+        entry.name, layer_refs(entry.manifest, "weights"), source=entry.manifest.source, license=licence
+    )
+    attach_lineage(store, entry.name, rec, kind)
+    return rec
+
+
+def verify(store: Any, name: str, progress: ProgressFn | None = None) -> VerifyReport:
+    return verify_model(store, name, store.home, progress=progress)
+
+
+def lineage(store: Any, name: str) -> Lineage:
+    index, head, full = lineage_index(store, name)
+    return build_lineage(index, head, full)
+
+
+def prove(store: Any, name: str, example_ids: list[str]) -> list[MembershipProof]:
+    return prove_membership(store, name, example_ids)
+
+
+def note(store: Any, name: str, text: str, kind: str = "model") -> Record:
+    """A decision note about ``name``, citing its layers so it joins the lineage."""
+    entry = store.get(name, kind)
+    return Recorder(Ledger.open(store.home)).record_note(
+        text, about=layer_refs(entry.manifest, "subject"), subject=entry.name
+    )
+
+
+def replay(
+    store: Any,
+    name: str,
+    span: tuple[int, int] | None = None,
+    sample: float | None = None,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> list[ReplayReport]:
+    """Replay sampled steps of every training run in ``name``'s lineage."""
+    index, head, _ = lineage_index(store, name)
+    members = index.ancestors(head)
+    runs = [index.records[i] for i in members if index.records[i].type == "config"]
+    if not runs:
+        raise LedgerError(
+            f"{name}'s lineage holds no training run to replay",
+            "replay applies to models fine-tuned with 'freehold tune'",
+        )
+    reports = []
+    for config in runs:
+        run = str(config.payload.get("run"))
+        summary = index.runs.get(run)
+        steps = [int(index.records[i].payload["step"]) for i in summary.records] if summary else []
+        targets = select_steps(steps, span, sample, seed)
+        if not targets:
+            from freehold.errors import UsageError
+
+            where = f"in {span[0]}:{span[1]}" if span else "at all"
+            raise UsageError(
+                f"run {run} has no step {where}",
+                f"its steps are {min(steps)}..{max(steps)}" if steps else "it recorded no steps",
+            )
+        trainer = load_trainer(store, config, index)
+        reports.append(replay_run(index, run, trainer, targets, progress))
+    return reports
+
+
+def parse_span(text: str) -> tuple[int, int]:
+    from freehold.errors import UsageError
+
+    a, sep, b = text.partition(":")
+    try:
+        lo, hi = int(a), int(b) if sep else int(a)
+    except ValueError as exc:
+        raise UsageError(f"bad step span {text!r}", "write it as A:B, e.g. --steps 100:120") from exc
+    if lo > hi:
+        raise UsageError(f"step span {text!r} is empty", "the first step must not exceed the last")
+    return lo, hi
+
+
+def parse_fraction(text: str) -> float:
+    from freehold.errors import UsageError
+
+    try:
+        value = float(text.removesuffix("%")) / (100 if text.endswith("%") else 1)
+    except ValueError as exc:
+        raise UsageError(f"bad sample {text!r}", "write a percentage such as 1% or a fraction such as 0.01") from exc
+    if not 0 < value <= 1:
+        raise UsageError(f"sample {text!r} is out of range", "between 0 (exclusive) and 100%")
+    return value
