@@ -125,17 +125,13 @@ def import_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Import a GGUF file, a Hugging Face directory, or a bundled model into the store."""
+    from freehold.store.importing import import_model
+
     if (path is None) == (bundled is None):
         raise UsageError("give either a PATH or --bundled NAME", "e.g. 'freehold import model.gguf --name mine'")
     store = open_store()
     with progress_bar() as progress:
-        if bundled is not None:
-            from freehold.store.bundled import register
-
-            entry = register(store, bundled, progress)
-        else:
-            assert path is not None
-            entry = store.import_path(path, name, progress)
+        entry = import_model(store, path, name, bundled=bundled, progress=progress)
     if as_json:
         print_json(_row(entry))
         return

@@ -143,6 +143,9 @@ def register(store: Store, key: str, progress: ProgressFn | None = None) -> Mode
     if key not in BUNDLED:
         raise UsageError(f"no bundled model called {key!r}", f"choose one of: {', '.join(BUNDLED)}")
     entry = _register_smollm2(store, progress) if key == "smollm2" else _register_gemma3(store, progress)
+    from freehold.store.importing import record_import
+
+    entry = record_import(store, entry.name)
     store.catalog.set_setting(f"bundled.{key}", "registered")
     return entry
 
