@@ -91,7 +91,7 @@ def write_tiny_hf(directory: Path, seed: int = 0, **config_overrides: Any) -> Pa
     config = tiny_config(**config_overrides)
     (directory / "config.json").write_text(json.dumps(config, indent=1))
     save_file(tiny_weights(config, seed), str(directory / "model.safetensors"), metadata={"format": "pt"})
-    tokens, merges = tiny_vocab()
+    tokens, _ = tiny_vocab()
     bpe = models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=list(MERGE_PAIRS))
     tok = Tokenizer(bpe)
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -31,9 +30,11 @@ def shared_data() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # llama.cpp's OpenMP threads spin-wait; with pytest and a server sharing 2 cores that
-    # collapses throughput. Passive waiting keeps tests fast and stable.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Same bounded OpenMP spin as the engine sets (freehold/engine/llama.py), applied before
+    # anything imports llama_cpp.
+    from freehold.engine.llama import _prepare_env
+
+    _prepare_env()
 
 
 @pytest.fixture(scope="session")

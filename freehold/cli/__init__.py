@@ -66,6 +66,18 @@ def _register() -> None:
 
 _register()
 
+# typer >= 0.29 vendors part of click: catch both its and click's exception classes.
+_EXIT: tuple[type[BaseException], ...] = (click.exceptions.Exit, typer.Exit)
+_ABORT: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+_INTERRUPT: tuple[type[BaseException], ...] = (*_ABORT, KeyboardInterrupt)
+_USAGE: tuple[type[Exception], ...] = (click.ClickException,)
+try:
+    from typer._click.exceptions import ClickException as _TyperClickException
+
+    _USAGE = (*_USAGE, _TyperClickException)
+except ImportError:  # older typer uses click's classes directly
+    pass
+
 
 def main(argv: list[str] | None = None) -> int:
     from rich.markup import escape
@@ -84,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             err_console.print(f"[yellow]hint:[/] {escape(exc.hint)}", highlight=False)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except _EXIT as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except _USAGE as exc:
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    except _INTERRUPT:
         err_console.print("\n[yellow]interrupted[/]")
         return 130
     except BrokenPipeError:

@@ -1,0 +1,209 @@
+"""Serving under concurrency: Freehold vs llama-cpp-python's own server vs the raw ceiling.
+
+    .venv/bin/pip install 'llama-cpp-python[server]==0.3.36'   # the peer's server extras, once
+    .venv/bin/python benchmarks/bench_serve.py                  # N = 1, 4, 8, 16 (~4 min, 2 cores)
+    .venv/bin/python benchmarks/bench_serve.py --clients 1 4 --tokens 32
+
+For each N, N clients stream chat completions at once (greedy, `--tokens` each, a distinct
+prompt per client) through the OpenAI API; we report aggregate output tokens/s and p50/p99
+time to first token. The ceiling is llama.cpp's batch API driven directly (same model,
+threads, N sequences, no HTTP, no Python scheduler). Each server runs alone, in its own
+process, on the bundled SmolLM2-135M-Instruct Q4_1 GGUF; run on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+PROMPTS = [f"Write a short story about a {animal} who opens a bakery." for animal in (
+    "cat", "dog", "fox", "owl", "bear", "wolf", "deer", "frog", "hare", "mole", "seal", "swan", "crow", "goat",
+    "lynx", "mouse")]
+
+
+def gguf_path() -> Path:
+    from freehold.store import Store
+
+    store = Store.open()
+    return store.blob_path(store.get("smollm2").manifest.weights[0].digest).resolve()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            httpx.get(url + "/v1/models", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+async def one(client: httpx.AsyncClient, url: str, model: str, prompt: str, tokens: int) -> tuple[float, int, bool]:
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": tokens,
+            "temperature": 0, "stream": True}
+    start = time.perf_counter()
+    ttft = None
+    n = 0
+    try:
+        async with client.stream("POST", url + "/v1/chat/completions", json=body) as r:
+            r.raise_for_status()
+            async for line in r.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                delta = json.loads(line[6:])["choices"]
+                if delta and delta[0].get("delta", {}).get("content"):
+                    n += 1
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+    except (httpx.HTTPError, ValueError):
+        return ttft or 0.0, n, False  # llama-cpp-python's server cuts streams when a new one arrives
+    return ttft or 0.0, n, True
+
+
+async def load(url: str, model: str, n_clients: int, tokens: int) -> dict[str, float]:
+    async with httpx.AsyncClient(timeout=600) as client:
+        await one(client, url, model, "warm up", 4)
+        start = time.perf_counter()
+        results = await asyncio.gather(*(one(client, url, model, PROMPTS[i % len(PROMPTS)], tokens)
+                                         for i in range(n_clients)))
+        wall = time.perf_counter() - start
+    ttfts = sorted(r[0] for r in results)
+    total = sum(r[1] for r in results)
+    return {"tps": total / wall, "p50": statistics.median(ttfts), "failed": sum(not r[2] for r in results),
+            "p99": ttfts[min(len(ttfts) - 1, round(0.99 * (len(ttfts) - 1)))], "tokens": total}
+
+
+def ceiling(n_seq: int, tokens: int, threads: int) -> float:
+    """Raw batched greedy decoding through llama-cpp-python's low-level API: no HTTP, no scheduler."""
+    import llama_cpp
+    from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
+
+    from freehold.engine.llama import _quiet_stderr
+
+    with _quiet_stderr():
+        model = LlamaModel(path_model=str(gguf_path()), params=llama_cpp.llama_model_default_params(),
+                           verbose=False)
+    p = llama_cpp.llama_context_default_params()
+    p.n_ctx = 4096
+    p.n_batch = p.n_ubatch = 512
+    p.n_seq_max = n_seq
+    p.kv_unified = True
+    p.n_threads = p.n_threads_batch = threads
+    with _quiet_stderr():
+        ctx = LlamaContext(model=model, params=p, verbose=False)
+    batch = LlamaBatch(n_tokens=512, embd=0, n_seq_max=1, verbose=False)
+    n_vocab = model.n_vocab()
+    import numpy as np
+
+    prompts = [list(model.tokenize(PROMPTS[i % len(PROMPTS)].encode(), True, True)) for i in range(n_seq)]
+    b = batch.batch
+    n = 0
+    last_idx = []
+    for s, toks in enumerate(prompts):
+        for j, t in enumerate(toks):
+            b.token[n], b.pos[n], b.n_seq_id[n] = t, j, 1
+            b.seq_id[n][0] = s
+            b.logits[n] = j == len(toks) - 1
+            n += 1
+        last_idx.append(n - 1)
+    b.n_tokens = n
+    llama_cpp.llama_decode(ctx.ctx, b)
+    pos = [len(t) for t in prompts]
+    nxt = [int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, i), (n_vocab,))))
+           for i in last_idx]
+    start = time.perf_counter()
+    produced = 0
+    for _ in range(tokens - 1):
+        for s in range(n_seq):
+            b.token[s], b.pos[s], b.n_seq_id[s], b.logits[s] = nxt[s], pos[s], 1, True
+            b.seq_id[s][0] = s
+            pos[s] += 1
+        b.n_tokens = n_seq
+        llama_cpp.llama_decode(ctx.ctx, b)
+        nxt = [int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, s), (n_vocab,))))
+               for s in range(n_seq)]
+        produced += n_seq
+    tps = produced / (time.perf_counter() - start)
+    ctx.close()
+    model.close()
+    return tps
+
+
+def run_server(kind: str, threads: int, slots: int) -> tuple[subprocess.Popen[bytes], str, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "FREEHOLD_THREADS": str(threads)}
+    if kind == "freehold":
+        cmd = [str(Path(sys.executable).parent / "freehold"), "serve", "--port", str(port), "--slots", str(slots)]
+        model = "smollm2"
+    else:
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--port", str(port),
+               "--n_threads", str(threads), "--n_ctx", "4096", "--model_alias", "smollm2"]
+        model = "smollm2"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_up(url, proc)
+    return proc, url, model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16])
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--skip-peer", action="store_true")
+    args = ap.parse_args()
+    # One OpenMP wait setting for all three (Freehold's default unless the caller set one);
+    # the servers inherit it.
+    from freehold.engine.llama import _prepare_env
+
+    _prepare_env()
+    wait = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ}
+    print(f"SmolLM2-135M-Instruct Q4_1, threads={args.threads}, {args.tokens} greedy tokens per client, {wait}")
+    rows: dict[int, dict[str, float]] = {n: {} for n in args.clients}
+    for n in args.clients:
+        rows[n]["ceiling"] = ceiling(n, args.tokens, args.threads)
+    for kind in ("freehold", "llama-cpp-python") if not args.skip_peer else ("freehold",):
+        proc, url, model = run_server(kind, args.threads, max(args.clients))
+        try:
+            for n in args.clients:
+                r = asyncio.run(load(url, model, n, args.tokens))
+                rows[n][kind] = r["tps"]
+                rows[n][kind + "_p50"] = r["p50"]
+                rows[n][kind + "_p99"] = r["p99"]
+                rows[n][kind + "_failed"] = r["failed"]
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    print(f"{'N':>3} {'ceiling':>8} {'freehold':>9} {'vs ceil':>8} {'p50 ttft':>9} {'p99 ttft':>9} "
+          f"{'llama-cpp-py':>12} {'p50 ttft':>9} {'cut':>4} {'freehold/peer':>13}")
+    for n, r in rows.items():
+        peer = r.get("llama-cpp-python")
+        print(f"{n:>3} {r['ceiling']:8.1f} {r['freehold']:9.1f} {r['freehold'] / r['ceiling']:8.2f} "
+              f"{r['freehold_p50']:9.3f} {r['freehold_p99']:9.3f} "
+              + (f"{peer:12.1f} {r['llama-cpp-python_p50']:9.3f} {r['llama-cpp-python_failed']:4.0f} "
+                 f"{r['freehold'] / peer:13.2f}" if peer else ""))
+    print("tokens/s are output tokens of completed and cut streams over wall time; 'cut' counts streams the "
+          "peer server ended early (it interrupts a stream when a new request arrives)")
+
+
+if __name__ == "__main__":
+    main()

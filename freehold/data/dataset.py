@@ -1,0 +1,581 @@
+"""The import pipeline and the dataset artefact.
+
+Stages: read > thread > clean > roles > scrub > filter > split > write.
+
+``import_dataset`` runs every stage and commits a store manifest of kind "dataset" whose
+config records counts, every filter with its count, the source digests, the seed and the
+Merkle root over the examples (``freehold.ledger.merkle``). Each stage is a public
+function taking a progress callback, so the server and tests can run them one by one.
+
+Memory stays nearly flat in archive size: cleaned bodies are spilled to a temporary SQLite
+file as they are read, and only the small threading keys stay in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import sqlite3
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from freehold.config import Settings
+from freehold.data.clean import strip_reply
+from freehold.data.message import Message, parse_message
+from freehold.data.pii import Scrubber, name_tokens
+from freehold.data.read import TABLE_FORMATS as _TABLE_FORMATS
+from freehold.data.read import Counts, Source, file_digest, read_messages, read_table, resolve_sources
+from freehold.data.thread import REPLY_SUBJECT, ThreadKey, thread_messages
+from freehold.errors import UsageError
+from freehold.ledger.merkle import canonical_json, example_id, leaf_hash, merkle_root
+from freehold.progress import ProgressFn, emit
+from freehold.store import Layer, Manifest, MediaType, ModelEntry, Store
+from freehold.store.names import parse_name
+
+SPLITS = ("train", "validation", "test")
+# 80/10/10 by thread: the usual fine-tuning split, and enough held out for an eval pass.
+SPLIT_RATIOS = (0.8, 0.1, 0.1)
+# A turn shorter than this ("Thanks!", "+1") teaches nothing and is dropped (counted).
+MIN_TURN_CHARS = 20
+# Near-duplicate threshold: SimHash Hamming distance over word 3-shingles (of 64 bits).
+NEAR_DUP_BITS = 3
+PII_MODES = ("scrub", "keep")
+# Below this much mail a worker pool costs more to start than it saves.
+PARALLEL_MIN_BYTES = 8_000_000
+
+
+@dataclass
+class Conversation:
+    thread: str  # stable thread key: root Message-ID, or a row digest for tables
+    turns: list[dict[str, str]]
+
+
+@dataclass
+class ImportResult:
+    name: str
+    entry: ModelEntry
+    config: dict[str, Any]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.config["counts"])
+
+    @property
+    def filters(self) -> dict[str, int]:
+        return dict(self.config["filters"])
+
+
+@dataclass
+class _Pass:
+    """Running tallies shared by the stages of one import."""
+
+    counts: Counts = field(default_factory=Counts)
+    filters: Counter[str] = field(default_factory=Counter)
+    pii: Counter[str] = field(default_factory=Counter)
+
+
+# -- roles ----------------------------------------------------------------------------------
+
+
+def _matches_ours(sender: str, ours: Iterable[str]) -> bool:
+    for o in ours:
+        o = o.lower().lstrip("@")
+        if "@" in o:
+            if sender == o:
+                return True
+        elif sender.endswith("@" + o) or sender.endswith("." + o):
+            return True
+    return False
+
+
+def infer_ours(senders_by_thread: Iterable[list[str]], limit: int = 10) -> list[str]:
+    """The organisation's side guessed as the most frequent responders.
+
+    A responder answers threads others started: counted per thread (not per message) so
+    one long argument does not crown someone. Those who mostly answer, and together give
+    at least half of all answers, are taken, at most ``limit``.
+    """
+    answered: Counter[str] = Counter()
+    started: Counter[str] = Counter()
+    threads = 0
+    for senders in senders_by_thread:
+        threads += 1
+        if not senders:
+            continue
+        started[senders[0]] += 1
+        for s in set(senders[1:]) - {senders[0]}:
+            if s:
+                answered[s] += 1
+    total = sum(answered.values())
+    # In a small archive one answered thread is evidence; in a large one, demand two.
+    min_threads = 2 if threads >= 20 else 1
+    chosen: list[str] = []
+    covered = 0
+    for sender, n in sorted(answered.items(), key=lambda kv: (-kv[1], kv[0])):
+        if n < min_threads or n < started[sender] or len(chosen) >= limit:
+            continue
+        chosen.append(sender)
+        covered += n
+        if covered * 2 >= total:
+            break
+    return chosen
+
+
+def build_conversation(
+    messages: list[tuple[str, str, str | None]], ours: list[str], filters: Counter[str]
+) -> list[dict[str, str]] | None:
+    """Turns from a thread's (sender, cleaned text, auto reason) in time order, or None (counted).
+
+    The user is the person who started the thread (or, under an announcement of ours, the
+    first other person to write); the assistant is our side. Third parties are dropped and
+    counted: on a mailing list they are other helpers, and as "user" turns they would put
+    answers in the asker's mouth and break the question/answer alternation.
+    """
+    turns: list[dict[str, str]] = []
+    asker = next((s for s, _t, _a in messages if not _matches_ours(s, ours)), None)
+    for sender, text, auto in messages:
+        if auto:
+            filters[auto] += 1
+            continue
+        if sender != asker and not _matches_ours(sender, ours):
+            filters["third_party_message"] += 1
+            continue
+        if not text.strip():
+            filters["empty_after_cleaning"] += 1
+            continue
+        if len(text.strip()) < MIN_TURN_CHARS:
+            filters["too_short_turn"] += 1
+            continue
+        role = "assistant" if _matches_ours(sender, ours) else "user"
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += "\n\n" + text  # one speaker twice in a row is one turn
+        else:
+            turns.append({"role": role, "content": text})
+    while turns and turns[0]["role"] == "assistant":
+        turns.pop(0)  # an announcement by us, not an answer to anyone
+    while turns and turns[-1]["role"] == "user":
+        turns.pop()  # a trailing "thanks" or an unanswered follow-up teaches nothing
+    if not turns:
+        has_ours = any(_matches_ours(s, ours) for s, _t, _a in messages)
+        filters["no_reply_from_ours" if not has_ours else "no_question_before_reply"] += 1
+        return None
+    return turns
+
+
+# -- dedupe and split -------------------------------------------------------------------------
+
+
+def _normal_text(turns: list[dict[str, str]]) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", " ".join(t["content"] for t in turns).lower()).split())
+
+
+_BITS = np.arange(64, dtype=np.uint64)
+
+
+def simhash(text: str) -> int:
+    """64-bit SimHash over word 3-shingles (blake2b per shingle, so it is stable across runs)."""
+    words = text.split()
+    shingles = [" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))]
+    hashes = np.frombuffer(
+        b"".join(hashlib.blake2b(s.encode(), digest_size=8).digest() for s in shingles), dtype=">u8"
+    ).astype(np.uint64)
+    ones = ((hashes[:, None] >> _BITS) & np.uint64(1)).sum(axis=0)
+    return int(sum(1 << int(b) for b in np.nonzero(ones * 2 > len(shingles))[0]))
+
+
+class Deduper:
+    """Exact (normalised text) and near (SimHash, 4 bands of 16 bits for candidates) duplicates."""
+
+    def __init__(self) -> None:
+        self.exact: set[bytes] = set()
+        self.bands: list[dict[int, list[int]]] = [{} for _ in range(4)]
+
+    def check(self, turns: list[dict[str, str]]) -> str | None:
+        norm = _normal_text(turns)
+        digest = hashlib.sha256(norm.encode()).digest()
+        if digest in self.exact:
+            return "duplicate_exact"
+        self.exact.add(digest)
+        h = simhash(norm)
+        keys = [(h >> (16 * b)) & 0xFFFF for b in range(4)]
+        for band, key in zip(self.bands, keys, strict=True):
+            for other in band.get(key, ()):
+                if bin(h ^ other).count("1") <= NEAR_DUP_BITS:
+                    return "duplicate_near"
+        for band, key in zip(self.bands, keys, strict=True):
+            band.setdefault(key, []).append(h)
+        return None
+
+
+def split_of(thread: str, seed: int) -> str:
+    """Split for a thread: a hash of (seed, thread key), so it never depends on order or size."""
+    x = int.from_bytes(hashlib.sha256(f"{seed}\0{thread}".encode()).digest()[:8], "big") / 2**64
+    edge = 0.0
+    for name, ratio in zip(SPLITS, SPLIT_RATIOS, strict=True):
+        edge += ratio
+        if x < edge:
+            return name
+    return SPLITS[-1]
+
+
+# -- email stages -----------------------------------------------------------------------------
+
+
+def parse_and_clean(raw: bytes) -> Message | str:
+    """Parse one raw message and replace its body by what the author added (runs in workers)."""
+    m = parse_message(raw)
+    if isinstance(m, str):
+        return m
+    first = not m.in_reply_to and not m.references and not REPLY_SUBJECT.match(m.subject)
+    m.body = strip_reply(m.body, m.sender_name or m.sender, keep_quotes=first)
+    return m
+
+
+def default_workers(total_bytes: int) -> int:
+    """Processes for parsing: one for small inputs (a pool costs more than it saves), else up to 4."""
+    if total_bytes < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class _Spill:
+    """Cleaned messages on disk (SQLite), so bodies do not accumulate in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute(
+            "CREATE TABLE m (i INTEGER PRIMARY KEY, sender TEXT, name TEXT, body TEXT, auto TEXT)"
+        )
+        self.pending: list[tuple[int, str, str, str, str | None]] = []
+
+    def add(self, i: int, m: Message) -> None:
+        self.pending.append((i, m.sender, m.sender_name, m.body, m.auto_reason))
+        if len(self.pending) >= 2000:
+            self.flush()
+
+    def flush(self) -> None:
+        self.db.executemany("INSERT INTO m VALUES (?, ?, ?, ?, ?)", self.pending)
+        self.pending.clear()
+
+    def get(self, indices: list[int]) -> dict[int, tuple[str, str, str, str | None]]:
+        out: dict[int, tuple[str, str, str, str | None]] = {}
+        for chunk in range(0, len(indices), 500):
+            part = indices[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(f"SELECT i, sender, name, body, auto FROM m WHERE i IN ({marks})", part)
+            for i, sender, name, body, auto in rows:
+                out[i] = (sender, name, body, auto)
+        return out
+
+    def senders(self) -> Iterator[tuple[int, str, str]]:
+        yield from self.db.execute("SELECT i, sender, name FROM m ORDER BY i")
+
+
+def _email_conversations(
+    sources: list[Source],
+    ours: list[str] | None,
+    st: _Pass,
+    workdir: Path,
+    progress: ProgressFn | None,
+    info: dict[str, Any],
+    workers: int | None,
+) -> Iterator[Conversation]:
+    spill = _Spill(workdir / "spill.db")
+    keys: list[ThreadKey] = []
+    n_workers = workers or default_workers(sum(s.size for s in sources))
+    for i, m in enumerate(
+        read_messages(sources, st.counts, progress, parser=parse_and_clean, workers=n_workers)
+    ):
+        spill.add(i, m)
+        # Interned: a thread's ids recur in every reply's References, and subjects repeat;
+        # sharing one string each keeps the in-memory index small.
+        keys.append(
+            ThreadKey(
+                i,
+                sys.intern(m.message_id),
+                sys.intern(m.in_reply_to) if m.in_reply_to else None,
+                tuple(sys.intern(r) for r in m.references),
+                sys.intern(m.subject),
+                m.date,
+            )
+        )
+    spill.flush()
+    threads = thread_messages(keys, progress)
+    info["threads"] = len(threads)
+    info["threads_multi_message"] = sum(1 for t in threads if len(t) > 1)
+    senders = {i: s for i, s, _n in spill.senders()}
+    names = {n for _i, _s, n in spill.senders() if n}
+    if not ours:
+        ours = infer_ours([senders[i] for i in t] for t in threads)
+        info["ours_inferred"] = True
+    info["ours"] = list(ours)
+    display: dict[str, Counter[str]] = {}
+    for _i, sender, name in spill.senders():
+        if name and _matches_ours(sender, ours):
+            display.setdefault(sender, Counter())[name] += 1
+    info["ours_names"] = {a: c.most_common(1)[0][0] for a, c in sorted(display.items())}
+    if not ours:
+        raise UsageError(
+            "could not tell which side of the mail is yours (nobody answers others' threads)",
+            "pass --ours with your address or domain, e.g. --ours support@example.com",
+        )
+    info["names"] = name_tokens(names)
+    id_of = {k.index: k.message_id for k in keys}
+    for n, thread in enumerate(threads):
+        rows = spill.get(thread)
+        msgs = [(rows[i][0], rows[i][2], rows[i][3]) for i in thread]
+        turns = build_conversation(msgs, ours, st.filters)
+        if n % 200 == 0:
+            emit(progress, "building conversations", len(threads), n)
+        if turns is not None:
+            yield Conversation(id_of[thread[0]] or f"thread-{thread[0]}", turns)
+    emit(progress, "building conversations", len(threads), len(threads))
+    spill.db.close()
+
+
+def _table_conversations(
+    sources: list[Source], st: _Pass, progress: ProgressFn | None, info: dict[str, Any]
+) -> Iterator[Conversation]:
+    info["ours"] = []
+    info["names"] = set()
+    rows = 0
+    for turns in read_table(sources, st.counts, progress):
+        rows += 1
+        kept = [t for t in turns if t["role"] == "system" or len(t["content"].strip()) >= 1]
+        if not any(t["role"] == "assistant" for t in kept):
+            st.filters["no_assistant_turn"] += 1
+            continue
+        digest = hashlib.sha256(canonical_json(kept)).hexdigest()[:16]
+        yield Conversation(f"row-{digest}", kept)
+    info["threads"] = rows
+
+
+# -- the whole import -------------------------------------------------------------------------
+
+
+def import_dataset(
+    paths: list[Path],
+    name: str,
+    *,
+    fmt: str = "auto",
+    ours: list[str] | None = None,
+    pii: str = "scrub",
+    seed: int = 0,
+    store: Store | None = None,
+    settings: Settings | None = None,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+) -> ImportResult:
+    """Turn mail archives or Q/A tables into a chat dataset named ``name`` in the store.
+
+    ``workers``: processes that parse and clean messages (default: by input size, at most
+    4); the output is byte-identical whatever the number.
+    """
+    if pii not in PII_MODES:
+        raise UsageError(f"unknown --pii mode {pii!r}", "use --pii scrub (default) or --pii keep")
+    parse_name(name)  # a bad name fails now, not after the whole archive is read
+    sources = resolve_sources([Path(p) for p in paths], fmt)
+    store = store or Store.open(settings, bundled=False)
+    st = _Pass()
+    info: dict[str, Any] = {"ours_inferred": False}
+    dedupe = Deduper()
+    leaves: dict[str, list[bytes]] = {s: [] for s in SPLITS}
+    written: Counter[str] = Counter()
+    turns_total = 0
+    with tempfile.TemporaryDirectory(prefix="freehold-data-") as tmp:
+        workdir = Path(tmp)
+        files = {s: (workdir / f"{s}.jsonl").open("wb") for s in SPLITS}
+        is_table = sources[0].format in _TABLE_FORMATS
+        convs = (
+            _table_conversations(sources, st, progress, info)
+            if is_table
+            else _email_conversations(sources, ours, st, workdir, progress, info, workers)
+        )
+        for conv in convs:
+            scrubber = Scrubber(info["names"])
+            if pii == "scrub":
+                for t in conv.turns:
+                    t["content"] = scrubber.scrub(t["content"])
+            reason = dedupe.check(conv.turns)
+            if reason:
+                st.filters[reason] += 1
+                continue
+            st.pii.update(scrubber.findings)  # counted for kept examples only
+            split = split_of(conv.thread, seed)
+            # The thread is named by a hash (its Message-ID can carry a name or address) so
+            # anyone can check that no thread spans two splits.
+            thread = hashlib.sha256(conv.thread.encode()).hexdigest()[:16]
+            # The id covers the whole row but the id itself, as the ledger's verify recomputes it.
+            example = {"thread": thread, "messages": conv.turns}
+            row = {"id": example_id(example), **example}
+            files[split].write(json.dumps(row, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+            leaves[split].append(leaf_hash(canonical_json(example)))
+            written[split] += 1
+            turns_total += len(conv.turns)
+        for f in files.values():
+            f.close()
+        if not sum(written.values()):
+            raise UsageError("no training examples came out of the input", _empty_hint(st, info))
+        emit(progress, "writing", len(SPLITS), 0)
+        layers: list[Layer] = []
+        for s in SPLITS:
+            if written[s]:
+                layer = store.put_file_blob(workdir / f"{s}.jsonl", MediaType.DATASET, f"{s}.jsonl")
+                layers.append(
+                    Layer(
+                        layer.media_type,
+                        layer.digest,
+                        layer.size,
+                        {**layer.annotations, "split": s, "examples": str(written[s])},
+                    )
+                )
+        root = merkle_root([leaf for s in SPLITS for leaf in leaves[s]])
+        config = {
+            "format": "chat-jsonl",
+            "counts": {
+                "messages_read": st.counts.messages,
+                "messages_skipped": sum(st.counts.skipped.values()),
+                "attachments_skipped": st.counts.attachments_skipped,
+                "threads": info.get("threads", 0),
+                "examples": sum(written.values()),
+                "turns": turns_total,
+                **{s: written[s] for s in SPLITS},
+            },
+            "skipped": dict(sorted(st.counts.skipped.items())),
+            "repaired": dict(sorted(st.counts.repaired.items())),
+            "filters": dict(sorted(st.filters.items())),
+            "pii": {"mode": pii, "replaced": dict(sorted(st.pii.items()))},
+            "ours": info["ours"],
+            "ours_inferred": info["ours_inferred"],
+            "ours_names": info.get("ours_names", {}),
+            "sources": [
+                {"path": str(s.path), "format": s.format, "size": s.size, "digest": file_digest(s.path)}
+                for s in sources
+            ],
+            "seed": seed,
+            "split": {"by": "thread", "ratios": dict(zip(SPLITS, SPLIT_RATIOS, strict=True))},
+            "merkle_root": root.hex(),
+            "merkle_order": "train, validation, test; file order within each",
+            "example_id": "hex RFC 6962 leaf hash of canonical_json(row without 'id')",
+        }
+        manifest = Manifest(
+            kind="dataset",
+            name=name,
+            config=config,
+            layers=layers,
+            source={"importer": "freehold.data", "paths": [str(s.path) for s in sources]},
+        )
+        entry = store.commit("dataset", name, manifest)
+        entry = _record(store, entry, config, [leaf.hex() for s in SPLITS for leaf in leaves[s]])
+        emit(progress, "writing", len(SPLITS), len(SPLITS))
+    return ImportResult(entry.name, entry, config)
+
+
+def _record(store: Store, entry: Any, config: dict[str, Any], ids: list[str]) -> Any:
+    """Write the signed ``dataset`` record (sources, Merkle root, every example id) and link it."""
+    from freehold.ledger import Ledger, Recorder, attach_lineage, layer_refs, ref
+
+    sources = [ref("source", s["digest"], filename=Path(s["path"]).name) for s in config["sources"]]
+    rec = Recorder(Ledger.open(store.home)).record_dataset(
+        entry.name, sources=sources, merkle_root=config["merkle_root"], example_ids=ids,
+        outputs=layer_refs(entry.manifest), filters=config["filters"], counts=config["counts"])
+    attach_lineage(store, entry.name, rec, "dataset")
+    return store.get(entry.name, kind="dataset")
+
+
+def _empty_hint(st: _Pass, info: dict[str, Any]) -> str:
+    top = ", ".join(f"{k}: {v}" for k, v in (st.filters + st.counts.skipped).most_common(4))
+    if info.get("ours"):
+        return (
+            f"messages read: {st.counts.messages}; dropped: {top or 'none'}. Check that --ours "
+            f"({', '.join(info['ours'])}) names the side that answers"
+        )
+    return f"messages read: {st.counts.messages}; dropped: {top or 'none'}"
+
+
+# -- reading datasets back --------------------------------------------------------------------
+
+
+def list_datasets(store: Store | None = None, settings: Settings | None = None) -> list[ModelEntry]:
+    store = store or Store.open(settings, bundled=False)
+    return store.list("dataset")
+
+
+def get_dataset(name: str, store: Store | None = None, settings: Settings | None = None) -> ModelEntry:
+    store = store or Store.open(settings, bundled=False)
+    return store.get(name, kind="dataset")
+
+
+def iter_examples(entry: ModelEntry, store: Store, split: str = "all") -> Iterator[dict[str, Any]]:
+    """Rows of a dataset (``{"id", "thread", "messages"}``), split by split in manifest order."""
+    if split != "all" and split not in SPLITS:
+        raise UsageError(f"unknown split {split!r}", f"use one of: all, {', '.join(SPLITS)}")
+    for layer in entry.manifest.layers_of(MediaType.DATASET):
+        if split != "all" and layer.annotations.get("split") != split:
+            continue
+        with store.blob_path(layer.digest).open("rb") as f:
+            for line in f:
+                yield json.loads(line)
+
+
+def show_dataset(
+    name: str,
+    *,
+    examples: int = 5,
+    seed: int | None = None,
+    store: Store | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Counts, filters with counts, and ``examples`` random examples (reservoir sampled)."""
+    store = store or Store.open(settings, bundled=False)
+    entry = store.get(name, kind="dataset")
+    rng = random.Random(seed)
+    sample: list[dict[str, Any]] = []
+    for n, row in enumerate(iter_examples(entry, store)):
+        if len(sample) < examples:
+            sample.append(row)
+        else:
+            j = rng.randint(0, n)
+            if j < examples:
+                sample[j] = row
+    return {"name": entry.name, "digest": entry.manifest_digest, **entry.manifest.config, "examples": sample}
+
+
+def export_dataset(
+    name: str, out: Path, *, split: str = "all", store: Store | None = None, settings: Settings | None = None
+) -> int:
+    """Write a dataset as chat JSONL (``{"id", "messages"}`` per line); returns the row count."""
+    store = store or Store.open(settings, bundled=False)
+    entry = store.get(name, kind="dataset")
+    out = Path(out)
+    if out.is_dir():
+        raise UsageError(f"{out} is a directory", "pass a file name, e.g. -o support.jsonl")
+    tmp = out.with_name(out.name + ".partial")
+    n = 0
+    try:
+        with tmp.open("wb") as f:
+            for row in iter_examples(entry, store, split):
+                f.write(json.dumps(row, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+                n += 1
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {out}: {exc.strerror}", "choose a writable path") from exc
+    return n
+
+
+def remove_dataset(name: str, store: Store | None = None, settings: Settings | None = None) -> str:
+    store = store or Store.open(settings, bundled=False)
+    return store.remove(name, kind="dataset").name
