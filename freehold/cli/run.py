@@ -18,6 +18,13 @@ prompt), /help. End a line with \\ to continue on the next line."""
 
 
 def _load(name: str, backend: str, ctx: int | None, threads: int | None) -> Engine:
+    # Like ollama: use a running server when there is one (and nothing asks for in-process).
+    if backend == "llama" and ctx is None and threads is None:
+        from freehold.client import connect
+
+        remote = connect(settings(), name)
+        if remote is not None:
+            return remote  # type: ignore[return-value]
     store = open_store()
     with progress_bar(transient=True) as progress:
         return load_engine(name, store=store, backend=backend, settings=settings(), context=ctx,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from freehold.config import Settings, load_settings
-from freehold.engine.base import Backend, Chunk, SamplingParams, StopScanner
+from freehold.engine.base import Backend, Chunk, SamplingParams, ScoredToken, StopScanner
 from freehold.engine.chat import ChatTemplate, require_template, validate_messages
 from freehold.errors import ContextOverflowError, InvalidModelError, UsageError
 from freehold.progress import ProgressFn
@@ -99,10 +99,10 @@ class Engine:
                     if scanner.stopped:
                         finish = "stop"
                         if text:
-                            yield Chunk(text, [token])
+                            yield Chunk(text, [token], logprobs=self._logprobs(token, params))
                         break
-                    if text:
-                        yield Chunk(text, [token])
+                    if text or params.logprobs is not None:
+                        yield Chunk(text, [token], logprobs=self._logprobs(token, params))
                     if produced >= budget:
                         break
             finally:
@@ -111,6 +111,20 @@ class Engine:
                     close()
         tail = "" if scanner.stopped else scanner.flush()
         yield Chunk(tail, [], finish, n_prompt, produced)
+
+    def _logprobs(self, token: int, params: SamplingParams) -> list[dict[str, Any]] | None:
+        if params.logprobs is None:
+            return None
+        if not isinstance(token, ScoredToken):
+            raise UsageError(f"the {self.backend.name} backend does not report logprobs",
+                             "use the server ('freehold serve') or --backend torch")
+
+        def entry(tok: int, lp: float) -> dict[str, Any]:
+            raw = self.backend.token_bytes(tok)
+            return {"token": raw.decode("utf-8", errors="replace"), "logprob": lp, "bytes": list(raw)}
+
+        return [{**entry(token, token.logprob),
+                 "top_logprobs": [entry(t, lp) for t, lp in token.top[: params.logprobs]]}]
 
     def generate(self, prompt: str, params: SamplingParams | None = None) -> Iterator[Chunk]:
         """Raw completion of ``prompt`` (no chat template)."""

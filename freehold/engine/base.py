@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from freehold.errors import UsageError
 
@@ -27,6 +27,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None  # None: until end-of-sequence or the context is full
     grammar: str | None = None  # GBNF that constrains output (JSON mode, JSON schema); llama.cpp only
+    logprobs: int | None = None  # None: off; n >= 0: each token's log-probability and the n most likely
 
     def validate(self) -> SamplingParams:
         problems = []
@@ -42,6 +43,8 @@ class SamplingParams:
             problems.append(f"repeat_penalty must be > 0, got {self.repeat_penalty}")
         if self.max_tokens is not None and self.max_tokens < 0:
             problems.append(f"max_tokens must be >= 0, got {self.max_tokens}")
+        if self.logprobs is not None and not 0 <= self.logprobs <= 20:
+            problems.append(f"top logprobs must be between 0 and 20, got {self.logprobs}")
         if len(self.stop) > 16 or any(not s for s in self.stop):
             problems.append("stop takes at most 16 non-empty strings")
         if problems:
@@ -54,6 +57,34 @@ class SamplingParams:
         return self.temperature == 0
 
 
+class ScoredToken(int):
+    """A sampled token id that also carries its log-probability and the top alternatives."""
+
+    logprob: float
+    top: list[tuple[int, float]]
+
+    def __new__(cls, token: int, logprob: float, top: list[tuple[int, float]]) -> ScoredToken:
+        obj = super().__new__(cls, token)
+        obj.logprob = logprob
+        obj.top = top
+        return obj
+
+
+def score_token(logits: Any, token: int, n_top: int) -> ScoredToken:
+    """Log-softmax of raw next-token logits -> the chosen token's logprob and the top n."""
+    import numpy as np
+
+    x = np.asarray(logits, dtype=np.float64)
+    m = x.max()
+    lse = m + np.log(np.exp(x - m).sum())
+    top: list[tuple[int, float]] = []
+    if n_top > 0:
+        idx = np.argpartition(-x, n_top - 1)[:n_top]
+        idx = idx[np.argsort(-x[idx])]
+        top = [(int(i), float(x[i] - lse)) for i in idx]
+    return ScoredToken(token, float(x[token] - lse), top)
+
+
 @dataclass
 class Chunk:
     """One piece of streamed output. The last chunk has ``finish_reason`` and usage."""
@@ -63,6 +94,7 @@ class Chunk:
     finish_reason: str | None = None  # "stop" (EOS or stop string) | "length"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    logprobs: list[dict[str, Any]] | None = None  # OpenAI-style entries, when asked for
 
 
 @runtime_checkable

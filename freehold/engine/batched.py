@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freehold.engine.base import SamplingParams
+from freehold.engine.base import SamplingParams, score_token
 from freehold.engine.llama import _prepare_env, _quiet_stderr
 from freehold.errors import EngineError, FreeholdError, InvalidModelError
 
@@ -351,7 +351,13 @@ class BatchedLlamaBackend:
         for req, idx in sample_at:
             tok = int(req.sampler.sample(self.ctx, idx))
             req.generated += 1
-            req.out.put(tok)
+            if req.params.logprobs is not None:
+                import numpy as np
+
+                logits = np.ctypeslib.as_array(self._llama.llama_get_logits_ith(self.ctx.ctx, idx), (self.n_vocab,))
+                req.out.put(score_token(logits, tok, req.params.logprobs))
+            else:
+                req.out.put(tok)
             if self.is_eog(tok) or len(self._cached[req.slot]) + 1 >= self.n_ctx:
                 req.out.put(_DONE)
                 with self._cond:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from freehold.engine.base import SamplingParams
+from freehold.engine.base import SamplingParams, score_token
 from freehold.errors import DependencyError, EngineError, InvalidModelError
 from freehold.progress import ProgressFn, emit
 from freehold.store.manifest import Manifest, MediaType
@@ -197,9 +197,11 @@ class TorchBackend:
             while True:
                 out = self.model(input_ids=ids, use_cache=True, **{cache_arg: past})
                 past = out.get(cache_arg)
-                token = self._sample(out.logits[0, -1], params, history, gen)
+                logits = out.logits[0, -1]
+                token = self._sample(logits.clone(), params, history, gen)
                 history.append(token)
-                yield token
+                yield (score_token(logits.float().cpu().numpy(), token, params.logprobs)
+                       if params.logprobs is not None else token)
                 ids = torch.tensor([[token]], device=self.device)
 
     def logits(self, tokens: Sequence[int]) -> Any:

@@ -92,20 +92,23 @@ async def stream(gen: Iterator[Chunk]) -> tuple[Chunk, AsyncIterator[Chunk]]:
     return first, rest()
 
 
-async def collect(gen: Iterator[Chunk]) -> tuple[str, Chunk]:
-    """Run a request to the end; returns (text, last chunk)."""
-    def drain() -> tuple[str, Chunk]:
+async def collect(gen: Iterator[Chunk]) -> tuple[str, Chunk, list[dict[str, Any]] | None]:
+    """Run a request to the end; returns (text, last chunk, logprob entries or None)."""
+    def drain() -> tuple[str, Chunk, list[dict[str, Any]] | None]:
         parts = []
         last = Chunk("")
+        lps: list[dict[str, Any]] | None = None
         try:
             for chunk in gen:
                 parts.append(chunk.text)
+                if chunk.logprobs is not None:
+                    lps = (lps or []) + chunk.logprobs
                 last = chunk
         finally:
             close = getattr(gen, "close", None)
             if close is not None:
                 close()
-        return "".join(parts), last
+        return "".join(parts), last, lps
 
     return await run_in_threadpool(drain)
 

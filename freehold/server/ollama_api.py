@@ -137,7 +137,7 @@ async def chat(body: ChatRequest, request: Request) -> Any:
                            keep_alive=body.keep_alive_seconds())
     gen = run_native(app.models, app.metrics, native)
     if not body.stream:
-        text, last = await collect(gen)
+        text, last, _ = await collect(gen)
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if native.tools:
             content, calls = parse_tool_calls(text)
@@ -198,7 +198,7 @@ async def generate(body: GenerateRequest, request: Request) -> Any:
                                 keep_alive=body.keep_alive_seconds()))
     gen = run_native(app.models, app.metrics, native)
     if not body.stream:
-        text, last = await collect(gen)
+        text, last, _ = await collect(gen)
         return _final(name, last, started, {"response": text})
     _, chunks = await stream(gen)
 

@@ -46,18 +46,17 @@ class _Sampling(_Base):
     n: int = Field(1, ge=1, le=1, description="only n=1 is supported")
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
-    logprobs: bool | None = None
     user: str | None = None
 
-    def sampling(self, max_tokens: int | None, grammar: str | None = None) -> SamplingParams:
+    def sampling(self, max_tokens: int | None, grammar: str | None = None,
+                 logprobs: int | None = None) -> SamplingParams:
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        if self.logprobs:
-            raise UsageError("logprobs are not supported yet", "drop 'logprobs' from the request")
         defaults = SamplingParams()
         return SamplingParams(
             temperature=defaults.temperature if self.temperature is None else self.temperature,
             top_p=defaults.top_p if self.top_p is None else self.top_p,
-            seed=self.seed, stop=tuple(stop), max_tokens=max_tokens, grammar=grammar).validate()
+            seed=self.seed, stop=tuple(stop), max_tokens=max_tokens, grammar=grammar,
+            logprobs=logprobs).validate()
 
 
 class ChatCompletionRequest(_Sampling):
@@ -66,12 +65,18 @@ class ChatCompletionRequest(_Sampling):
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+
+    def logprob_count(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
     max_tokens: int | None = Field(16, ge=0)  # the OpenAI default for completions
     echo: bool = False
+    logprobs: int | None = Field(None, ge=0, le=5)  # legacy API: the number of top alternatives
 
 
 class EmbeddingRequest(_Base):
@@ -108,6 +113,19 @@ def _grammar(response_format: dict[str, Any] | None) -> str | None:
     raise UsageError(f"unknown response_format type {kind!r}", "use text, json_object or json_schema")
 
 
+def _legacy_logprobs(entries: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The completions API's older shape: parallel lists instead of objects."""
+    if entries is None:
+        return None
+    offsets, pos = [], 0
+    for e in entries:
+        offsets.append(pos)
+        pos += len(e["token"])
+    return {"tokens": [e["token"] for e in entries], "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [{t["token"]: t["logprob"] for t in e["top_logprobs"]} for e in entries],
+            "text_offset": offsets}
+
+
 def _messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     out = []
     for m in messages:
@@ -135,14 +153,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
         body.tools = None
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     native = NativeRequest(body.model, messages=_messages(body.messages),
-                           params=body.sampling(max_tokens, _grammar(body.response_format)),
+                           params=body.sampling(max_tokens, _grammar(body.response_format), body.logprob_count()),
                            tools=body.tools or None)
     gen = run_native(app.models, app.metrics, native)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = app.models.resolve(body.model).name
     if not body.stream:
-        text, last = await collect(gen)
+        text, last, lps = await collect(gen)
         message: dict[str, Any] = {"role": "assistant", "content": text}
         finish = last.finish_reason or "stop"
         if native.tools:
@@ -152,7 +170,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
                 finish = "tool_calls"
         return {"id": cid, "object": "chat.completion", "created": created, "model": model,
                 "system_fingerprint": FINGERPRINT, "usage": _usage(last),
-                "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}
+                "choices": [{"index": 0, "message": message, "finish_reason": finish,
+                             "logprobs": {"content": lps, "refusal": None} if lps is not None else None}]}
     _, chunks = await stream(gen)
     include_usage = bool((body.stream_options or {}).get("include_usage"))
 
@@ -162,9 +181,10 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
         yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "finish_reason": None, "logprobs": None}]})
         async for chunk in chunks:
-            if chunk.text:
+            if chunk.text or chunk.logprobs:
+                lp = {"content": chunk.logprobs, "refusal": None} if chunk.logprobs is not None else None
                 yield _sse({**base, "choices": [{"index": 0, "delta": {"content": chunk.text},
-                                                 "finish_reason": None, "logprobs": None}]})
+                                                 "finish_reason": None, "logprobs": lp}]})
             if chunk.finish_reason is not None:
                 yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": chunk.finish_reason,
                                                  "logprobs": None}]})
@@ -182,17 +202,17 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     if len(prompts) != 1:
         raise UsageError("exactly one prompt per request is supported", "send one string as 'prompt'")
     prompt = prompts[0]
-    native = NativeRequest(body.model, prompt=prompt, params=body.sampling(body.max_tokens))
+    native = NativeRequest(body.model, prompt=prompt, params=body.sampling(body.max_tokens, None, body.logprobs))
     gen = run_native(app.models, app.metrics, native)
     cid = f"cmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = app.models.resolve(body.model).name
     if not body.stream:
-        text, last = await collect(gen)
+        text, last, lps = await collect(gen)
         return {"id": cid, "object": "text_completion", "created": created, "model": model,
                 "system_fingerprint": FINGERPRINT, "usage": _usage(last),
                 "choices": [{"index": 0, "text": (prompt if body.echo else "") + text,
-                             "finish_reason": last.finish_reason, "logprobs": None}]}
+                             "finish_reason": last.finish_reason, "logprobs": _legacy_logprobs(lps)}]}
     _, chunks = await stream(gen)
 
     async def events() -> AsyncIterator[str]:
@@ -201,7 +221,7 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
             yield _sse({**base, "choices": [{"index": 0, "text": prompt, "finish_reason": None, "logprobs": None}]})
         async for chunk in chunks:
             yield _sse({**base, "choices": [{"index": 0, "text": chunk.text, "finish_reason": chunk.finish_reason,
-                                             "logprobs": None}]})
+                                             "logprobs": _legacy_logprobs(chunk.logprobs)}]})
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
@@ -275,7 +295,8 @@ async def responses(body: ResponsesRequest, request: Request) -> Any:
     params = SamplingParams(temperature=defaults.temperature if body.temperature is None else body.temperature,
                             top_p=defaults.top_p if body.top_p is None else body.top_p,
                             max_tokens=body.max_output_tokens).validate()
-    text, last = await collect(run_native(app.models, app.metrics, NativeRequest(body.model, messages, None, params)))
+    native = NativeRequest(body.model, messages, None, params)
+    text, last, _ = await collect(run_native(app.models, app.metrics, native))
     rid = uuid.uuid4().hex[:24]
     return {"id": f"resp_{rid}", "object": "response", "created_at": int(time.time()),
             "status": "completed" if last.finish_reason == "stop" else "incomplete",

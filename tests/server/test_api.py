@@ -195,3 +195,25 @@ def test_api_keys_cors_and_exposure(server_factory) -> None:  # type: ignore[no-
         check_exposure(ServerOptions(host="0.0.0.0"))
     check_exposure(ServerOptions(host="0.0.0.0", api_keys=["k"]))
     check_exposure(ServerOptions(host="127.0.0.1"))
+
+
+def test_logprobs_chat_and_completions(live: Live) -> None:
+    import math
+
+    c = client(live)
+    r = c.chat.completions.create(model="tiny", messages=MSG, max_tokens=5, temperature=0, logprobs=True,
+                                  top_logprobs=3)
+    content = r.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content is not None and len(content) == 5
+    for entry in content:
+        assert entry.logprob <= 0 and len(entry.top_logprobs) == 3
+        # greedy: the chosen token is the most likely one
+        assert math.isclose(entry.logprob, entry.top_logprobs[0].logprob, abs_tol=1e-5)
+        assert entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob
+    comp = c.completions.create(model="tiny-base", prompt="once upon", max_tokens=4, temperature=0, logprobs=2)
+    lp = comp.choices[0].logprobs
+    assert lp is not None and len(lp.token_logprobs or []) == 4 and len((lp.top_logprobs or [])[0]) == 2
+    streamed = [ch.choices[0].logprobs for ch in c.chat.completions.create(
+        model="tiny", messages=MSG, max_tokens=3, temperature=0, logprobs=True, stream=True)
+        if ch.choices and ch.choices[0].logprobs]
+    assert sum(len(x.content or []) for x in streamed) == 3

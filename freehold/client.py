@@ -1,0 +1,111 @@
+"""A client for a running Freehold server, with the same streaming API as ``Engine``.
+
+``freehold run`` and ``chat`` use it when a server answers at ``FREEHOLD_HOST`` (as
+``ollama`` does), so a model already loaded there is not loaded a second time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import httpx
+
+from freehold.engine import Chunk, Completion, Engine, SamplingParams
+from freehold.errors import ContextOverflowError, EngineError, ModelNotFoundError, NoChatTemplateError, UsageError
+
+
+def server_alive(url: str, timeout: float = 0.3) -> bool:
+    try:
+        r = httpx.get(url + "/api/version", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200 and "version" in r.json()
+
+
+class RemoteEngine:
+    """Streams from a Freehold server through its Ollama API (NDJSON)."""
+
+    def __init__(self, url: str, model: str, api_key: str | None = None) -> None:
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        show = self._post_json("/api/show", {"model": model})
+        tags = {m["model"] for m in httpx.get(url + "/api/tags", headers=self.headers, timeout=10).json()["models"]}
+        self.name = next((t for t in tags if t == model or t.split(":")[0] == model), model)
+        self.has_template = bool(show.get("template"))
+        self.n_ctx = int(next((v for k, v in show.get("model_info", {}).items() if k.endswith("context_length")
+                               and v), 0) or 0)
+        self.template = self.has_template or None
+
+    def _post_json(self, path: str, body: dict[str, Any]) -> Any:
+        r = httpx.post(self.url + path, json=body, headers=self.headers, timeout=30)
+        if r.status_code >= 400:
+            raise _error(r.status_code, r.json().get("error", r.text))
+        return r.json()
+
+    def _options(self, params: SamplingParams) -> dict[str, Any]:
+        opts: dict[str, Any] = {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k,
+                                "min_p": params.min_p, "repeat_penalty": params.repeat_penalty}
+        if params.seed is not None:
+            opts["seed"] = params.seed
+        if params.stop:
+            opts["stop"] = list(params.stop)
+        if params.max_tokens is not None:
+            opts["num_predict"] = params.max_tokens
+        return opts
+
+    def _stream(self, path: str, body: dict[str, Any]) -> Iterator[Chunk]:
+        with httpx.stream("POST", self.url + path, json=body, headers=self.headers, timeout=None) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise _error(r.status_code, r.json().get("error", r.text))
+            for line in r.iter_lines():
+                if not line:
+                    continue
+                data = json.loads(line)
+                text = data.get("message", {}).get("content", "") if "message" in data else data.get("response", "")
+                if data.get("done"):
+                    yield Chunk(text or "", [], data.get("done_reason") or "stop", data.get("prompt_eval_count", 0),
+                                data.get("eval_count", 0))
+                    return
+                yield Chunk(text)
+
+    def chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams | None = None) -> Iterator[Chunk]:
+        params = (params or SamplingParams()).validate()
+        return self._stream("/api/chat", {"model": self.name, "messages": list(messages), "stream": True,
+                                          "options": self._options(params)})
+
+    def generate(self, prompt: str, params: SamplingParams | None = None) -> Iterator[Chunk]:
+        params = (params or SamplingParams()).validate()
+        return self._stream("/api/generate", {"model": self.name, "prompt": prompt, "raw": True, "stream": True,
+                                              "options": self._options(params)})
+
+    def complete(self, chunks: Iterator[Chunk]) -> Completion:
+        return Engine.complete(self, chunks)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        pass
+
+
+def _error(status: int, message: str) -> Exception:
+    if status == 404:
+        return ModelNotFoundError(message.split("'")[1] if "'" in message else message, hint=message)
+    if "context window" in message:
+        return ContextOverflowError(0, 0, hint=message)
+    if "no chat template" in message:
+        return NoChatTemplateError(message)
+    if 400 <= status < 500:
+        return UsageError(f"the server refused the request: {message}", "check the request")
+    return EngineError(f"the server failed: {message}", "see the server's log")
+
+
+def connect(settings: Any, model: str) -> RemoteEngine | None:
+    """A RemoteEngine when a server is running and not disabled, else None."""
+    if settings.no_server:
+        return None
+    url = settings.server_url
+    if not server_alive(url):
+        return None
+    return RemoteEngine(url, model, os.environ.get("FREEHOLD_API_KEY", "").split(",")[0] or None)

@@ -1,0 +1,29 @@
+"""`freehold run` uses a running server when there is one, like ollama."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from freehold.cli import main
+
+from .conftest import Live
+
+
+def test_run_goes_through_a_running_server(live: Live, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import freehold.cli.common as common
+
+    monkeypatch.setenv("FREEHOLD_HOST", live.url.removeprefix("http://"))
+    monkeypatch.setenv("FREEHOLD_NO_SERVER", "0")
+    monkeypatch.setattr(common, "_settings", None)
+    assert main(["run", "tiny", "the cat", "-t", "0", "-n", "5", "-v"]) == 0
+    _, err = capsys.readouterr()
+    assert "output 5 tokens" in err
+    metrics = httpx.get(live.url + "/metrics").text
+    assert 'path="/api/chat",status="200"' in metrics
+    # errors from the server come back as the same fix-it errors
+    assert main(["run", "tiny-base", "hello"]) == 1
+    assert "chat template" in capsys.readouterr().err
+    assert main(["run", "ghost", "hello"]) == 1
+    assert "not found" in capsys.readouterr().err
