@@ -33,13 +33,13 @@ def _free_port() -> int:
 
 
 
-def start_server(options: ServerOptions, store: Store) -> Iterator[Live]:
-    app = create_app(options, load_settings(), store)
-    config = uvicorn.Config(app, host="127.0.0.1", port=options.port, log_level="error", lifespan="on")
+def serve_app(app: object, port: int) -> Iterator[str]:
+    """Run an ASGI app with uvicorn in a thread until the generator is closed; yields its URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{options.port}"
+    url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:
         try:
@@ -50,10 +50,16 @@ def start_server(options: ServerOptions, store: Store) -> Iterator[Live]:
                 raise
             time.sleep(0.05)
     try:
-        yield Live(url, app, store)
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def start_server(options: ServerOptions, store: Store) -> Iterator[Live]:
+    app = create_app(options, load_settings(), store)
+    for url in serve_app(app, options.port):
+        yield Live(url, app, store)
 
 
 @pytest.fixture
@@ -75,3 +81,19 @@ def server_factory(store: Store, tiny_gguf: Path):  # type: ignore[no-untyped-de
         yield from start_server(ServerOptions(port=_free_port(), **kwargs), store)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def live_shared(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path, tiny_base_gguf: Path) -> Iterator[Live]:
+    """One server for a whole module of read-only tests (e.g. the bad-request table)."""
+    import dataclasses
+
+    home = tmp_path_factory.mktemp("shared-home")
+    settings = dataclasses.replace(load_settings(), home=home)
+    store = Store.open(settings, bundled=False)
+    store.import_gguf(tiny_gguf, "tiny")
+    store.import_gguf(tiny_base_gguf, "tiny-base")
+    options = ServerOptions(port=_free_port(), slots=4, max_queue=8)
+    app = create_app(options, settings, store)
+    for url in serve_app(app, options.port):
+        yield Live(url, app, store)

@@ -72,12 +72,13 @@ BAD: list[tuple[str, str, object, int]] = [
 
 
 @pytest.mark.parametrize("method,path,body,status", BAD, ids=[f"{m} {p} #{i}" for i, (m, p, _, _) in enumerate(BAD)])
-def test_bad_request(live: Live, method: str, path: str, body: object, status: int) -> None:
+def test_bad_request(live_shared: Live, method: str, path: str, body: object, status: int) -> None:
     kwargs: dict[str, object] = {}
     if isinstance(body, bytes):
         kwargs = {"content": body, "headers": {"Content-Type": "application/json"}}
     elif body is not None:
         kwargs = {"json": body}
+    live = live_shared
     r = httpx.request(method, live.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
     assert r.status_code == status, r.text
     err = r.json()["error"]
