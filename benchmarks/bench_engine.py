@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_engine.py            # full run (~3 min on 2 cores)
     .venv/bin/python benchmarks/bench_engine.py --quick    # fewer repeats
 
-Runs each OpenMP wait setting (ACTIVE = spin forever, PASSIVE = sleep at once, and
-Freehold's default GOMP_SPINCOUNT=20000 = spin briefly then sleep) in its own subprocess,
+Runs each OpenMP wait setting (ACTIVE = spin, PASSIVE = sleep at once: Freehold's
+default, SPIN20000 = spin briefly then sleep) in its own subprocess,
 idle and with one competing busy process, and prints the
 ratio Freehold / raw measured in the same process on the same GGUF, threads and prompt.
 Also measures the machine's memory bandwidth and the decode ceiling it implies

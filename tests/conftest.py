@@ -30,7 +30,7 @@ def shared_data() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Same bounded OpenMP spin as the engine sets (freehold/engine/llama.py), applied before
+    # The same OpenMP wait policy the engine sets (freehold/engine/llama.py), applied before
     # anything imports llama_cpp.
     from freehold.engine.llama import _prepare_env
 

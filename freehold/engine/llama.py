@@ -14,17 +14,13 @@ from typing import Any
 from freehold.engine.base import SamplingParams
 from freehold.errors import EngineError, InvalidModelError
 
-SPINCOUNT = "20000"
-
-
 def _prepare_env() -> None:
-    # llama.cpp's OpenMP workers synchronise hundreds of times per token. Spinning forever
-    # (OMP_WAIT_POLICY=ACTIVE) collapses decode to 1-2 tokens/s when another process holds
-    # a core; sleeping at once (PASSIVE) pays a futex wake-up per barrier and halves
-    # single-stream decode. A short bounded spin keeps the idle speed and sleeps under
-    # contention (measured in docs/benchmarks.md). Set either variable to override.
+    # llama.cpp's OpenMP workers synchronise hundreds of times per token. Spinning
+    # (OMP_WAIT_POLICY=ACTIVE, or libgomp's default spin) collapses decode to a few tokens/s
+    # whenever another process holds a core; sleeping at once (PASSIVE) costs some idle speed
+    # but stays fast on a shared machine (docs/benchmarks.md). Set either variable to override.
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 @contextlib.contextmanager
