@@ -11,6 +11,9 @@
     │   ├── ContextOverflowError   prompt longer than the context window
     │   └── NoChatTemplateError    chat asked of a base model without a template
     ├── DependencyError         an optional package is missing
+    ├── TrainingError           fine-tuning or export cannot start or finish
+    │   └── TrainingInterrupted    stopped by a signal after a checkpoint (exit 130)
+    ├── EvalError               an evaluation cannot run (missing eval data, bad prompt file, ...)
     └── LedgerError             the ledger cannot be read or written
         └── VerificationError   a record, signature, digest or proof does not check out
 
@@ -105,3 +108,17 @@ class VerificationError(LedgerError):
     def __init__(self, message: str, hint: str | None = None, record: int | None = None) -> None:
         super().__init__(message, hint)
         self.record = record
+
+
+class TrainingError(FreeholdError):
+    """Fine-tuning or export could not start or finish (bad data for the model, no memory, ...)."""
+
+
+class TrainingInterrupted(TrainingError):
+    """A run stopped on SIGINT/SIGTERM after saving a checkpoint; ``--resume`` continues it."""
+
+    exit_code = 130
+
+
+class EvalError(FreeholdError):
+    """An evaluation could not run: eval data missing or malformed, a suite unknown, ..."""

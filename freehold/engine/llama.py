@@ -14,6 +14,7 @@ from typing import Any
 from freehold.engine.base import SamplingParams
 from freehold.errors import EngineError, InvalidModelError
 
+
 def _prepare_env() -> None:
     # llama.cpp's OpenMP workers synchronise hundreds of times per token. Spinning
     # (OMP_WAIT_POLICY=ACTIVE, or libgomp's default spin) collapses decode to a few tokens/s
@@ -104,6 +105,7 @@ class LlamaCppBackend:
         self.n_ctx = int(self.llm.n_ctx())
         self._vocab = self.llm._model.vocab
         self._embedder: Any = None
+        self._scorer: Any = None
         # One Llama context serves one sequence at a time; the server's scheduler uses
         # the batch API instead. This lock makes direct use thread-safe.
         self.lock = threading.Lock()
@@ -144,11 +146,21 @@ class LlamaCppBackend:
         import numpy as np
 
         with self.lock:
-            scorer = load_llama(self.path, self.n_ctx, self.threads, logits_all=True)
-            scorer.eval(list(tokens))
-            out = np.array(scorer.scores[: len(tokens)], copy=True)
-            scorer.close()
-            return out
+            # A second context that keeps every position's logits, made once and reused; the
+            # cached prefix of the previous call is kept (evaluation prompts share openings).
+            if self._scorer is None:
+                self._scorer = load_llama(self.path, self.n_ctx, self.threads, logits_all=True)
+            scorer = self._scorer
+            tokens = list(tokens)
+            keep = 0
+            for a, b in zip(scorer.input_ids[: scorer.n_tokens], tokens, strict=False):
+                if a != b:
+                    break
+                keep += 1
+            keep = min(keep, len(tokens) - 1)
+            scorer.n_tokens = keep
+            scorer.eval(tokens[keep:])
+            return np.array(scorer.scores[: len(tokens)], copy=True)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         with self.lock:
@@ -162,7 +174,7 @@ class LlamaCppBackend:
 
     def close(self) -> None:
         with self.lock:
-            for obj in (self.llm, self._embedder):
+            for obj in (self.llm, self._embedder, self._scorer):
                 if obj is not None:
                     with contextlib.suppress(Exception):
                         obj.close()

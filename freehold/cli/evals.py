@@ -1,0 +1,136 @@
+"""``freehold eval NAME`` and ``freehold card NAME``: evaluate a model, write its model card.
+
+Both call one library function each (``freehold.evals.run_eval`` / ``write_card``); this
+module parses flags, draws progress bars and renders the results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from freehold.cli import app
+from freehold.cli.common import console, err_console, open_store, print_json, progress_bar, settings
+from freehold.errors import UsageError
+
+# Headline numbers per suite for the terminal summary (everything is in --json and the ledger).
+HEADLINES = {
+    "quality": ("perplexity", "rouge_l", "chrf", "embedding_similarity", "conversations"),
+    "safety": ("harmful_refusal_rate", "over_refusal_rate", "xstest_unsafe_refusal_rate", "xstest_safe_refusal_rate",
+               "advbench_refusal_rate", "harmbench_refusal_rate", "refusal_classifier_accuracy"),
+    "bias": ("crows_all_stereotype_share", "winobias_all_pro_share"),
+    "languages": (),
+}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _render(report: Any) -> None:
+    for run in report.runs:
+        base = next((b for b in report.base_runs if b.result.suite == run.result.suite), None)
+        suite = run.result.suite
+        table = Table(title=f"{suite}  (ledger record {run.record}"
+                            + (f"; base: record {base.record}" if base else "") + ")", title_justify="left")
+        table.add_column("metric")
+        table.add_column(report.model)
+        if base:
+            table.add_column(report.base or "base")
+            table.add_column("Δ")
+        scores = run.result.scores
+        keys = [k for k in HEADLINES.get(suite, ()) if k in scores]
+        if suite == "bias":
+            keys += [k for k in scores if k.startswith(("bbq_", "templates_")) and k.endswith(
+                ("bias_score", "association"))]
+        if suite == "languages":
+            keys = [k for k in scores if k.endswith(("tokens_per_char", "bits_per_char"))]
+        for k in keys or list(scores):
+            row = [k, _fmt(scores[k])]
+            if base:
+                other = base.result.scores.get(k)
+                row += [_fmt(other), _fmt(scores[k] - other) if isinstance(other, int | float) else "-"]
+            table.add_row(*row)
+        console.print(table)
+    q = report.comparison.get("quality")
+    if q:
+        console.print(f"\nquality vs {report.base}: better on {q['better_count']} conversations, "
+                      f"worse on {q['worse_count']} (embedding similarity to the real reply)", highlight=False)
+        for label in ("better", "worse"):
+            for ex in q.get(label, [])[:2]:
+                console.print(f"[bold]{label}[/] ({ex['similarity_delta']:+.3f}) prompt: {ex['prompt'][:120]!r}\n"
+                              f"  fine-tune: {ex['model_reply'][:160]!r}\n  base:      {ex['base_reply'][:160]!r}",
+                              highlight=False)
+    for suite, why in report.skipped.items():
+        err_console.print(f"[yellow]skipped {suite}:[/] {why}", highlight=False)
+    console.print(f"\nEvery number above is a signed eval record; 'freehold card {report.model}' writes the "
+                  "model card from them.", highlight=False)
+
+
+@app.command("eval")
+def eval_cmd(
+    name: str = typer.Argument(..., help="Model to evaluate."),
+    suite: str = typer.Option(None, "--suite", "-s",
+                              help="Comma-separated suites: quality, safety, bias, languages "
+                                   "(default: every suite whose data is available)."),
+    data: str = typer.Option(None, "--data", "-d", help="Dataset whose held-out split the quality suite uses."),
+    against: str = typer.Option(None, "--against", help="Also evaluate this model (the base) on the same items."),
+    limit: int = typer.Option(None, "--limit", "-n", help="At most N items per data source (per category)."),
+    eval_data: Path = typer.Option(None, "--eval-data",
+                                   help="Folder of public eval sets (xstest/, advbench/, harmbench/, winobias/, bbq/, "
+                                        "crows-pairs/, udhr-multilingual/)."),
+    prompts: list[Path] = typer.Option([], "--prompts",
+                                       help="Your own safety prompts, CSV or JSONL with a 'prompt' column "
+                                            "(optional 'label': safe|unsafe). Repeatable."),
+    backend: str = typer.Option("llama", "--backend", help="llama (llama.cpp, GGUF) or torch."),
+    batch: int = typer.Option(8, "--batch", help="Prompts decoded together (1: one at a time)."),
+    max_tokens: int = typer.Option(96, "--max-tokens", help="Longest reply generated per prompt."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """Evaluate a model: held-out quality, safety, bias, languages. Each result is a signed ledger record;
+    an interrupted run resumes where it stopped."""
+    from freehold.evals import run_eval
+
+    if max_tokens < 1:
+        raise UsageError(f"--max-tokens must be at least 1, got {max_tokens}", "try --max-tokens 96")
+    store = open_store()
+    with progress_bar(byte_units=False) as progress:
+        report = run_eval(name, suites=suite, data=data, against=against, limit=limit, eval_data=eval_data,
+                          prompt_files=prompts, backend=backend, batch=batch, max_tokens=max_tokens,
+                          store=store, settings=settings(), progress=progress)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _render(report)
+
+
+@app.command("card")
+def card_cmd(
+    name: str = typer.Argument(..., help="Model to document."),
+    output: Path = typer.Option(None, "--output", "-o", help="Folder for README.md (default ./NAME-card)."),
+    annex_xi: bool = typer.Option(False, "--annex-xi", help="Also write EU AI Act Annex XI documentation."),
+    intended_use: str = typer.Option(None, "--intended-use", help="What the model is for (card + Annex XI 1.1.a)."),
+    acceptable_use: str = typer.Option(None, "--acceptable-use", help="Acceptable use policy (Annex XI 1.1.b)."),
+    as_json: bool = typer.Option(False, "--json", help="Print paths, metadata and missing fields as JSON."),
+) -> None:
+    """Write a Hugging Face model card from the ledger (front matter model-index = the eval records)."""
+    from freehold.evals import write_card
+
+    result = write_card(name, output=output, annex_xi=annex_xi, intended_use=intended_use,
+                        acceptable_use=acceptable_use, store=open_store())
+    if as_json:
+        print_json({"card": str(result.path), "annex_xi": str(result.annex_path) if result.annex_path else None,
+                    "missing": result.missing, "eval_records": result.evals, "metadata": result.metadata})
+        return
+    console.print(f"wrote {result.path} (eval records: {', '.join(map(str, result.evals)) or 'none'})",
+                  highlight=False)
+    if result.annex_path:
+        console.print(f"wrote {result.annex_path}", highlight=False)
+        if result.missing:
+            err_console.print(f"[yellow]Annex XI fields missing from the ledger:[/] {', '.join(result.missing)}",
+                              highlight=False)

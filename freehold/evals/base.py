@@ -1,0 +1,162 @@
+"""The eval-suite contract: one ``Suite`` protocol, the context a suite runs in, what it returns.
+
+A suite is anything with a ``name``, a one-line ``description`` and ``run(ctx) ->
+SuiteResult``. Built-ins (quality, safety, bias, languages) register themselves with
+``register_suite`` exactly as a third-party suite would. A suite never writes to the
+ledger itself: ``run_eval`` records every ``SuiteResult`` as one signed eval record citing
+the model's weights and the digests of the data the suite read, so every number traces to
+exact bytes on both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from freehold.errors import EvalError
+from freehold.evals.runner import ItemCache, ModelRunner
+from freehold.ledger import ref
+from freehold.progress import ProgressFn, emit
+from freehold.store import ModelEntry, Store
+
+
+@dataclass
+class EvalContext:
+    """What a suite may use. ``limit`` caps items per data source (None: all)."""
+
+    store: Store
+    runner: ModelRunner
+    limit: int | None = None
+    eval_data: Path | None = None  # a folder laid out like ../shared/data/evals
+    dataset: ModelEntry | None = None  # the held-out conversations for the quality suite
+    prompt_files: list[Path] = field(default_factory=list)  # the user's own safety prompt sets
+    max_tokens: int = 96
+    seed: int = 0
+    progress: ProgressFn | None = None
+
+    def cache(self, suite: str, data_digest: str, params: dict[str, Any]) -> ItemCache:
+        return ItemCache.open(self.store.home, self.runner.digest, suite, data_digest,
+                              {**params, "backend": self.runner.backend_name, "decoding": "greedy, repeat_penalty 1"})
+
+    def sample(self, items: Sequence[Any], limit: int | None = None) -> list[Any]:
+        """A seeded sample of at most ``limit`` items, kept in file order (so a larger --limit
+        is a superset of a smaller one and reuses the cache)."""
+        limit = self.limit if limit is None else limit
+        if limit is None or len(items) <= limit:
+            return list(items)
+        order = list(range(len(items)))
+        random.Random(self.seed).shuffle(order)  # a prefix of one seeded order: smaller limits are subsets
+        return [items[i] for i in sorted(order[:limit])]
+
+    def data_path(self, *parts: str, what: str) -> Path:
+        if self.eval_data is None:
+            raise EvalError(f"the {what} needs the public eval sets, and no eval data folder was given",
+                            "pass --eval-data DIR (a folder holding xstest/, advbench/, harmbench/, winobias/, bbq/, "
+                            "crows-pairs/, udhr-multilingual/), e.g. --eval-data ../shared/data/evals")
+        path = self.eval_data.joinpath(*parts)
+        if not path.exists():
+            raise EvalError(f"{path} is missing, so the {what} cannot run",
+                            f"check --eval-data; it should contain {'/'.join(parts)}")
+        return path
+
+    def generate(self, cache: ItemCache, items: Sequence[tuple[str, list[dict[str, str]]]], status: str,
+                 max_tokens: int | None = None) -> dict[str, str | None]:
+        """Greedy replies for ``(key, messages)`` items, cached per key as each finishes (None: the
+        prompt does not fit the model's context)."""
+        todo = [(k, m) for k, m in items if k not in cache]
+        total, done = len(items), len(items) - len(todo)
+        emit(self.progress, status, total, done)
+        if todo:
+            def finished(i: int, text: str | None) -> None:
+                nonlocal done
+                cache.put(todo[i][0], text)
+                done += 1
+                emit(self.progress, status, total, done)
+
+            self.runner.chat_many([m for _, m in todo], max_tokens or self.max_tokens, on_done=finished)
+        return {k: cache.get(k) for k, _ in items}
+
+    def score(self, cache: ItemCache, items: Sequence[tuple[str, Callable[[], Any]]], status: str) -> dict[str, Any]:
+        """Values of ``(key, compute)`` items (log-likelihoods and the like), cached per key."""
+        total = len(items)
+        done = sum(1 for k, _ in items if k in cache)
+        emit(self.progress, status, total, done)
+        for key, compute in items:
+            if key in cache:
+                continue
+            cache.put(key, compute())
+            done += 1
+            emit(self.progress, status, total, done)
+        return {k: cache.get(k) for k, _ in items}
+
+
+@dataclass
+class SuiteResult:
+    """``scores``: flat numbers for the ledger and the model card's model-index (rounded once,
+    here, so both show identical values). ``details``: tables, intervals, examples (in the
+    report blob the eval record cites). ``data``: refs to every file the suite read."""
+
+    suite: str
+    scores: dict[str, float | int]
+    data: list[dict[str, Any]]
+    details: dict[str, Any] = field(default_factory=dict)
+    dataset_name: str = ""  # for the card: which data the headline numbers are on
+    items: dict[str, Any] = field(default_factory=dict)  # per-item results (for --against comparisons)
+
+    def __post_init__(self) -> None:
+        self.scores = {k: round(v, 4) if isinstance(v, float) else v for k, v in self.scores.items()}
+
+
+@runtime_checkable
+class Suite(Protocol):
+    name: str
+    description: str
+
+    def run(self, ctx: EvalContext) -> SuiteResult: ...
+
+
+SUITES: dict[str, Suite] = {}
+
+
+def register_suite(suite: Suite) -> Suite:
+    """Add a suite (built-in or your own) under ``suite.name``; later registrations replace earlier."""
+    if not isinstance(suite, Suite):
+        raise EvalError(f"{suite!r} is not an eval suite", "give it a name, a description and run(ctx)")
+    SUITES[suite.name] = suite
+    return suite
+
+
+def get_suite(name: str) -> Suite:
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise EvalError(f"unknown eval suite {name!r}", f"choose from: {', '.join(sorted(SUITES))}") from None
+
+
+# data references ------------------------------------------------------------------------------
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def file_ref(path: Path, dataset: str, role: str = "data") -> dict[str, Any]:
+    """A data reference naming the file and the eval set it belongs to (for the card's model-index)."""
+    return ref(role, file_digest(path), filename=path.name, dataset=dataset)
+
+
+def text_ref(store: Store, text: str, name: str, dataset: str) -> dict[str, Any]:
+    """Store built-in eval data (templated probes) as a blob so verify can rehash what was cited."""
+    layer = store.put_text(text)
+    return ref("data", layer.digest, filename=name, dataset=dataset)
+
+
+def combined_digest(refs: Sequence[dict[str, Any]]) -> str:
+    h = hashlib.sha256("\n".join(sorted(r["digest"] for r in refs)).encode())
+    return "sha256:" + h.hexdigest()
