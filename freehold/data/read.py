@@ -84,6 +84,14 @@ def detect_format(path: Path) -> str:
     raise UsageError(f"cannot tell what kind of file {path} is", "pass --format mbox|maildir|eml|csv|jsonl")
 
 
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(len(prefix)) == prefix
+    except OSError:
+        return False
+
+
 def resolve_sources(paths: list[Path], fmt: str = "auto") -> list[Source]:
     """Check every path up front and report all problems at once."""
     if fmt not in FORMATS:
@@ -106,6 +114,13 @@ def resolve_sources(paths: list[Path], fmt: str = "auto") -> list[Source]:
         except OSError as exc:
             problems.append(f"{path}: {exc.strerror}")
             continue
+        if kind == "eml" and path.is_dir() and fmt == "auto":
+            # A folder of mbox files (a downloaded list archive, say): read each as mbox.
+            # Other files in it (README, SOURCE.txt) are not mail and are left out.
+            mboxes = [p for p in _walk_files(path) if _starts_with(p, b"From ")]
+            if mboxes:
+                sources.extend(Source(p, "mbox", p.stat().st_size) for p in mboxes)
+                continue
         if kind in ("maildir", "eml") and path.is_dir():
             size = sum(p.stat().st_size for p in _walk_files(path))
         elif path.is_dir():

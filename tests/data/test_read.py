@@ -121,3 +121,10 @@ def test_bad_paths_are_usage_errors_listing_every_problem(tmp_path: Path) -> Non
         resolve_sources([tmp_path / "x.bin"])
     with pytest.raises(UsageError, match="unknown format"):
         resolve_sources([tmp_path / "x.bin"], "pst")
+
+
+def test_a_folder_of_mbox_files_reads_each_as_mbox(shared_data: Path) -> None:
+    folder = shared_data / "email" / "r-package-devel"
+    sources = resolve_sources([folder])
+    assert sources and all(s.format == "mbox" for s in sources)
+    assert {s.path.name for s in sources} >= {"2023q4.txt", "2024q1.txt"}

@@ -1,0 +1,117 @@
+"""Export: store models -> GGUF files llama.cpp serves, written and quantized by the project.
+
+    export_model("acme-support", "q4_k_m")   # -> store model acme-support:q4_k_m, ledger export record
+    export_gguf(hf_dir, base_gguf, out, "q4_k_m")   # the same, file to file
+    logits_gap(gguf_path, hf_dir, tokens)    # round-trip check: max |logit difference|
+
+The weights come from the model's full-precision (or dequantised) safetensors; the metadata
+(tokenizer, chat template, hyperparameters) from a GGUF of the same model, so what llama.cpp
+sees matches the base bit for bit except the tensors. F32/F16/Q8_0 are written by
+``writer.write_gguf``; other types are quantized from an F32 (small models) or F16
+intermediate by llama.cpp (``quantize.quantize_gguf``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from freehold.config import Settings, load_settings
+from freehold.errors import InvalidModelError, UsageError
+from freehold.export.quantize import QUANTS, check_quant, quantize_gguf
+from freehold.export.writer import SUPPORTED, WRITE_TYPES, write_gguf
+from freehold.progress import ProgressFn, emit
+from freehold.store import MediaType, ModelEntry, Store
+
+__all__ = ["QUANTS", "SUPPORTED", "WRITE_TYPES", "export_gguf", "export_model", "logits_gap", "metadata_gguf",
+           "quantize_gguf", "write_gguf"]
+
+# Above this many weight bytes (fp32) the intermediate is F16, halving temporary disk; below,
+# F32 so the only rounding is the final quantization.
+F32_INTERMEDIATE_LIMIT = 4_000_000_000
+
+
+def export_gguf(hf_dir: Path, template_gguf: Path, out: Path, quant: str, *, chat_template: str | None = None,
+                threads: int | None = None, progress: ProgressFn | None = None) -> Path:
+    """Write ``hf_dir`` as a GGUF of type ``quant`` at ``out``."""
+    q = check_quant(quant)
+    if QUANTS[q] is None or q == "q8_0":
+        # The gguf package's Q8_0 is the reference implementation; no second pass needed.
+        return write_gguf(hf_dir, template_gguf, out, q, chat_template, progress)
+    size = sum(p.stat().st_size for p in hf_dir.glob("*.safetensors"))
+    inter = "f32" if size <= F32_INTERMEDIATE_LIMIT else "f16"
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
+        staged = write_gguf(hf_dir, template_gguf, Path(tmp) / f"model-{inter}.gguf", inter, chat_template, progress)
+        emit(progress, f"quantizing to {q}")
+        return quantize_gguf(staged, out, q, threads)
+
+
+def metadata_gguf(store: Store, entry: ModelEntry) -> Path:
+    """A GGUF of ``entry``'s own model to take tokenizer and hyperparameters from."""
+    layer = entry.manifest.layer(MediaType.GGUF)
+    digest = layer.digest if layer else entry.manifest.source.get("gguf_metadata")
+    if not digest or not store.blob_path(digest).exists():
+        raise InvalidModelError(f"{entry.name} has no GGUF to take the tokenizer and settings from",
+                                "export models that came from a GGUF file or from 'freehold tune'")
+    return store.blob_path(digest)
+
+
+def export_model(name: str, quant: str = "q4_k_m", *, output: str | None = None, store: Store | None = None,
+                 settings: Settings | None = None, progress: ProgressFn | None = None) -> ModelEntry:
+    """Export store model ``name`` to a ``quant`` GGUF, import it as ``output`` (default NAME:QUANT)
+    with a ledger ``export`` record linking the two."""
+    from freehold.engine.torch import hf_directory
+    from freehold.ledger import Ledger, Recorder, attach_lineage, layer_refs
+    from freehold.store.names import format_name, parse_name
+
+    settings = settings or load_settings()
+    store = store or Store.open(settings)
+    q = check_quant(quant)
+    entry = store.get(name)
+    base_name, _ = parse_name(entry.name)
+    target = output or format_name(base_name, q)
+    target_name, target_tag = parse_name(target)
+    if store.catalog.get_ref("model", target_name, target_tag or "latest") is not None:
+        raise UsageError(f"a model named {target} already exists",
+                         f"choose another name with -o, or remove it with 'freehold rm {target}'")
+    template_gguf = metadata_gguf(store, entry)
+    hf_dir = hf_directory(store, entry, progress)
+    chat_template = store.text_layer(entry.manifest, MediaType.TEMPLATE)
+    with tempfile.TemporaryDirectory(dir=store.blobs.tmp, prefix="export-") as tmp:
+        out = export_gguf(hf_dir, template_gguf, Path(tmp) / f"{base_name}-{q}.gguf", q,
+                          chat_template=chat_template, threads=settings.threads, progress=progress)
+        source = {"type": "export", "from": entry.name, "from_manifest": entry.manifest_digest, "quant": q,
+                  **{k: v for k, v in entry.manifest.source.items() if k in ("base", "dataset", "run")}}
+        new = store.import_gguf(out, target, source=source, progress=progress)
+    weights = [r for r in layer_refs(entry.manifest, "model") if r["media_type"] in MediaType.WEIGHTS]
+    rec = Recorder(Ledger.open(store.home)).record_export(
+        new.name, inputs=weights, outputs=layer_refs(new.manifest, "gguf"), method=f"gguf/{q}",
+        params={"writer": "freehold.export", "quantizer": "llama.cpp" if QUANTS[q] and q != "q8_0" else "gguf"})
+    return attach_lineage(store, new.name, rec)
+
+
+def logits_gap(gguf_path: Path, hf_dir: Path, tokens: Sequence[int], threads: int = 2) -> dict[str, Any]:
+    """Run ``tokens`` through llama.cpp (the GGUF) and transformers (``hf_dir``); compare logits.
+
+    Returns ``{"max_abs": ..., "scale": max |logit|, "argmax_agree": fraction of positions}``.
+    """
+    import numpy as np
+
+    from freehold.engine.llama import LlamaCppBackend
+    from freehold.engine.torch import TorchBackend
+
+    llama = LlamaCppBackend(gguf_path, max(64, len(tokens) + 8), threads)
+    torch_backend = TorchBackend(hf_dir, max(64, len(tokens) + 8), threads, device="cpu")
+    try:
+        a = np.asarray(llama.logits(list(tokens)), dtype=np.float64)
+        b = np.asarray(torch_backend.logits(list(tokens)), dtype=np.float64)
+    finally:
+        llama.close()
+        torch_backend.close()
+    if a.shape != b.shape:
+        raise InvalidModelError(f"logit shapes differ: {a.shape} (GGUF) vs {b.shape} (PyTorch)",
+                                "the export lost or added vocabulary entries")
+    return {"max_abs": float(np.abs(a - b).max()), "scale": float(np.abs(b).max()),
+            "argmax_agree": float((a.argmax(-1) == b.argmax(-1)).mean())}

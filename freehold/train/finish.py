@@ -1,0 +1,142 @@
+"""After the last step: the PEFT adapter, the merged model, its GGUF, and one store entry.
+
+The tuned model's manifest holds the merged full-precision safetensors (for evaluation on
+the PyTorch backend), the GGUF llama.cpp serves (``--quant``, default Q8_0), the base's
+chat template and licence, and the adapter (under ``adapter/``, where the transformers
+loader does not look). Its ``source`` names the base, the dataset (and Merkle root) and
+the run; the ledger gets a ``merge`` record (base + adapter -> merged) and an ``export``
+record (merged -> GGUF), and the manifest points at the latter.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from freehold.progress import ProgressFn, emit
+from freehold.store import Layer, Manifest, MediaType, ModelEntry
+from freehold.store.formats import read_gguf_info
+from freehold.train import checkpoint as ckpt
+from freehold.train.trainer import Session
+
+ADAPTER_MEDIA = "application/vnd.freehold.adapter.safetensors"
+ADAPTER_CONFIG_MEDIA = "application/vnd.freehold.adapter.config+json"
+RUN_MEDIA = "application/vnd.freehold.run+json"
+
+
+def save_final_adapter(session: Session, last_checkpoint: Path) -> Path:
+    """The final checkpoint's adapter files, byte for byte, in ``runs/NAME/adapter``."""
+    target = session.run_dir / "adapter"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (ckpt.ADAPTER_FILE, ckpt.ADAPTER_CONFIG):
+        shutil.copyfile(last_checkpoint / name, target / name)
+    return target
+
+
+def _hf_media(path: Path) -> str:
+    if path.suffix == ".safetensors":
+        return MediaType.SAFETENSORS
+    return MediaType.HF_CONFIG if path.name == "config.json" else MediaType.TOKENIZER
+
+
+def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
+    """Merge, export, import and record; returns the new model's store entry."""
+    from freehold.export import export_gguf, metadata_gguf
+    from freehold.ledger import Ledger, Recorder, attach_lineage, layer_refs, ref
+
+    s, cfg, store = session, session.cfg, session.store
+    last = ckpt.latest_checkpoint(s.run_dir)
+    if last is None:
+        from freehold.errors import TrainingError
+
+        raise TrainingError("the run has no checkpoint to finish from", "resume it with --resume")
+    adapter_dir = save_final_adapter(s, last)
+    emit(progress, "merging adapter")
+    model = s.model
+    assert model is not None
+    merged = model.merge_and_unload()
+    if s.device != "cpu":
+        merged = merged.to("cpu")
+    merged.config.use_cache = True
+    with tempfile.TemporaryDirectory(dir=store.blobs.tmp, prefix="tune-") as tmp_s:
+        tmp = Path(tmp_s)
+        hf_out = tmp / "merged"
+        merged.save_pretrained(hf_out, safe_serialization=True)
+        s.tokenizer.save_pretrained(hf_out)
+        emit(progress, f"exporting GGUF ({cfg.quant})")
+        gguf_path = export_gguf(hf_out, metadata_gguf(store, s.base), tmp / f"model-{cfg.quant}.gguf", cfg.quant,
+                                chat_template=s.template, threads=s.threads, progress=progress)
+        emit(progress, "importing into the store")
+        layers: list[Layer] = [store.put_file_blob(f, _hf_media(f)) for f in sorted(hf_out.iterdir()) if f.is_file()]
+        merged_layers = list(layers)
+        gguf_layer = store.put_file_blob(gguf_path, MediaType.GGUF, f"model-{cfg.quant}.gguf")
+        layers.append(gguf_layer)
+        info = read_gguf_info(gguf_path)
+    info.pop("chat_template", None)
+    layers.append(_text_layer(store, MediaType.TEMPLATE, s.template))
+    license_text = store.text_layer(s.base.manifest, MediaType.LICENSE)
+    if license_text:
+        layers.append(_text_layer(store, MediaType.LICENSE, license_text))
+    adapter_layer = store.put_file_blob(adapter_dir / ckpt.ADAPTER_FILE, ADAPTER_MEDIA,
+                                        f"adapter/{ckpt.ADAPTER_FILE}")
+    layers.append(adapter_layer)
+    layers.append(store.put_file_blob(adapter_dir / ckpt.ADAPTER_CONFIG, ADAPTER_CONFIG_MEDIA,
+                                      f"adapter/{ckpt.ADAPTER_CONFIG}"))
+    final_loss = next((m["loss"] for m in reversed(_metrics(last)) if "loss" in m), None)
+    info["finetune"] = {"method": "lora", "r": cfg.lora_r, "alpha": cfg.lora_alpha, "steps": s.plan.total,
+                        "final_loss": final_loss, "quant": cfg.quant}
+    source = {"type": "tune", "base": s.base.name, "base_manifest": s.base.manifest_digest,
+              "dataset": s.dataset.name, "dataset_root": s.dataset_root, "run": s.run,
+              "run_dir": str(s.run_dir), "gguf_metadata": gguf_layer.digest}
+    from freehold.store.names import format_name, parse_name
+
+    name, tag = parse_name(cfg.output)
+    manifest = Manifest("model", format_name(name, tag or "latest"), info, layers, source)
+    entry = store.commit("model", manifest.name, manifest)
+    _commit_run(session)
+
+    if not cfg.ledger:
+        return entry
+    rec = Recorder(Ledger.open(store.home))
+    base_refs = [r for r in layer_refs(s.base.manifest, "base") if r["media_type"] in MediaType.WEIGHTS]
+    merged_refs = [ref("merged", la.digest, media_type=la.media_type, filename=la.annotations.get("filename", ""))
+                   for la in merged_layers if la.media_type == MediaType.SAFETENSORS]
+    rec.record_merge(inputs=[*base_refs, ref("adapter", adapter_layer.digest, media_type=ADAPTER_MEDIA)],
+                     outputs=merged_refs, method="lora", run=s.run,
+                     params={"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": list(cfg.target_modules)})
+    # The export record is the manifest's head, so its outputs list every weights layer the
+    # model carries: the GGUF it produced and the merged safetensors it kept.
+    export = rec.record_export(entry.name, inputs=merged_refs,
+                               outputs=[ref("gguf", gguf_layer.digest, media_type=MediaType.GGUF), *merged_refs],
+                               method=f"gguf/{cfg.quant}", params={"writer": "freehold.export"})
+    return attach_lineage(store, entry.name, export)
+
+
+def _text_layer(store: Any, media_type: str, text: str) -> Layer:
+    layer = store.put_text(text)
+    return Layer(media_type, layer.digest, layer.size)
+
+
+def _metrics(checkpoint_dir: Path) -> list[dict[str, Any]]:
+    state = ckpt.read_json(checkpoint_dir / "state.json")
+    return list(state.get("metrics", []))
+
+
+def _commit_run(session: Session) -> None:
+    """A ``run`` entry in the store citing every checkpoint adapter, so the blobs the ledger's
+    checkpoint records cite stay in the store (and verifiable) after garbage collection."""
+    s, store = session, session.store
+    layers: list[Layer] = []
+    for path in sorted((s.run_dir / "checkpoints").glob("step-*")):
+        adapter = path / ckpt.ADAPTER_FILE
+        if adapter.is_file():
+            layers.append(store.put_file_blob(adapter, ADAPTER_MEDIA, f"checkpoints/{path.name}/{ckpt.ADAPTER_FILE}"))
+    layers.append(store.put_file_blob(s.run_dir / "config.json", RUN_MEDIA, "config.json"))
+    from freehold.store.names import format_name, parse_name
+
+    name, tag = parse_name(s.cfg.output)
+    store.commit("run", format_name(name, tag or "latest"),
+                 Manifest("run", format_name(name, tag or "latest"), {"run": s.run}, layers,
+                          {"type": "tune", "run_dir": str(s.run_dir)}))

@@ -1,0 +1,507 @@
+"""The LoRA training run: every check before work starts, then the loop.
+
+``prepare`` resolves the base and dataset, tokenizes, and checks everything that can go
+wrong before a minute is spent (unknown names, empty or malformed data, examples over
+the length limit, not enough memory), reporting each with a fix. ``Trainer.train`` runs
+the steps: one ledger ``step`` record each, validation every N steps, an atomic
+checkpoint every N steps, at the end and on SIGINT/SIGTERM. A resumed run restores the
+adapter, optimizer, RNG and step, and rebuilds the same data order from the seed, so it
+ends with the same bits as an uninterrupted run (same machine and thread count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freehold.config import Settings, load_settings
+from freehold.errors import ModelNotFoundError, TrainingError, TrainingInterrupted, UsageError
+from freehold.progress import ProgressFn, emit
+from freehold.store import MediaType, ModelEntry, Store
+from freehold.train import checkpoint as ckpt
+from freehold.train.config import TuneConfig
+from freehold.train.data import EncodeReport, Example, Plan, check_rows, encode
+from freehold.train.model import (
+    StepRunner,
+    adapter_state,
+    apply_lora,
+    choose_device,
+    count_parameters,
+    load_adapter_state,
+    load_base,
+    lr_at,
+    rng_state,
+    set_rng_state,
+    set_threads,
+    trainable_state,
+)
+
+REPLAYER = "freehold.train.replay:factory"
+# Validation on at most this many held-out examples: enough for a stable number, small
+# enough that evaluating every N steps costs a few percent of the run.
+MAX_EVAL_EXAMPLES = 64
+
+
+@dataclass
+class StepInfo:
+    """What the progress display shows after each optimizer step."""
+
+    step: int
+    total: int
+    epoch: int
+    loss: float
+    lr: float
+    tokens_per_s: float
+    eta_s: float | None
+    val_loss: float | None = None
+
+
+@dataclass
+class Session:
+    """Everything ``prepare`` resolved and checked."""
+
+    store: Store
+    cfg: TuneConfig
+    run: str
+    run_dir: Path
+    base: ModelEntry
+    dataset: ModelEntry
+    dataset_root: str
+    hf_dir: Path
+    template: str
+    max_seq_len: int
+    examples: list[Example]
+    val_examples: list[Example]
+    report: EncodeReport
+    plan: Plan
+    device: str
+    threads: int
+    resume_from: Path | None
+    memory_estimate: int
+    model: Any = None
+    tokenizer: Any = None
+    runner: StepRunner | None = None
+    initial_weights: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+def resolve_base(store: Store, name: str) -> ModelEntry:
+    try:
+        return store.get(name)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(name, exc.close, hint=exc.hint if exc.close else
+                                 "run 'freehold models' to list base models, or import one with "
+                                 "'freehold import FILE.gguf --name NAME'") from None
+
+
+def dataset_rows(store: Store, entry: ModelEntry, split: str) -> list[dict[str, Any]]:
+    """Rows of one split. Layers without a split annotation count as training data."""
+    from freehold.data import iter_examples
+
+    layers = entry.manifest.layers_of(MediaType.DATASET)
+    splits = {layer.annotations.get("split", "train") for layer in layers}
+    if split not in splits:
+        return []
+    if split == "train" and any("split" not in layer.annotations for layer in layers):
+        rows = []
+        for layer in layers:
+            if layer.annotations.get("split", "train") == "train":
+                with store.blob_path(layer.digest).open("rb") as f:
+                    rows += [json.loads(line) for line in f if line.strip()]
+        return rows
+    return list(iter_examples(entry, store, split))
+
+
+def render_fn(template_source: str, tokenizer: Any) -> Callable[[list[dict[str, Any]], bool], str]:
+    from freehold.engine.chat import ChatTemplate
+
+    template = ChatTemplate(template_source, tokenizer.bos_token, tokenizer.eos_token)
+    return lambda messages, gen: template.render(messages, add_generation_prompt=gen)
+
+
+def estimate_memory(hf_dir: Path, cfg: TuneConfig, n_targets_max: int) -> int:
+    """Peak bytes for training, from the weights' size, model shape and micro-batch size.
+
+    Calibrated on SmolLM2-135M (2 threads, fp32): weights + activations kept for the backward
+    pass (about 40 floats per hidden unit per token per layer with LoRA on attention) +
+    logits at the loss positions + the runtime's own ~0.6 GB.
+    """
+    config = json.loads((hf_dir / "config.json").read_text())
+    config = config.get("text_config", config)
+    weights = sum(p.stat().st_size for p in hf_dir.glob("*.safetensors"))
+    hidden, layers = int(config["hidden_size"]), int(config["num_hidden_layers"])
+    ffn, vocab = int(config.get("intermediate_size") or 4 * hidden), int(config["vocab_size"])
+    activations = cfg.batch_tokens * layers * (24 * hidden + 4 * ffn) * 4
+    logits = min(cfg.batch_tokens, n_targets_max) * vocab * 4 * 3
+    return int(weights + activations + logits + 600e6)
+
+
+def free_memory(device: str) -> int:
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def new_run_id(output: str) -> str:
+    from freehold.store.names import parse_name
+
+    name, _ = parse_name(output)
+    return f"tune-{name}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+
+
+def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, resume: bool = False,
+            progress: ProgressFn | None = None) -> Session:
+    """Resolve, load and check everything; raise before any training work on a problem."""
+    from freehold.engine.torch import hf_directory
+    from freehold.store.names import parse_name
+
+    settings = settings or load_settings()
+    parse_name(cfg.output)
+    root = ckpt.run_dir(store.home, cfg.output)
+    saved: dict[str, Any] | None = None
+    if resume:
+        if not (root / "config.json").is_file():
+            raise UsageError(f"there is no run named {cfg.output} to resume",
+                             f"start it without --resume: freehold tune BASE --data DATASET -o {cfg.output}")
+        saved = ckpt.read_json(root / "config.json")
+        cfg = _resumed_config(saved, cfg)
+        status = _read_status(root)
+        if status.get("state") == "done":
+            raise UsageError(f"run {cfg.output} already finished", f"its model is served by: freehold run "
+                                                                   f"{status.get('model', cfg.output)}")
+    else:
+        cfg.validate()
+        if (root / "config.json").is_file():
+            state = _read_status(root).get("state", "unknown")
+            raise UsageError(f"a run named {cfg.output} already exists ({state})",
+                             "add --resume to continue it, or choose another -o NAME")
+        with contextlib.suppress(ModelNotFoundError):
+            store.get(cfg.output)
+            raise UsageError(f"a model named {cfg.output} already exists",
+                             f"choose another -o NAME, or remove it with 'freehold rm {cfg.output}'")
+
+    base = resolve_base(store, cfg.base)
+    dataset = store.get(cfg.dataset, kind="dataset")
+    if saved is not None and saved["base_digest"] != base.manifest_digest:
+        raise UsageError(f"{cfg.base} changed since the run started", "resume needs the same base model")
+    template = store.text_layer(base.manifest, MediaType.TEMPLATE)
+    if not template:
+        raise UsageError(f"{base.name} has no chat template, so conversations cannot be formatted for it",
+                         "tune an instruction model that has one (e.g. smollm2)")
+    rows = dataset_rows(store, dataset, "train")
+    if not rows:
+        raise UsageError(f"dataset {dataset.name} has no training examples",
+                         "check it with 'freehold data show NAME'; import more data with 'freehold data import'")
+    check_rows(rows, f"dataset {dataset.name}")
+    val_rows = dataset_rows(store, dataset, "validation")[:MAX_EVAL_EXAMPLES]
+    check_rows(val_rows, f"dataset {dataset.name} (validation split)")
+    root_hex = str(dataset.manifest.config.get("merkle_root") or "")
+    if len(root_hex) != 64:
+        raise UsageError(f"dataset {dataset.name} has no Merkle root in its manifest",
+                         "re-import it with 'freehold data import', which records one")
+
+    hf_dir = hf_directory(store, base, progress)
+    emit(progress, "tokenizing")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    context = int(base.info.get("context_length") or 2048)
+    max_seq_len = cfg.max_seq_len or min(context, 2048)
+    if max_seq_len > context:
+        raise UsageError(f"--max-seq-len {max_seq_len} is over {base.name}'s {context}-token context",
+                         f"use --max-seq-len {context} or less")
+    render = render_fn(template, tokenizer)
+    examples, report = encode(rows, tokenizer, render, max_seq_len, cfg.overlong)
+    if not examples:
+        raise UsageError(f"no example of {dataset.name} has assistant tokens left to learn from "
+                         f"({report.dropped_overlong} over the length limit, {report.dropped_no_target} "
+                         "without an assistant reply)", "raise --max-seq-len, or use --overlong truncate")
+    val_examples, _ = encode(val_rows, tokenizer, render, max_seq_len, "drop")
+    batch_tokens = max(cfg.batch_tokens, max(e.n_tokens for e in examples))
+    if batch_tokens != cfg.batch_tokens:
+        cfg = cfg.with_overrides(batch_tokens=batch_tokens)  # the longest example must fit a micro-batch
+    plan = Plan([e.n_tokens for e in examples], cfg.seed, cfg.epochs, cfg.batch_tokens, cfg.grad_accum,
+                cfg.max_steps)
+
+    device = choose_device(cfg.device)
+    threads = cfg.threads or settings.threads
+    need = estimate_memory(hf_dir, cfg, max(e.n_targets for e in examples))
+    have = free_memory(device)
+    if need > have:
+        smaller = max(max(e.n_tokens for e in examples), cfg.batch_tokens // 2)
+        hint = (f"lower --batch-tokens to {smaller} and raise --grad-accum to {cfg.grad_accum * 2} (same step "
+                "size), lower --max-seq-len, or close other programs" if smaller < cfg.batch_tokens else
+                "lower --max-seq-len with --overlong truncate, or close other programs")
+        raise TrainingError(f"this run needs about {need / 1e9:.1f} GB of memory but {have / 1e9:.1f} GB is free",
+                            hint)
+
+    resume_from = ckpt.latest_checkpoint(root) if resume else None
+    run = saved["run"] if saved else new_run_id(cfg.output)
+    return Session(store, cfg, run, root, base, dataset, root_hex, hf_dir, template, max_seq_len, examples,
+                   val_examples, report, plan, device, threads, resume_from, need, tokenizer=tokenizer)
+
+
+_RESUMABLE_CHANGES = {"max_steps", "eval_every", "save_every", "quant", "device", "ledger"}
+
+
+def _resumed_config(saved: dict[str, Any], given: TuneConfig) -> TuneConfig:
+    """The saved config, with the few options that may change between sessions taken from flags."""
+    cfg = TuneConfig.from_dict(saved["config"])
+    given_d, saved_d = given.to_dict(), cfg.to_dict()
+    defaults = TuneConfig(given.base, given.dataset, given.output).to_dict()
+    changed = {k for k, v in given_d.items() if v != defaults.get(k) and v != saved_d.get(k)}
+    changed -= {"base", "dataset", "output"}
+    blocked = sorted(changed - _RESUMABLE_CHANGES)
+    if blocked:
+        raise UsageError(f"--resume continues the run with its saved settings; these differ: {', '.join(blocked)}",
+                         "drop those options, or start a new run with another -o NAME")
+    if given.base != cfg.base or given.dataset != cfg.dataset:
+        raise UsageError(f"run {cfg.output} was started on {cfg.base} with {cfg.dataset}",
+                         f"resume with: freehold tune {cfg.base} --data {cfg.dataset} -o {cfg.output} --resume")
+    return cfg.with_overrides(**{k: given_d[k] for k in changed & _RESUMABLE_CHANGES})
+
+
+def _read_status(root: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((root / "status.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+# -- the loop --------------------------------------------------------------------------------
+
+class _Signals:
+    """SIGINT/SIGTERM ask the loop to checkpoint and stop after the current step; a second
+    SIGINT stops at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict[signal.Signals, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._old[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, old in self._old.items():
+                signal.signal(signum, old)
+
+
+class Trainer:
+    def __init__(self, session: Session, progress: ProgressFn | None = None) -> None:
+        self.s = session
+        self.cfg = session.cfg
+        self.progress = progress
+        self.metrics: list[dict[str, Any]] = []
+        self.step = 0
+        self.recorder: Any = None
+        self.adapter_config: dict[str, Any] = {}
+
+    # setup --------------------------------------------------------------------------------
+    def build(self) -> None:
+        """Load the base, add LoRA (seeded), and restore a checkpoint when resuming."""
+        s = self.s
+        set_threads(s.threads)
+        emit(self.progress, "loading model")
+        model, tokenizer = load_base(s.hf_dir, s.device)
+        s.model = apply_lora(model, self.cfg, self.cfg.seed)
+        s.tokenizer = tokenizer
+        s.runner = StepRunner(s.model, self.cfg, s.device)
+        cfg_obj = s.model.peft_config["default"]
+        # PEFT's own file shape: sets as sorted lists (json cannot hold a set).
+        self.adapter_config = {k: sorted(v) if isinstance(v, set) else v for k, v in cfg_obj.to_dict().items()}
+        self.adapter_config["base_model_name_or_path"] = s.base.name
+        s.initial_weights = _digest(trainable_state(s.model))
+        # The training RNG (LoRA dropout) starts from the seed whatever model init consumed.
+        import torch
+
+        torch.manual_seed(self.cfg.seed + 1)
+        if s.resume_from is not None:
+            self.restore(s.resume_from)
+
+    def restore(self, path: Path) -> None:
+        s = self.s
+        assert s.model is not None and s.runner is not None
+        data = ckpt.load_checkpoint(path)
+        load_adapter_state(s.model, data["adapter"])
+        s.runner.optimizer.load_state_dict(data["optimizer"])
+        set_rng_state(data["rng"])
+        self.step = int(data["state"]["step"])
+        self.metrics = [m for m in data["state"].get("metrics", []) if m.get("step", 0) <= self.step]
+
+    # recording ----------------------------------------------------------------------------
+    def _ledger(self) -> Any:
+        if not self.cfg.ledger:
+            return None
+        if self.recorder is None:
+            from freehold.ledger import Ledger, Recorder
+
+            self.recorder = Recorder(Ledger.open(self.s.store.home))
+        return self.recorder
+
+    def record_config(self) -> None:
+        from freehold.ledger import MERKLE, layer_refs, ref
+
+        rec = self._ledger()
+        if rec is None:
+            return
+        s = self.s
+        base_refs = [r for r in layer_refs(s.base.manifest, "base") if r["media_type"] in MediaType.WEIGHTS]
+        total, trainable = count_parameters(s.model)
+        rec.record_config(
+            s.run,
+            base=base_refs,
+            dataset=[ref("dataset", "sha256:" + s.dataset_root, MERKLE, name=s.dataset.name)],
+            architecture={"base": s.base.name, "architecture": s.base.info.get("architecture"),
+                          "parameters": total, "trainable_parameters": trainable, "adapter": "lora",
+                          "target_modules": list(self.cfg.target_modules)},
+            hyperparameters={**self.cfg.hyperparameters(), "max_seq_len": s.max_seq_len,
+                             "total_steps": s.plan.total, "device": s.device},
+            seed=self.cfg.seed,
+            threads=s.threads,
+            initial_weights=s.initial_weights,
+            replayer=REPLAYER,
+            extra={"run_dir": str(s.run_dir), "base_name": s.base.name, "base_digest": s.base.manifest_digest,
+                   "dataset_name": s.dataset.name, "config": self.cfg.to_dict()},
+        )
+
+    def write_run_config(self) -> None:
+        s = self.s
+        s.run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.write_json_atomic(s.run_dir / "config.json", {
+            "run": s.run, "config": self.cfg.to_dict(), "base": s.base.name, "base_digest": s.base.manifest_digest,
+            "dataset": s.dataset.name, "dataset_root": s.dataset_root, "max_seq_len": s.max_seq_len,
+            "total_steps": s.plan.total, "threads": s.threads, "device": s.device,
+            "examples": s.report.to_dict(), "memory_estimate": s.memory_estimate,
+        })
+
+    def write_status(self, state: str, **extra: Any) -> None:
+        last: dict[str, Any] = next((m for m in reversed(self.metrics) if "loss" in m), {})
+        val = next((m["val_loss"] for m in reversed(self.metrics) if "val_loss" in m), None)
+        ckpt.write_json_atomic(self.s.run_dir / "status.json", {
+            "run": self.s.run, "name": self.cfg.output, "state": state, "step": self.step,
+            "total": self.s.plan.total, "loss": last.get("loss"), "val_loss": val,
+            "tokens_per_s": last.get("tokens_per_s"), "eta_s": last.get("eta_s"), "pid": os.getpid(),
+            "updated": time.time(), "checkpoint": (ckpt.latest_checkpoint(self.s.run_dir) or Path("")).name or None,
+            **extra,
+        })
+
+    def save(self) -> Path:
+        """Atomic checkpoint of the current step, recorded in the ledger."""
+        s = self.s
+        assert s.model is not None and s.runner is not None
+        path = ckpt.save_checkpoint(
+            s.run_dir, self.step, adapter=adapter_state(s.model), adapter_config=self.adapter_config,
+            optimizer=s.runner.optimizer.state_dict(), rng=rng_state(),
+            state={"step": self.step, "run": s.run, "metrics": self.metrics})
+        rec = self._ledger()
+        if rec is not None:
+            from freehold.ledger import ref
+
+            layer = s.store.put_file_blob(path / ckpt.ADAPTER_FILE, "application/vnd.freehold.adapter.safetensors",
+                                          f"checkpoints/{path.name}/{ckpt.ADAPTER_FILE}")
+            rec.record_checkpoint(s.run, self.step, weights=_digest(trainable_state(s.model)),
+                                  outputs=[ref("adapter", layer.digest, media_type=layer.media_type,
+                                               filename=layer.annotations["filename"])])
+        _plot_quietly(s.run_dir, self.metrics)
+        return path
+
+    # the loop -----------------------------------------------------------------------------
+    def train(self, on_step: Callable[[StepInfo], None] | None = None) -> None:
+        s = self.s
+        assert s.runner is not None
+        if not (s.run_dir / "config.json").is_file():  # a fresh run (not a resume)
+            self.write_run_config()
+            self.record_config()
+        self.write_status("running")
+        total = s.plan.total
+        started = time.perf_counter()
+        done_tokens = 0
+        first_step = self.step
+        stop = _Signals()
+        try:
+            with stop.installed():
+                while self.step < total:
+                    step = self.step + 1
+                    batches = [[s.examples[i] for i in mb] for mb in s.plan.step(step)]
+                    lr = lr_at(step, total, self.cfg.lr, self.cfg.warmup_ratio)
+                    loss, n_tokens = s.runner.step(batches, lr)
+                    self.step = step
+                    rec = self._ledger()
+                    if rec is not None:
+                        rec.record_step(s.run, step, example_ids=[e.id for mb in batches for e in mb], lr=lr,
+                                        loss=loss, weights=_digest(trainable_state(s.model)),
+                                        extra={"micro_batches": [len(mb) for mb in batches], "tokens": n_tokens})
+                    done_tokens += n_tokens
+                    elapsed = time.perf_counter() - started
+                    rate = done_tokens / elapsed if elapsed > 0 else 0.0
+                    eta = elapsed / (step - first_step) * (total - step)
+                    entry: dict[str, Any] = {"step": step, "epoch": s.plan.epoch_of(step), "loss": loss, "lr": lr,
+                                             "tokens": n_tokens, "tokens_per_s": rate, "eta_s": eta,
+                                             "time": time.time()}
+                    val = None
+                    if self.cfg.eval_every and s.val_examples and (step % self.cfg.eval_every == 0 or step == total):
+                        val = s.runner.eval_loss(s.val_examples, self.cfg.batch_tokens)
+                        entry["val_loss"] = val
+                    self.metrics.append(entry)
+                    if on_step is not None:
+                        on_step(StepInfo(step, total, entry["epoch"], loss, lr, rate, eta, val))
+                    emit(self.progress, "training", total, step)
+                    if stop.received is not None or step == total or (
+                            self.cfg.save_every and step % self.cfg.save_every == 0):
+                        self.save()
+                    self.write_status("running" if step < total else "finishing")
+                    if stop.received is not None and step < total:
+                        self.write_status("stopped", signal=stop.received)
+                        name = signal.Signals(stop.received).name
+                        raise TrainingInterrupted(
+                            f"stopped by {name} at step {step} of {total}; checkpoint saved",
+                            f"continue with: freehold tune {self.cfg.base} --data {self.cfg.dataset} "
+                            f"-o {self.cfg.output} --resume")
+        except KeyboardInterrupt:
+            self.write_status("stopped")
+            raise
+        except TrainingInterrupted:
+            raise
+        except Exception:
+            self.write_status("failed")
+            raise
+
+
+def _digest(state: dict[str, Any]) -> str:
+    from freehold.ledger import weights_digest
+
+    return weights_digest(state)
+
+
+def _plot_quietly(root: Path, metrics: list[dict[str, Any]]) -> None:
+    from freehold.train.status import plot_losses
+
+    with contextlib.suppress(Exception):  # a missing font or backend must never stop training
+        plot_losses(metrics, root / "loss.png")
