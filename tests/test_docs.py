@@ -20,6 +20,6 @@ def test_readme_opens_with_the_two_setup_commands_and_ci_runs_the_second() -> No
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
     main_job, tests = blocks[0].strip(), blocks[1].strip()
-    assert main_job.startswith("bash scripts/setup.sh && .venv/bin/freehold run smollm2")
+    assert main_job == "bash scripts/setup.sh && bash scripts/demo.sh"
     assert tests == "bash scripts/setup.sh test && bash scripts/check.sh"
     assert tests in (ROOT / ".ci" / "run").read_text()

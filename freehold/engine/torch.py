@@ -97,6 +97,8 @@ def convert_gguf_to_hf(store: Store, gguf_digest: str, entry: ModelEntry,
 
 
 def _imports() -> tuple[Any, Any]:
+    # transformers' GGUF loader draws its own tqdm bar; Freehold reports progress itself.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         import torch
         import transformers
@@ -104,6 +106,7 @@ def _imports() -> tuple[Any, Any]:
         raise DependencyError("PyTorch and transformers are needed for this",
                               "pip install torch==2.13.0 transformers") from exc
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # Freehold draws its own progress
     return torch, transformers
 
 
