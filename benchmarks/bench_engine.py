@@ -43,8 +43,11 @@ def worker(threads: int, repeats: int) -> dict[str, float]:
     from freehold.engine import SamplingParams, load_engine
 
     path = model_path()
-    raw = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=threads, n_threads_batch=threads,
-                          verbose=False)
+    from freehold.engine.llama import decode_threads
+
+    # The same thread split Freehold uses (decode_threads), so the ratio is engine overhead only.
+    raw = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=decode_threads(threads),
+                          n_threads_batch=threads, verbose=False)
     engine = load_engine("smollm2", threads=threads, context=4096)
     params = SamplingParams(temperature=0, max_tokens=N_DECODE, repeat_penalty=1.0)
     prompt_tokens = engine.tokenize_prompt(PROMPT)

@@ -107,7 +107,10 @@ def ceiling(n_seq: int, tokens: int, threads: int) -> float:
     p.n_batch = p.n_ubatch = 512
     p.n_seq_max = n_seq
     p.kv_unified = True
-    p.n_threads = p.n_threads_batch = threads
+    from freehold.engine.llama import decode_threads
+
+    p.n_threads = decode_threads(threads)  # the same split Freehold uses
+    p.n_threads_batch = threads
     with _quiet_stderr():
         ctx = LlamaContext(model=model, params=p, verbose=False)
     batch = LlamaBatch(n_tokens=512, embd=0, n_seq_max=1, verbose=False)
@@ -149,6 +152,8 @@ def ceiling(n_seq: int, tokens: int, threads: int) -> float:
 
 
 def run_server(kind: str, threads: int, slots: int) -> tuple[subprocess.Popen[bytes], str, str]:
+    from freehold.engine.llama import decode_threads
+
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "FREEHOLD_THREADS": str(threads)}
@@ -157,7 +162,8 @@ def run_server(kind: str, threads: int, slots: int) -> tuple[subprocess.Popen[by
         model = "smollm2"
     else:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--port", str(port),
-               "--n_threads", str(threads), "--n_ctx", "4096", "--model_alias", "smollm2"]
+               "--n_threads", str(decode_threads(threads)), "--n_threads_batch", str(threads), "--n_ctx", "4096",
+               "--model_alias", "smollm2"]
         model = "smollm2"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_up(url, proc)

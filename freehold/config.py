@@ -36,7 +36,8 @@ class EnvVar:
 
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("FREEHOLD_HOME", "home", "Where models, datasets and the catalog live (default ~/.freehold)."),
-    EnvVar("FREEHOLD_THREADS", "threads", "CPU threads for inference (default: cores, at most 8)."),
+    EnvVar("FREEHOLD_THREADS", "threads", "CPU threads for prompts and batches (default: cores, at most 8); "
+           "one-token decode uses half."),
     EnvVar("FREEHOLD_CONTEXT", "context", "Context window in tokens (default 4096, capped at the model's)."),
     EnvVar("FREEHOLD_HOST", "host", f"Server bind address and client target (default 127.0.0.1:{DEFAULT_PORT})."),
     EnvVar("FREEHOLD_NO_SERVER", "no_server", "Set to 1 to make 'run'/'chat' never use a running server."),

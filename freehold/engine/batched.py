@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from freehold.engine.base import SamplingParams, score_token
-from freehold.engine.llama import _prepare_env, _quiet_stderr
+from freehold.engine.llama import _prepare_env, _quiet_stderr, decode_threads
 from freehold.errors import EngineError, FreeholdError, InvalidModelError
 
 
@@ -106,7 +106,7 @@ class BatchedLlamaBackend:
         params.n_ubatch = n_batch
         params.n_seq_max = slots
         params.kv_unified = True
-        params.n_threads = threads
+        params.n_threads = decode_threads(threads)  # a lone decoding sequence (see decode_threads)
         params.n_threads_batch = threads
         params.no_perf = True
         try:

@@ -45,6 +45,18 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def decode_threads(threads: int) -> int:
+    """Threads for one-token decode steps; ``threads`` is for prompts and batches.
+
+    Decoding one token is a chain of small, memory-bound ops with a thread barrier after
+    each; on 2 cores, 1 decode thread ran at 75 tokens/s idle and 76 with a busy core,
+    where 2 threads gave 103 idle but 38 (spinning) or 39/48 (passive) (docs/benchmarks.md).
+    llama.cpp uses ``n_threads_batch`` whenever a batch has more than one token, so prompts
+    and the server's batched steps still use every thread.
+    """
+    return max(1, threads // 2)
+
+
 def load_llama(path: Path, n_ctx: int, threads: int, embedding: bool = False, **kwargs: Any) -> Any:
     _prepare_env()
     try:
@@ -55,7 +67,7 @@ def load_llama(path: Path, n_ctx: int, threads: int, embedding: bool = False, **
         raise DependencyError("llama-cpp-python is not installed", "pip install llama-cpp-python") from exc
     try:
         with _quiet_stderr():
-            return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
+            return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=decode_threads(threads),
                                    n_threads_batch=threads, embedding=embedding, verbose=False, **kwargs)
     except (ValueError, RuntimeError) as exc:
         raise InvalidModelError(f"llama.cpp could not load {path.name}: {exc}",
