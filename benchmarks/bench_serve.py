@@ -3,6 +3,13 @@
     .venv/bin/pip install 'llama-cpp-python[server]==0.3.36'   # the peer's server extras, once
     .venv/bin/python benchmarks/bench_serve.py                  # N = 1, 4, 8, 16 (~4 min, 2 cores)
     .venv/bin/python benchmarks/bench_serve.py --clients 1 4 --tokens 32
+    .venv/bin/python benchmarks/bench_serve.py --llama-server /tmp/lsbuild/bin/llama-server
+
+The optional llama-server (llama.cpp's C++ server) is built in a temp dir from the llama.cpp
+sources inside the llama-cpp-python sdist, never committed:
+    pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/sd && tar xzf ...
+    cmake -S .../vendor/llama.cpp -B /tmp/lsbuild -DLLAMA_BUILD_SERVER=ON -DLLAMA_CURL=OFF \
+        -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF && cmake --build /tmp/lsbuild --target llama-server
 
 For each N, N clients stream chat completions at once (greedy, `--tokens` each, a distinct
 prompt per client) through the OpenAI API; we report aggregate output tokens/s and p50/p99
@@ -50,10 +57,14 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> No
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            httpx.get(url + "/v1/models", timeout=1)
-            return
+            # /health answers 200 only once the model is loaded (llama-server says 503 before);
+            # a server without /health is ready when it lists its models.
+            health = httpx.get(url + "/health", timeout=1).status_code
+            if health == 200 or (health == 404 and httpx.get(url + "/v1/models", timeout=1).status_code == 200):
+                return
         except httpx.HTTPError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     raise TimeoutError(url)
 
 
@@ -151,7 +162,8 @@ def ceiling(n_seq: int, tokens: int, threads: int) -> float:
     return tps
 
 
-def run_server(kind: str, threads: int, slots: int) -> tuple[subprocess.Popen[bytes], str, str]:
+def run_server(kind: str, threads: int, slots: int, binary: str | None = None
+               ) -> tuple[subprocess.Popen[bytes], str, str]:
     from freehold.engine.llama import decode_threads
 
     port = free_port()
@@ -159,6 +171,12 @@ def run_server(kind: str, threads: int, slots: int) -> tuple[subprocess.Popen[by
     env = {**os.environ, "FREEHOLD_THREADS": str(threads)}
     if kind == "freehold":
         cmd = [str(Path(sys.executable).parent / "freehold"), "serve", "--port", str(port), "--slots", str(slots)]
+        model = "smollm2"
+    elif kind == "llama-server":
+        # Same total KV as Freehold's scheduler gives 16 slots (16384 tokens), continuous batching on.
+        cmd = [str(binary), "-m", str(gguf_path()), "--port", str(port), "--host", "127.0.0.1",
+               "-t", str(decode_threads(threads)), "-tb", str(threads), "-c", str(max(4096, 1024 * slots)),
+               "-np", str(slots), "--kv-unified", "-a", "smollm2"]
         model = "smollm2"
     else:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--port", str(port),
@@ -176,6 +194,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--llama-server", help="path to a llama-server binary to compare with too")
     args = ap.parse_args()
     # One OpenMP wait setting for all three (Freehold's default unless the caller set one);
     # the servers inherit it.
@@ -187,8 +206,10 @@ def main() -> None:
     rows: dict[int, dict[str, float]] = {n: {} for n in args.clients}
     for n in args.clients:
         rows[n]["ceiling"] = ceiling(n, args.tokens, args.threads)
-    for kind in ("freehold", "llama-cpp-python") if not args.skip_peer else ("freehold",):
-        proc, url, model = run_server(kind, args.threads, max(args.clients))
+    kinds = ["freehold"] + ([] if args.skip_peer else ["llama-cpp-python"])
+    kinds += ["llama-server"] if args.llama_server else []
+    for kind in kinds:
+        proc, url, model = run_server(kind, args.threads, max(args.clients), args.llama_server)
         try:
             for n in args.clients:
                 r = asyncio.run(load(url, model, n, args.tokens))
@@ -207,6 +228,11 @@ def main() -> None:
               f"{r['freehold_p50']:9.3f} {r['freehold_p99']:9.3f} "
               + (f"{peer:12.1f} {r['llama-cpp-python_p50']:9.3f} {r['llama-cpp-python_failed']:4.0f} "
                  f"{r['freehold'] / peer:13.2f}" if peer else ""))
+    if args.llama_server:
+        for n, r in rows.items():
+            ls = r["llama-server"]
+            print(f"N={n:>2}: llama-server {ls:6.1f} tok/s (p50 ttft {r['llama-server_p50']:.3f} s, "
+                  f"cut {r['llama-server_failed']:.0f}) -> freehold / llama-server {r['freehold'] / ls:.2f}")
     print("tokens/s are output tokens of completed and cut streams over wall time; 'cut' counts streams the "
           "peer server ended early (it interrupts a stream when a new request arrives)")
 
