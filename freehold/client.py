@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 
-from freehold.engine import Chunk, Completion, Engine, SamplingParams
+from freehold.engine import Chunk, Completion, SamplingParams, complete
 from freehold.errors import ContextOverflowError, EngineError, ModelNotFoundError, NoChatTemplateError, UsageError
 
 
@@ -83,7 +84,7 @@ class RemoteEngine:
                                               "options": self._options(params)})
 
     def complete(self, chunks: Iterator[Chunk]) -> Completion:
-        return Engine.complete(self, chunks)  # type: ignore[arg-type]
+        return complete(chunks)
 
     def close(self) -> None:
         pass
@@ -92,8 +93,9 @@ class RemoteEngine:
 def _error(status: int, message: str) -> Exception:
     if status == 404:
         return ModelNotFoundError(message.split("'")[1] if "'" in message else message, hint=message)
-    if "context window" in message:
-        return ContextOverflowError(0, 0, hint=message)
+    overflow = re.search(r"prompt is (\d+) tokens but the context window is (\d+)", message)
+    if overflow:
+        return ContextOverflowError(int(overflow.group(1)), int(overflow.group(2)))
     if "no chat template" in message:
         return NoChatTemplateError(message)
     if 400 <= status < 500:

@@ -10,7 +10,7 @@ import pytest
 from freehold.engine import Engine, SamplingParams, load_engine
 from freehold.engine.base import StopScanner
 from freehold.engine.chat import ChatTemplate
-from freehold.errors import ContextOverflowError, NoChatTemplateError, UsageError
+from freehold.errors import ContextOverflowError, InvalidModelError, NoChatTemplateError, UsageError
 from freehold.store import Store
 
 GREEDY = SamplingParams(temperature=0, max_tokens=12, repeat_penalty=1.0)
@@ -125,7 +125,7 @@ def test_torch_backend_loads_hf_directories(store: Store, tiny_hf: Path) -> None
     engine = load_engine("tiny-hf", store=store, backend="torch", threads=1)
     out = engine.complete(engine.chat(MESSAGES, GREEDY))
     assert out.completion_tokens > 0
-    with pytest.raises(Exception, match="no GGUF"):
+    with pytest.raises(InvalidModelError, match="no GGUF"):
         load_engine("tiny-hf", store=store)
     engine.close()
 
@@ -151,3 +151,23 @@ def test_chat_template_renders_chatml() -> None:
     t = ChatTemplate(CHATML)
     text = t.render([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
     assert text == "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_batched_backend_reuses_a_shared_prompt_prefix(store: Store, tiny_gguf: Path) -> None:
+    """The scheduler's prefix reuse: a second prompt sharing an opening decodes only the rest."""
+    from freehold.engine.batched import BatchedLlamaBackend
+    from freehold.store import MediaType
+
+    entry = store.import_gguf(tiny_gguf, "tiny")
+    backend = BatchedLlamaBackend(store.blob_path(entry.manifest.weights[0].digest), 512, 1, slots=2)
+    engine = Engine(backend, entry, store.text_layer(entry.manifest, MediaType.TEMPLATE))
+    system = {"role": "system", "content": "You answer questions about the shop. " * 4}
+    first = engine.complete(engine.chat([system, {"role": "user", "content": "the cat"}], GREEDY))
+    assert backend.reused_prefix_tokens == 0
+    again = engine.complete(engine.chat([system, {"role": "user", "content": "the cat"}], GREEDY))
+    assert again.text == first.text  # same prompt, cached prefix: same greedy answer
+    reused = backend.reused_prefix_tokens
+    assert reused >= len(engine.tokenize_prompt(engine.render_chat([system]))) - 1
+    engine.complete(engine.chat([system, {"role": "user", "content": "a dog"}], GREEDY))
+    assert backend.reused_prefix_tokens > reused  # the system prompt again
+    backend.close()

@@ -135,23 +135,28 @@ class Engine:
         return self.generate(self.render_chat(messages, tools), params)
 
     def complete(self, chunks: Iterator[Chunk]) -> Completion:
-        start = time.perf_counter()
-        first: float | None = None
-        parts = []
-        last = Chunk("")
-        for chunk in chunks:
-            if first is None and chunk.text:
-                first = time.perf_counter() - start
-            parts.append(chunk.text)
-            last = chunk
-        total = time.perf_counter() - start
-        return Completion("".join(parts), last.finish_reason or "stop", last.prompt_tokens,
-                          last.completion_tokens, first if first is not None else total, total)
+        return complete(chunks)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         for text in texts:
             self.check_context(len(self.backend.tokenize(text)))
         return self.backend.embed(texts)
+
+
+def complete(chunks: Iterator[Chunk]) -> Completion:
+    """Drain a chunk stream into one Completion with timings (any engine, local or remote)."""
+    start = time.perf_counter()
+    first: float | None = None
+    parts = []
+    last = Chunk("")
+    for chunk in chunks:
+        if first is None and chunk.text:
+            first = time.perf_counter() - start
+        parts.append(chunk.text)
+        last = chunk
+    total = time.perf_counter() - start
+    return Completion("".join(parts), last.finish_reason or "stop", last.prompt_tokens,
+                      last.completion_tokens, first if first is not None else total, total)
 
 
 def load_engine(name: str | ModelEntry, *, store: Store | None = None, backend: str = "llama",

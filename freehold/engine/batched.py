@@ -52,7 +52,6 @@ class _Request:
     slot: int = -1
     todo: list[int] = field(default_factory=list)  # tokens still to decode (prompt rest, or the last sample)
     sampler: Any = None
-    generated: int = 0
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -126,7 +125,7 @@ class BatchedLlamaBackend:
         self._piece_cache: dict[int, bytes] = {}
         self._embedder: Any = None
         self._embed_lock = threading.Lock()
-        self.reused_prefix_tokens = 0
+        self.reused_prefix_tokens = 0  # prompt tokens served from the KV cache (prefix reuse)
         self._thread = threading.Thread(target=self._loop, name=f"scheduler-{path.name[:20]}", daemon=True)
         self._thread.start()
 
@@ -350,7 +349,6 @@ class BatchedLlamaBackend:
             req.todo = req.todo[len(take):]
         for req, idx in sample_at:
             tok = int(req.sampler.sample(self.ctx, idx))
-            req.generated += 1
             if req.params.logprobs is not None:
                 import numpy as np
 

@@ -22,7 +22,7 @@ from freehold.errors import FreeholdError, LedgerError, VerificationError
 from freehold.ledger.chain import BadLine, Record, TornTail, read_entries
 from freehold.ledger.graph import LedgerIndex, refs
 from freehold.ledger.keys import Verifier, trusted_keys
-from freehold.ledger.merkle import canonical_json, example_id, merkle_root
+from freehold.ledger.merkle import example_id, merkle_root
 from freehold.progress import ProgressFn, emit
 
 
@@ -440,7 +440,3 @@ def _check_checkpoint(store: Any, rec: Record, blobs: _BlobChecker, report: Veri
             report.problems.append(
                 Problem(rec.number, "the checkpoint's tensors do not hash to the weights digest the record names")
             )
-
-
-def canonical_digest(obj: Any) -> str:
-    return "sha256:" + _sha(canonical_json(obj))

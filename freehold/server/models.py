@@ -19,7 +19,6 @@ from freehold.store import MediaType, ModelEntry, Store
 class Loaded:
     engine: Engine
     backend: BatchedLlamaBackend
-    loaded_at: float
     last_used: float
     keep_alive: float
     in_use: int = 0
@@ -86,7 +85,7 @@ class ModelManager:
                                       on_step=self.on_step)
         template = self.store.text_layer(entry.manifest, MediaType.TEMPLATE)
         now = time.time()
-        loaded = Loaded(Engine(backend, entry, template), backend, now, now, self.keep_alive)
+        loaded = Loaded(Engine(backend, entry, template), backend, now, self.keep_alive)
         self._loaded[entry.name] = loaded
         return loaded
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from freehold import __version__
@@ -307,9 +307,3 @@ async def responses(body: ResponsesRequest, request: Request) -> Any:
             "usage": {"input_tokens": last.prompt_tokens, "output_tokens": last.completion_tokens,
                       "total_tokens": last.prompt_tokens + last.completion_tokens},
             "parallel_tool_calls": False, "tool_choice": "auto", "tools": []}
-
-
-def error_response(status: int, message: str, kind: str, code: str | None = None,
-                   param: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
-                        status_code=status, headers=headers)

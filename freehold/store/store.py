@@ -160,10 +160,9 @@ class Store:
         return list(dict.fromkeys(prefix + fuzzy))[:5]
 
     # writing ------------------------------------------------------------------------------
-    def put_text(self, text: str) -> Layer:
-        data = text.encode("utf-8")
-        digest, size = self.blobs.put_bytes(data)
-        return Layer("", digest, size)
+    def put_text(self, text: str, media_type: str = "text/plain") -> Layer:
+        digest, size = self.blobs.put_bytes(text.encode("utf-8"))
+        return Layer(media_type, digest, size)
 
     def commit(self, kind: str, name: str, manifest: Manifest, aliases: tuple[str, ...] = ()) -> ModelEntry:
         """Write the manifest blob and point ``name`` at it (one catalog transaction)."""
@@ -190,9 +189,9 @@ class Store:
             digest, size, how = self.blobs.put_file(path, progress, link=link)
             layers = [Layer(MediaType.GGUF, digest, size, {"filename": path.name})]
             if template:
-                layers.append(self._text_layer(MediaType.TEMPLATE, template))
+                layers.append(self.put_text(template, MediaType.TEMPLATE))
             if license_text:
-                layers.append(self._text_layer(MediaType.LICENSE, license_text))
+                layers.append(self.put_text(license_text, MediaType.LICENSE))
             src = {"type": "gguf", "path": str(path.resolve()), "stored_as": how, **(source or {})}
             manifest = Manifest("model", format_name(base, tag or DEFAULT_TAG), info, layers, src)
             emit(progress, "writing manifest")
@@ -223,10 +222,10 @@ class Store:
                 done += size
                 layers.append(Layer(media_type, digest, size, {"filename": path.name}))
             if template:
-                layers.append(self._text_layer(MediaType.TEMPLATE, template))
+                layers.append(self.put_text(template, MediaType.TEMPLATE))
             if license_file:
-                layers.append(self._text_layer(MediaType.LICENSE,
-                                               Path(license_file).read_text(encoding="utf-8", errors="replace")))
+                layers.append(self.put_text(Path(license_file).read_text(encoding="utf-8", errors="replace"),
+                                            MediaType.LICENSE))
             src = {"type": "huggingface", "path": str(directory.resolve()), **(source or {})}
             manifest = Manifest("model", format_name(base, tag or DEFAULT_TAG), info, layers, src)
             entry = self.commit("model", manifest.name, manifest)
@@ -246,10 +245,6 @@ class Store:
             return self.import_hf(path, name, progress=progress)
         return self.import_gguf(path, name, progress=progress)
 
-    def _text_layer(self, media_type: str, text: str) -> Layer:
-        layer = self.put_text(text)
-        return Layer(media_type, layer.digest, layer.size)
-
     def add_alias(self, alias: str, target: str) -> None:
         ref = self.resolve_ref(target)
         alias_name, alias_tag = parse_name(alias, default_tag=None)
@@ -267,26 +262,25 @@ class Store:
         n, freed = self.gc()
         return RemoveResult(ref.full_name, n, freed)
 
-    def referenced_blobs(self) -> set[str]:
-        live: set[str] = set()
-        manifests = [r.manifest_digest for r in self.catalog.refs()]
-        # Derived artefacts whose source died are pruned by gc() before this runs.
-        manifests += [manifest_digest for _source, _kind, manifest_digest in self.catalog.derived()]
-        for digest in manifests:
-            live.add(digest)
+    def _used_by(self, manifest_digests: builtins.list[str]) -> set[str]:
+        """The manifests themselves and every blob their layers name."""
+        used: set[str] = set()
+        for digest in manifest_digests:
+            used.add(digest)
             with contextlib.suppress(StoreError):
-                live.update(layer.digest for layer in self.manifest(digest).layers)
-        return live
+                used.update(layer.digest for layer in self.manifest(digest).layers)
+        return used
+
+    def referenced_blobs(self) -> set[str]:
+        # Derived artefacts whose source died are pruned by gc() before this runs.
+        return self._used_by([r.manifest_digest for r in self.catalog.refs()]
+                             + [digest for _source, _kind, digest in self.catalog.derived()])
 
     def gc(self) -> tuple[int, int]:
         """Delete blobs no manifest uses; returns (count, bytes)."""
         with self.lock(exclusive=True):
             # Drop derived artefacts whose source no longer belongs to any manifest.
-            direct: set[str] = set()
-            for r in self.catalog.refs():
-                direct.add(r.manifest_digest)
-                with contextlib.suppress(StoreError):
-                    direct.update(layer.digest for layer in self.manifest(r.manifest_digest).layers)
+            direct = self._used_by([r.manifest_digest for r in self.catalog.refs()])
             for source, _kind, _digest in self.catalog.derived():
                 if source not in direct:
                     self.catalog.delete_derived(source)

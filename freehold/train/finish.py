@@ -75,10 +75,10 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
         layers.append(gguf_layer)
         info = read_gguf_info(gguf_path)
     info.pop("chat_template", None)
-    layers.append(_text_layer(store, MediaType.TEMPLATE, s.template))
+    layers.append(store.put_text(s.template, MediaType.TEMPLATE))
     license_text = store.text_layer(s.base.manifest, MediaType.LICENSE)
     if license_text:
-        layers.append(_text_layer(store, MediaType.LICENSE, license_text))
+        layers.append(store.put_text(license_text, MediaType.LICENSE))
     adapter_layer = store.put_file_blob(adapter_dir / ckpt.ADAPTER_FILE, ADAPTER_MEDIA,
                                         f"adapter/{ckpt.ADAPTER_FILE}")
     layers.append(adapter_layer)
@@ -112,11 +112,6 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
                                outputs=[ref("gguf", gguf_layer.digest, media_type=MediaType.GGUF), *merged_refs],
                                method=f"gguf/{cfg.quant}", params={"writer": "freehold.export"})
     return attach_lineage(store, entry.name, export)
-
-
-def _text_layer(store: Any, media_type: str, text: str) -> Layer:
-    layer = store.put_text(text)
-    return Layer(media_type, layer.digest, layer.size)
 
 
 def _metrics(checkpoint_dir: Path) -> list[dict[str, Any]]:

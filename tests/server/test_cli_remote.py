@@ -27,3 +27,14 @@ def test_run_goes_through_a_running_server(live: Live, monkeypatch: pytest.Monke
     assert "chat template" in capsys.readouterr().err
     assert main(["run", "ghost", "hello"]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_remote_context_overflow_keeps_the_numbers(live: Live) -> None:
+    from freehold.client import RemoteEngine
+    from freehold.engine import SamplingParams
+    from freehold.errors import ContextOverflowError
+
+    remote = RemoteEngine(live.url, "tiny")
+    with pytest.raises(ContextOverflowError) as exc:
+        remote.complete(remote.chat([{"role": "user", "content": "the cat " * 400}], SamplingParams()))
+    assert exc.value.n_ctx == 512 and exc.value.n_prompt > 512
