@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -40,6 +41,10 @@ def tune_phase(steps: int) -> None:
 
     setup(128)
     store = _store()
+    # A fresh run each time: the previous one's model and run directory go first.
+    if any(e.name.split(":")[0] == NAME for e in store.list()):
+        store.remove(NAME)
+    shutil.rmtree(HOME / "runs" / NAME, ignore_errors=True)
     cfg = TuneConfig(base="smollm2", dataset="email128", output=NAME, max_steps=steps, max_seq_len=256,
                      overlong="truncate", batch_tokens=1024, lr=1e-3, eval_every=steps, save_every=0, threads=2,
                      quant="q8_0")

@@ -59,7 +59,7 @@ def _session(args: argparse.Namespace, ledger: bool) -> Any:
     cfg = TuneConfig(base="smollm2", dataset=f"email{args.examples}", output=f"bench-{time.time_ns()}",
                      max_steps=args.steps, max_seq_len=args.seq, overlong="truncate",
                      batch_tokens=args.batch * args.seq, eval_every=0, save_every=0, threads=args.threads,
-                     ledger=ledger, lora_r=16, lora_alpha=32, lora_dropout=0.0)
+                     ledger=ledger, lora_r=16, lora_alpha=32, lora_dropout=0.0, precision=args.precision)
     return prepare(store, cfg, settings=settings)
 
 
@@ -112,7 +112,8 @@ def _hf_side(args: argparse.Namespace, session: Any) -> tuple[Any, Any, Any, Any
     targs = transformers.TrainingArguments(
         output_dir=str(HOME / "trainer-out"), per_device_train_batch_size=args.batch, max_steps=args.steps,
         learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=1, logging_steps=1, save_strategy="no",
-        report_to=[], use_cpu=True, dataloader_num_workers=0, seed=0, disable_tqdm=True, remove_unused_columns=False)
+        report_to=[], use_cpu=True, bf16=args.trainer_precision == "bf16", dataloader_num_workers=0, seed=0,
+        disable_tqdm=True, remove_unused_columns=False)
     return model, data, collator, targs
 
 
@@ -184,6 +185,7 @@ def run_paired(args: argparse.Namespace) -> dict[str, Any]:
         return sum(n for n, _ in pairs[1:]) / sum(t for _, t in pairs[1:])
 
     return {"tokens": 0, "seconds": 1.0, "steps": len(mine) - 1, "ours_tokens_per_s": rate(mine),
+            "ours_precision": session.cfg.precision,
             "trainer_tokens_per_s": rate(theirs), "ours_s_per_step": sum(t for _, t in mine[1:]) / (len(mine) - 1),
             "trainer_s_per_step": sum(t for _, t in theirs[1:]) / (len(theirs) - 1)}
 
@@ -209,7 +211,8 @@ def summary() -> None:
               f"{o['ledger_seconds_per_step'] * 1000:.1f} ms/step = "
               f"{o['ledger_seconds_per_step'] / (o['seconds'] / o['steps']) * 100:.2f}% of the step")
     if paired:
-        print(f"paired (alternating steps in one process, {paired['steps']} timed steps each, load "
+        print(f"paired (alternating steps in one process, {paired['steps']} timed steps each, ours "
+              f"{paired.get('ours_precision', 'fp32')} vs trainer {paired.get('trainer_precision', 'fp32')}, load "
               f"{paired['load']}): ours {paired['ours_tokens_per_s']:.1f} tokens/s "
               f"({paired['ours_s_per_step']:.1f} s/step), trainer {paired['trainer_tokens_per_s']:.1f} tokens/s "
               f"({paired['trainer_s_per_step']:.1f} s/step): "
@@ -228,6 +231,10 @@ def main() -> int:
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="freehold tune's --precision (auto: bf16 on CPUs with bf16 instructions)")
+    parser.add_argument("--trainer-precision", choices=("fp32", "bf16"), default="fp32",
+                        help="the peer's: fp32 (Trainer's default) or bf16 (TrainingArguments(bf16=True))")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.summary:
@@ -242,14 +249,15 @@ def main() -> int:
             result = run_ours(args, ledger=args.side == "ours")
         result |= {"side": args.side, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
                    "load": round(os.getloadavg()[0], 2), "threads": args.threads, "seq": args.seq,
-                   "batch": args.batch}
+                   "batch": args.batch, "precision": args.precision, "trainer_precision": args.trainer_precision}
         with (HOME / "results.jsonl").open("a") as f:
             f.write(json.dumps(result) + "\n")
         return 0
     setup(args.examples)
     for side in [args.side] if args.side else ["paired", "ours", "trainer", "ours-noledger"]:
         cmd = [sys.executable, __file__, "--child", "--side", side, "--steps", str(args.steps), "--examples",
-               str(args.examples), "--seq", str(args.seq), "--batch", str(args.batch), "--threads", str(args.threads)]
+               str(args.examples), "--seq", str(args.seq), "--batch", str(args.batch), "--threads", str(args.threads),
+               "--precision", args.precision, "--trainer-precision", args.trainer_precision]
         subprocess.run(cmd, check=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     summary()
     return 0

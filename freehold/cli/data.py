@@ -28,6 +28,10 @@ def import_cmd(
     pii: str = typer.Option(
         "scrub", "--pii", help="scrub: replace personal data with placeholders; keep: leave it."
     ),
+    others: str = typer.Option(
+        "user", "--others",
+        help="Mail from people on neither side: user (speaks for the customer) or drop (mailing lists).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for the train/validation/test split."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest config as JSON."),
 ) -> None:
@@ -35,7 +39,7 @@ def import_cmd(
     store = open_store(bundled=False)
     with progress_bar(transient=True, byte_units=False) as progress:
         result = import_dataset(
-            paths, output, fmt=fmt, ours=ours or None, pii=pii, seed=seed, store=store, progress=progress
+            paths, output, fmt=fmt, ours=ours or None, pii=pii, others=others, seed=seed, store=store, progress=progress
         )
     if as_json:
         print_json({"name": result.name, **result.config})

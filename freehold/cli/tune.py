@@ -37,6 +37,8 @@ def tune_cmd(
     save_every: int | None = typer.Option(None, "--save-every", help="Checkpoint every N steps (0: end only) [50]."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads [physical cores]."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda [auto]."),
+    precision: str | None = typer.Option(None, "--precision",
+                                         help="auto, fp32 or bf16 (auto: bf16 where the hardware has it) [auto]."),
     quant: str | None = typer.Option(None, "--quant", help="GGUF type served by 'freehold run' [q8_0]."),
     no_ledger: bool = typer.Option(False, "--no-ledger", help="Do not write step records (no audit trail)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
@@ -61,7 +63,7 @@ def tune_cmd(
         target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()) if target_modules else None,
         max_seq_len=max_seq_len, overlong=overlong, batch_tokens=batch_tokens, grad_accum=grad_accum, seed=seed,
         max_steps=max_steps, eval_every=eval_every, save_every=save_every, threads=threads, device=device,
-        quant=quant.lower() if quant else None, ledger=False if no_ledger else None)
+        precision=precision, quant=quant.lower() if quant else None, ledger=False if no_ledger else None)
     store = open_store()
     display = _StepDisplay()
     with progress_bar(transient=True, byte_units=False) as progress:
@@ -77,7 +79,8 @@ def tune_cmd(
                 f"[bold]{session.cfg.output}[/]: {len(session.examples)} examples ({r.target_tokens} assistant of "
                 f"{r.tokens} tokens{f', {r.truncated} truncated' if r.truncated else ''}"
                 f"{f', {dropped} dropped' if dropped else ''}), {session.plan.total} steps, "
-                f"{session.device} x{session.threads} threads, ~{session.memory_estimate / 1e9:.1f} GB"
+                f"{session.device} {session.cfg.precision} x{session.threads} threads, "
+                f"~{session.memory_estimate / 1e9:.1f} GB"
                 + (f", resuming from {session.resume_from.name}" if session.resume_from else ""), highlight=False)
             display.start()
 

@@ -50,6 +50,7 @@ MIN_TURN_CHARS = 20
 # Near-duplicate threshold: SimHash Hamming distance over word 3-shingles (of 64 bits).
 NEAR_DUP_BITS = 3
 PII_MODES = ("scrub", "keep")
+OTHERS_MODES = ("user", "drop")
 # Below this much mail a worker pool costs more to start than it saves.
 PARALLEL_MIN_BYTES = 8_000_000
 
@@ -132,14 +133,16 @@ def infer_ours(senders_by_thread: Iterable[list[str]], limit: int = 10) -> list[
 
 
 def build_conversation(
-    messages: list[tuple[str, str, str | None]], ours: list[str], filters: Counter[str]
+    messages: list[tuple[str, str, str | None]], ours: list[str], filters: Counter[str], others: str = "user"
 ) -> list[dict[str, str]] | None:
     """Turns from a thread's (sender, cleaned text, auto reason) in time order, or None (counted).
 
-    The user is the person who started the thread (or, under an announcement of ours, the
-    first other person to write); the assistant is our side. Third parties are dropped and
-    counted: on a mailing list they are other helpers, and as "user" turns they would put
-    answers in the asker's mouth and break the question/answer alternation.
+    Our side is the assistant; everyone else is the user (``others="user"``: the customer's
+    colleagues copied on a support thread speak for the customer). With ``others="drop"``
+    only the person who started the thread (or, under an announcement of ours, the first
+    other person to write) is the user and third parties are dropped and counted: on a
+    mailing list they are other helpers, whose answers would otherwise be put in the
+    asker's mouth.
     """
     turns: list[dict[str, str]] = []
     asker = next((s for s, _t, _a in messages if not _matches_ours(s, ours)), None)
@@ -147,7 +150,7 @@ def build_conversation(
         if auto:
             filters[auto] += 1
             continue
-        if sender != asker and not _matches_ours(sender, ours):
+        if others == "drop" and sender != asker and not _matches_ours(sender, ours):
             filters["third_party_message"] += 1
             continue
         if not text.strip():
@@ -291,6 +294,7 @@ def _email_conversations(
     progress: ProgressFn | None,
     info: dict[str, Any],
     workers: int | None,
+    others: str = "user",
 ) -> Iterator[Conversation]:
     spill = _Spill(workdir / "spill.db")
     keys: list[ThreadKey] = []
@@ -336,7 +340,7 @@ def _email_conversations(
     for n, thread in enumerate(threads):
         rows = spill.get(thread)
         msgs = [(rows[i][0], rows[i][2], rows[i][3]) for i in thread]
-        turns = build_conversation(msgs, ours, st.filters)
+        turns = build_conversation(msgs, ours, st.filters, others)
         if n % 200 == 0:
             emit(progress, "building conversations", len(threads), n)
         if turns is not None:
@@ -372,6 +376,7 @@ def import_dataset(
     fmt: str = "auto",
     ours: list[str] | None = None,
     pii: str = "scrub",
+    others: str = "user",
     seed: int = 0,
     store: Store | None = None,
     settings: Settings | None = None,
@@ -380,11 +385,15 @@ def import_dataset(
 ) -> ImportResult:
     """Turn mail archives or Q/A tables into a chat dataset named ``name`` in the store.
 
+    ``others``: "user" (everyone not on our side speaks as the user) or "drop" (only the
+    thread's asker does; other people's messages are dropped and counted, for mailing lists).
     ``workers``: processes that parse and clean messages (default: by input size, at most
     4); the output is byte-identical whatever the number.
     """
     if pii not in PII_MODES:
         raise UsageError(f"unknown --pii mode {pii!r}", "use --pii scrub (default) or --pii keep")
+    if others not in OTHERS_MODES:
+        raise UsageError(f"unknown --others mode {others!r}", "use --others user (default) or --others drop")
     parse_name(name)  # a bad name fails now, not after the whole archive is read
     sources = resolve_sources([Path(p) for p in paths], fmt)
     store = store or Store.open(settings, bundled=False)
@@ -401,7 +410,7 @@ def import_dataset(
         convs = (
             _table_conversations(sources, st, progress, info)
             if is_table
-            else _email_conversations(sources, ours, st, workdir, progress, info, workers)
+            else _email_conversations(sources, ours, st, workdir, progress, info, workers, others)
         )
         for conv in convs:
             scrubber = Scrubber(info["names"])
@@ -460,6 +469,7 @@ def import_dataset(
             "ours": info["ours"],
             "ours_inferred": info["ours_inferred"],
             "ours_names": info.get("ours_names", {}),
+            "others": others,
             "sources": [
                 {"path": str(s.path), "format": s.format, "size": s.size, "digest": file_digest(s.path)}
                 for s in sources

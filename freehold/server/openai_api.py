@@ -273,12 +273,30 @@ async def get_model(model: str, request: Request) -> Any:
     return _model_card(m.name, m.created_at)
 
 
+def _response_object(rid: str, model: str, body: ResponsesRequest, created: int, text: str,
+                     last: Any) -> dict[str, Any]:
+    """A Responses API object: in progress (``last`` None, no output yet) or finished."""
+    done = last is not None
+    complete = done and last.finish_reason == "stop"
+    status = "in_progress" if not done else "completed" if complete else "incomplete"
+    output = [{"type": "message", "id": f"msg_{rid}", "status": "completed", "role": "assistant",
+               "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}] if done else []
+    usage = {"input_tokens": last.prompt_tokens, "output_tokens": last.completion_tokens,
+             "total_tokens": last.prompt_tokens + last.completion_tokens,
+             "input_tokens_details": {"cached_tokens": 0},
+             "output_tokens_details": {"reasoning_tokens": 0}} if done else None
+    return {"id": f"resp_{rid}", "object": "response", "created_at": created, "status": status,
+            "error": None, "incomplete_details": {"reason": "max_output_tokens"} if done and not complete else None,
+            "model": model, "instructions": body.instructions, "max_output_tokens": body.max_output_tokens,
+            "output": output, "usage": usage, "temperature": body.temperature, "top_p": body.top_p,
+            "parallel_tool_calls": False, "tool_choice": "auto", "tools": [], "store": False,
+            "text": {"format": {"type": "text"}}, "metadata": {}}
+
+
 @router.post("/responses")
 async def responses(body: ResponsesRequest, request: Request) -> Any:
+    """Stateless Responses API: text in (a string or message items), one assistant message out."""
     app = request.app.state.freehold
-    if body.stream:
-        raise UsageError("streaming is not supported on /v1/responses yet", "set stream to false, or use "
-                         "/v1/chat/completions with stream")
     messages: list[dict[str, Any]] = []
     if body.instructions:
         messages.append({"role": "system", "content": body.instructions})
@@ -296,14 +314,45 @@ async def responses(body: ResponsesRequest, request: Request) -> Any:
                             top_p=defaults.top_p if body.top_p is None else body.top_p,
                             max_tokens=body.max_output_tokens).validate()
     native = NativeRequest(body.model, messages, None, params)
-    text, last, _ = await collect(run_native(app.models, app.metrics, native))
-    rid = uuid.uuid4().hex[:24]
-    return {"id": f"resp_{rid}", "object": "response", "created_at": int(time.time()),
-            "status": "completed" if last.finish_reason == "stop" else "incomplete",
-            "incomplete_details": None if last.finish_reason == "stop" else {"reason": "max_output_tokens"},
-            "model": app.models.resolve(body.model).name, "instructions": body.instructions,
-            "output": [{"type": "message", "id": f"msg_{rid}", "status": "completed", "role": "assistant",
-                        "content": [{"type": "output_text", "text": text, "annotations": []}]}],
-            "usage": {"input_tokens": last.prompt_tokens, "output_tokens": last.completion_tokens,
-                      "total_tokens": last.prompt_tokens + last.completion_tokens},
-            "parallel_tool_calls": False, "tool_choice": "auto", "tools": []}
+    gen = run_native(app.models, app.metrics, native)
+    rid, created = uuid.uuid4().hex[:24], int(time.time())
+    model = app.models.resolve(body.model).name
+    if not body.stream:
+        text, last, _ = await collect(gen)
+        return _response_object(rid, model, body, created, text, last)
+    first, chunks = await stream(gen)
+
+    async def events() -> AsyncIterator[str]:
+        # The event sequence OpenAI's server sends, each as `event: TYPE` + `data: {...}`.
+        seq = iter(range(1 << 62))
+        item_id = f"msg_{rid}"
+        where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+
+        def event(kind: str, **fields: Any) -> str:
+            payload = {"type": kind, "sequence_number": next(seq), **fields}
+            return f"event: {kind}\n" + _sse(payload)
+
+        pending = _response_object(rid, model, body, created, "", None)
+        yield event("response.created", response=pending)
+        yield event("response.in_progress", response=pending)
+        item = {"type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []}
+        yield event("response.output_item.added", output_index=0, item=item)
+        yield event("response.content_part.added", **where,
+                    part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
+        parts: list[str] = []
+        last = first
+        async for chunk in chunks:
+            if chunk.text:
+                parts.append(chunk.text)
+                yield event("response.output_text.delta", **where, delta=chunk.text, logprobs=[])
+            last = chunk
+        text = "".join(parts)
+        final = _response_object(rid, model, body, created, text, last)
+        part = final["output"][0]["content"][0]
+        yield event("response.output_text.done", **where, text=text, logprobs=[])
+        yield event("response.content_part.done", **where, part=part)
+        yield event("response.output_item.done", output_index=0, item=final["output"][0])
+        yield event("response.completed" if final["status"] == "completed" else "response.incomplete",
+                    response=final)
+
+    return StreamingResponse(events(), media_type="text/event-stream")

@@ -35,6 +35,7 @@ from freehold.train.model import (
     adapter_state,
     apply_lora,
     choose_device,
+    choose_precision,
     count_parameters,
     load_adapter_state,
     load_base,
@@ -240,6 +241,7 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
                 cfg.max_steps)
 
     device = choose_device(cfg.device)
+    cfg = cfg.with_overrides(precision=choose_precision(cfg.precision, device))
     threads = cfg.threads or settings.threads
     need = estimate_memory(hf_dir, cfg, max(e.n_targets for e in examples))
     have = free_memory(device)

@@ -140,6 +140,18 @@ def test_roles_filters_and_dedupe_units() -> None:
         is None
         and filters["no_reply_from_ours"] == 1
     )
+    thread = [
+        ("ann@x.org", "Our invoice 88 shows the wrong delivery address, please fix it.", None),
+        ("bob@x.org", "Adding: it should be our warehouse on Quay Street, not the office.", None),
+        ("help@acme.com", "Done - invoice 88 now shows the Quay Street warehouse.", None),
+    ]
+    both = build_conversation(thread, ["acme.com"], Counter())  # a colleague copied in speaks for the customer
+    assert both is not None and [t["role"] for t in both] == ["user", "assistant"]
+    assert "Quay Street, not the office" in both[0]["content"]
+    dropped: Counter[str] = Counter()
+    asker_only = build_conversation(thread, ["acme.com"], dropped, others="drop")
+    assert asker_only is not None and "Quay Street" not in asker_only[0]["content"]
+    assert dropped == {"third_party_message": 1}
     d = Deduper()
     base = [
         {"role": "user", "content": "How do I reset the password on the staff portal for a new starter?"},

@@ -60,6 +60,28 @@ def test_openai_stop_seed_completions_and_responses(live: Live) -> None:
     assert isinstance(resp.output_text, str)
 
 
+def test_openai_responses_streaming(live: Live) -> None:
+    """The Responses event sequence, read by the official client's stream helper."""
+    c = client(live)
+    kinds: list[str] = []
+    deltas: list[str] = []
+    with c.responses.stream(model="tiny", input="the cat", max_output_tokens=6, temperature=0) as events:
+        for ev in events:
+            kinds.append(ev.type)
+            if ev.type == "response.output_text.delta":
+                deltas.append(ev.delta)
+    final = ev.response  # OpenAI ends a response cut by max_output_tokens with response.incomplete
+    assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added"]
+    assert kinds[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+                          "response.incomplete"]  # stopped by max_output_tokens
+    assert final.output_text == "".join(deltas) and final.usage is not None and final.usage.output_tokens == 6
+    plain = c.responses.create(model="tiny", input="the cat", max_output_tokens=6, temperature=0)
+    assert plain.output_text == final.output_text and plain.status == final.status == "incomplete"
+    raw = list(c.responses.create(model="tiny", input="the cat", max_output_tokens=3, stream=True))
+    assert [e.sequence_number for e in raw] == list(range(len(raw)))
+
+
 def test_json_schema_output_parses_and_validates(live: Live) -> None:
     import jsonschema
 

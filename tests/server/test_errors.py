@@ -50,7 +50,7 @@ BAD: list[tuple[str, str, object, int]] = [
     ("POST", "/v1/embeddings", {"model": "tiny", "input": []}, 400),
     ("POST", "/v1/embeddings", {"model": "tiny", "input": [""]}, 400),
     ("POST", "/v1/embeddings", {"model": "ghost", "input": "x"}, 404),
-    ("POST", "/v1/responses", {"model": "tiny", "input": "x", "stream": True}, 400),
+    ("POST", "/v1/responses", {"model": "tiny", "input": "x", "max_output_tokens": 0}, 400),
     ("GET", "/v1/models/ghost", None, 404),
     ("GET", "/v1/nothing-here", None, 404),
     ("DELETE", "/v1/models", None, 405),

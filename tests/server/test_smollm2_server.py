@@ -64,3 +64,13 @@ def test_real_model_answers_and_follows_a_json_schema(smol: Live) -> None:
         response_format={"type": "json_schema", "json_schema": {"name": "capital", "schema": schema}})
     data = json.loads(r.choices[0].message.content or "")
     assert set(data) >= {"city", "country"}
+
+
+def test_real_model_streams_a_completed_response(smol: Live) -> None:
+    """/v1/responses streaming to a natural stop: the client's helper assembles the final response."""
+    c = openai.OpenAI(base_url=smol.url + "/v1", api_key="x", max_retries=0)
+    with c.responses.stream(model="smollm2", temperature=0, max_output_tokens=60,
+                            input="What is the capital of France? Answer in one sentence.") as events:
+        deltas = [ev.delta for ev in events if ev.type == "response.output_text.delta"]
+        final = events.get_final_response()
+    assert final.status == "completed" and "Paris" in final.output_text == "".join(deltas)

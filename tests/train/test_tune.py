@@ -141,3 +141,31 @@ def test_cli_tune_status_and_errors_exit_cleanly(tiny_store: Store, capsys: pyte
     assert main(["export", "cli-tuned", "--quant", "q4_k_m"]) == 0
     assert "cli-tuned:q4_k_m" in capsys.readouterr().out
     assert main(["run", "cli-tuned:q4_k_m", "What colour is item 1?", "-t", "0", "--max-tokens", "4"]) == 0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_each_precision_trains_is_recorded_and_replays_bit_exact(tiny_store: Store, precision: str) -> None:
+    from freehold.ledger import replay
+    from freehold.train import tune
+
+    steps: list[Any] = []
+    result = tune(tiny_config(output=f"p-{precision}", precision=precision, max_steps=12), store=tiny_store,
+                  on_step=steps.append)
+    assert steps[-1].loss < 0.9 * steps[0].loss
+    assert json.loads((result.run_dir / "config.json").read_text())["config"]["precision"] == precision
+    reports = replay(tiny_store, f"p-{precision}", sample=0.25)
+    assert reports and all(r.bit_exact for r in reports), [r.summary() for r in reports]
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    from freehold.train import TuneConfig, model
+
+    monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)
+    assert model.choose_precision("auto", "cpu") == "bf16" and model.choose_precision("fp32", "cpu") == "fp32"
+    monkeypatch.setattr(model, "cpu_has_bf16", lambda: False)
+    assert model.choose_precision("auto", "cpu") == "fp32"
+    old = tiny_config().to_dict()
+    del old["precision"]  # a run saved before the option existed trained in fp32
+    assert TuneConfig.from_dict(old).precision == "fp32"
+    with pytest.raises(UsageError, match="--precision"):
+        tiny_config(precision="fp16").validate()
