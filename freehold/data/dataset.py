@@ -19,7 +19,6 @@ import os
 import random
 import re
 import sqlite3
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -35,7 +34,7 @@ from freehold.data.message import Message, parse_message
 from freehold.data.pii import Scrubber, name_tokens
 from freehold.data.read import TABLE_FORMATS as _TABLE_FORMATS
 from freehold.data.read import Counts, Source, file_digest, read_messages, read_table, resolve_sources
-from freehold.data.thread import REPLY_SUBJECT, ThreadKey, thread_messages
+from freehold.data.thread import REPLY_SUBJECT, ThreadIndex, ThreadKey
 from freehold.errors import UsageError
 from freehold.ledger.merkle import canonical_json, example_id, leaf_hash, merkle_root
 from freehold.progress import ProgressFn, emit
@@ -297,32 +296,24 @@ def _email_conversations(
     others: str = "user",
 ) -> Iterator[Conversation]:
     spill = _Spill(workdir / "spill.db")
-    keys: list[ThreadKey] = []
+    index = ThreadIndex(spill.db)  # threading tables beside the spilled bodies, on disk
     n_workers = workers or default_workers(sum(s.size for s in sources))
+    names: set[str] = set()  # distinct people, not messages: small however large the archive
     for i, m in enumerate(
         read_messages(sources, st.counts, progress, parser=parse_and_clean, workers=n_workers)
     ):
         spill.add(i, m)
-        # Interned: a thread's ids recur in every reply's References, and subjects repeat;
-        # sharing one string each keeps the in-memory index small.
-        keys.append(
-            ThreadKey(
-                i,
-                sys.intern(m.message_id),
-                sys.intern(m.in_reply_to) if m.in_reply_to else None,
-                tuple(sys.intern(r) for r in m.references),
-                sys.intern(m.subject),
-                m.date,
-            )
-        )
+        if m.sender_name:
+            names.add(m.sender_name)
+        index.add(ThreadKey(i, m.message_id, m.in_reply_to, tuple(m.references), m.subject, m.date))
     spill.flush()
-    threads = thread_messages(keys, progress)
-    info["threads"] = len(threads)
-    info["threads_multi_message"] = sum(1 for t in threads if len(t) > 1)
-    senders = {i: s for i, s, _n in spill.senders()}
-    names = {n for _i, _s, n in spill.senders() if n}
+    index.build(progress)
+    n_threads = len(index)
+    info["threads"] = n_threads
+    info["threads_multi_message"] = index.multi_message()
     if not ours:
-        ours = infer_ours([senders[i] for i in t] for t in threads)
+        senders = index.thread_rows("x.sender", "JOIN m x ON x.i = mm.i")  # the spill's table, same database
+        ours = infer_ours([sender for _i, sender in thread] for thread in senders)
         info["ours_inferred"] = True
     info["ours"] = list(ours)
     display: dict[str, Counter[str]] = {}
@@ -336,16 +327,15 @@ def _email_conversations(
             "pass --ours with your address or domain, e.g. --ours support@example.com",
         )
     info["names"] = name_tokens(names)
-    id_of = {k.index: k.message_id for k in keys}
-    for n, thread in enumerate(threads):
+    for n, thread in enumerate(index.threads()):
         rows = spill.get(thread)
         msgs = [(rows[i][0], rows[i][2], rows[i][3]) for i in thread]
         turns = build_conversation(msgs, ours, st.filters, others)
         if n % 200 == 0:
-            emit(progress, "building conversations", len(threads), n)
+            emit(progress, "building conversations", n_threads, n)
         if turns is not None:
-            yield Conversation(id_of[thread[0]] or f"thread-{thread[0]}", turns)
-    emit(progress, "building conversations", len(threads), len(threads))
+            yield Conversation(index.message_id(thread[0]) or f"thread-{thread[0]}", turns)
+    emit(progress, "building conversations", n_threads, n_threads)
     spill.db.close()
 
 

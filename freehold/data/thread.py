@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from freehold.data.message import normalise_subject
 from freehold.progress import ProgressFn, emit
@@ -21,6 +23,8 @@ from freehold.progress import ProgressFn, emit
 # Mailing lists revive old subjects ("Re: R CMD check NOTE") months later; a month keeps
 # genuine follow-ups together without gluing unrelated questions that share a subject.
 SUBJECT_WINDOW_DAYS = 30
+# Parent links held in memory at most (about 10 MB); the rest are read from SQLite.
+CACHE_LINKS = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,76 +51,192 @@ def _is_reply_subject(subject: str) -> bool:
 
 def thread_messages(keys: Sequence[ThreadKey], progress: ProgressFn | None = None) -> list[list[int]]:
     """Threads as lists of message indices, each sorted by (date, index); threads sorted by first index."""
-    parent: dict[str, str] = {}
-    ids: list[str] = []
-    seen: set[str] = set()
+    index = ThreadIndex(sqlite3.connect(":memory:"))
     for k in keys:
-        # Missing or repeated Message-IDs get a private id so they cannot capture others' replies.
-        mid = k.message_id if k.message_id and k.message_id not in seen else f"\0{k.index}"
-        seen.add(mid)
-        ids.append(mid)
+        index.add(k)
+    index.build(progress)
+    return list(index.threads())
 
-    def ancestors(node: str) -> set[str]:
+
+class ThreadIndex:
+    """JWZ threading kept in SQLite, so memory stays flat however many messages come in.
+
+    ``add`` the messages in order, ``build`` once, then iterate ``threads()`` (as often as
+    needed). Every id, link and thread lives in tables (``th_*``) of the given connection,
+    on disk for an import, in memory for small inputs; Python holds one thread at a time.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        db.executescript(
+            """
+            CREATE TABLE th_key (i INTEGER PRIMARY KEY, mid TEXT, aid TEXT, irt TEXT, refs TEXT,
+                                 subject TEXT, date REAL);
+            CREATE TABLE th_seen (mid TEXT PRIMARY KEY) WITHOUT ROWID;
+            CREATE TABLE th_parent (node TEXT PRIMARY KEY, par TEXT) WITHOUT ROWID;
+            CREATE TABLE th_member (i INTEGER PRIMARY KEY, root TEXT);
+            CREATE TABLE th_thread (root TEXT PRIMARY KEY, first INTEGER, first_date REAL, final TEXT)
+                WITHOUT ROWID;
+            CREATE TABLE th_subject (subject TEXT PRIMARY KEY, root TEXT, first_date REAL) WITHOUT ROWID;
+            """
+        )
+        self.pending: list[tuple[int, str, str, str | None, str, str, float | None]] = []
+        self.count = 0
+        self.n_links = 0
+        self._cache: dict[str, str | None] = {}  # a bounded look-aside cache of th_parent
+
+    def add(self, k: ThreadKey) -> None:
+        # Missing or repeated Message-IDs get a private id so they cannot capture others' replies.
+        fresh = bool(k.message_id) and self.db.execute(
+            "INSERT OR IGNORE INTO th_seen VALUES (?)", (k.message_id,)).rowcount == 1
+        aid = k.message_id if fresh else f"\0{k.index}"
+        self.pending.append((k.index, k.message_id, aid, k.in_reply_to, "\n".join(k.references), k.subject, k.date))
+        self.count += 1
+        if len(self.pending) >= 5000:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.db.executemany("INSERT INTO th_key VALUES (?, ?, ?, ?, ?, ?, ?)", self.pending)
+        self.pending.clear()
+
+    def _rows(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        """``sql`` (ordered by i, with a ``WHERE i > ?`` and LIMIT) in pages, so writes may go on meanwhile."""
+        last = -1
+        while True:
+            rows = self.db.execute(sql, (last,)).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][0]
+
+    def _parent(self, node: str) -> str | None:
+        if node in self._cache:
+            return self._cache[node]
+        row = self.db.execute("SELECT par FROM th_parent WHERE node = ?", (node,)).fetchone()
+        if len(self._cache) >= CACHE_LINKS:
+            self._cache.clear()  # bounded: replies cluster in time, so recent links are the ones asked for
+        self._cache[node] = found = row[0] if row else None
+        return found
+
+    def _link(self, node: str, parent: str) -> None:
+        self.n_links += 1
+        self.db.execute("INSERT OR REPLACE INTO th_parent VALUES (?, ?)", (node, parent))
+        self._cache[node] = parent
+
+    def _ancestors(self, node: str) -> set[str]:
         out = set()
-        while node in parent and node not in out:
+        while node not in out:
             out.add(node)
-            node = parent[node]
-        out.add(node)
+            up = self._parent(node)
+            if up is None:
+                break
+            node = up
         return out
 
-    for k, mid in zip(keys, ids, strict=True):
-        chain = [
-            r for r in dict.fromkeys((*k.references, *([k.in_reply_to] if k.in_reply_to else ()))) if r != mid
-        ]
-        for a, b in itertools.pairwise(chain):
-            if b not in parent and a not in ancestors(b) | {b} and b not in ancestors(a):
-                parent[b] = a
-        if chain:
-            direct = chain[-1]
-            if mid not in ancestors(direct):
-                parent[mid] = direct  # the message's own header is the best evidence
-    emit(progress, "threading", len(keys), len(keys) // 2)
-
-    def root(node: str) -> str:
-        path = []
-        while node in parent:
-            path.append(node)
-            node = parent[node]
-            if len(path) > len(parent):  # defensive: a loop slipped through
+    def _root(self, node: str) -> str:
+        for _ in range(self.n_links + 1):  # defensive: a loop that slipped through ends here
+            up = self._parent(node)
+            if up is None:
                 break
+            node = up
         return node
 
-    groups: dict[str, list[int]] = {}
-    for k, mid in zip(keys, ids, strict=True):
-        groups.setdefault(root(mid), []).append(k.index)
-    by_index = {k.index: k for k in keys}
+    def build(self, progress: ProgressFn | None = None) -> None:
+        self._flush()
+        db = self.db
+        rows = self._rows("SELECT i, aid, irt, refs FROM th_key WHERE i > ? ORDER BY i LIMIT 5000")
+        for done, (_i, aid, irt, refs) in enumerate(rows, 1):
+            chain = [r for r in dict.fromkeys((*(refs.split("\n") if refs else ()), *([irt] if irt else ())))
+                     if r != aid]
+            for a, b in itertools.pairwise(chain):
+                if self._parent(b) is None and a not in self._ancestors(b) and b not in self._ancestors(a):
+                    self._link(b, a)
+            if chain:
+                direct = chain[-1]
+                if aid not in self._ancestors(direct):  # the message's own header is the best evidence
+                    self._link(aid, direct)
+            if done % 5000 == 0:
+                emit(progress, "threading", 2 * self.count, done)
+        rows = self._rows("SELECT i, aid FROM th_key WHERE i > ? ORDER BY i LIMIT 5000")
+        for done, (i, aid) in enumerate(rows, self.count + 1):
+            db.execute("INSERT INTO th_member VALUES (?, ?)", (i, self._root(aid)))
+            if done % 5000 == 0:
+                emit(progress, "threading", 2 * self.count, done)
+        db.execute("CREATE INDEX th_member_root ON th_member (root)")
+        # Each thread's start: its earliest member by (date, index).
+        db.execute(
+            """INSERT INTO th_thread (root, first, first_date)
+               SELECT root, i, d FROM (
+                 SELECT m.root, m.i, COALESCE(k.date, 0.0) AS d,
+                        ROW_NUMBER() OVER (PARTITION BY m.root ORDER BY COALESCE(k.date, 0.0), m.i) AS r
+                 FROM th_member m JOIN th_key k ON k.i = m.i) WHERE r = 1"""
+        )
+        # Subject fallback: a reply-looking thread start with no headers joins the latest
+        # earlier thread with the same normalised subject (within the window).
+        window = SUBJECT_WINDOW_DAYS * 86400
+        for root, first_date, raw_subject, irt, refs in self._starts():
+            subject = normalise_subject(raw_subject)
+            target = db.execute("SELECT root, first_date FROM th_subject WHERE subject = ?",
+                                (subject,)).fetchone() if subject else None
+            if (target is not None and not irt and not refs and _is_reply_subject(raw_subject)
+                    and (not first_date or not target[1] or first_date - target[1] <= window)):
+                db.execute("UPDATE th_thread SET final = ? WHERE root = ?", (target[0], root))
+                continue
+            db.execute("UPDATE th_thread SET final = root WHERE root = ?", (root,))
+            if subject:
+                db.execute("INSERT OR REPLACE INTO th_subject VALUES (?, ?, ?)", (subject, root, first_date))
+        emit(progress, "threading", 2 * self.count, 3 * self.count)
+        db.execute(
+            """CREATE TABLE th_final AS
+               SELECT t.final AS final, MIN(m.i) AS lowest, COUNT(*) AS size
+               FROM th_member m JOIN th_thread t ON t.root = m.root GROUP BY t.final"""
+        )
+        db.execute("CREATE INDEX th_final_final ON th_final (final)")
 
-    def start(members: list[int]) -> tuple[float, int]:
-        first = min(members, key=lambda i: (by_index[i].date or 0.0, i))
-        return by_index[first].date or 0.0, first
+    def _starts(self) -> Iterator[tuple[Any, ...]]:
+        """Thread starts in (date, index) order, paged (for archives too large to list at once)."""
+        last: tuple[float, int] = (-1e30, -1)
+        while True:
+            rows = self.db.execute(
+                """SELECT t.root, t.first_date, k.subject, k.irt, k.refs, t.first FROM th_thread t
+                   JOIN th_key k ON k.i = t.first WHERE (t.first_date, t.first) > (?, ?)
+                   ORDER BY t.first_date, t.first LIMIT 5000""", last).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row[:5]
+            last = (rows[-1][1], rows[-1][5])
 
-    # Subject fallback: join reply-looking roots to the latest earlier thread with the same subject.
-    threads = sorted(groups.values(), key=start)
-    latest_by_subject: dict[str, list[int]] = {}
-    merged: list[list[int]] = []
-    window = SUBJECT_WINDOW_DAYS * 86400
-    for members in threads:
-        first_date, first = start(members)
-        head = by_index[first]
-        subject = normalise_subject(head.subject)
-        target = latest_by_subject.get(subject) if subject else None
-        no_headers = not head.in_reply_to and not head.references
-        if (
-            target is not None
-            and no_headers
-            and _is_reply_subject(head.subject)
-            and (not first_date or not start(target)[0] or first_date - start(target)[0] <= window)
-        ):
-            target.extend(members)
-            continue
-        merged.append(members)
-        if subject:
-            latest_by_subject[subject] = members
-    emit(progress, "threading", len(keys), len(keys))
-    out = [sorted(m, key=lambda i: (by_index[i].date or 0.0, i)) for m in merged]
-    return sorted(out, key=lambda m: min(m))
+    def __len__(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM th_final").fetchone()[0])
+
+    def multi_message(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM th_final WHERE size > 1").fetchone()[0])
+
+    def message_id(self, index: int) -> str:
+        row = self.db.execute("SELECT mid FROM th_key WHERE i = ?", (index,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def threads(self) -> Iterator[list[int]]:
+        """Threads (message indices by date, then index) in order of their lowest index."""
+        for rows in self.thread_rows():
+            yield [i for i, _ in rows]
+
+    def thread_rows(self, column: str = "NULL", join: str = "") -> Iterator[list[tuple[int, Any]]]:
+        """Threads as ``threads()`` does, each message with ``column`` of a table joined by ``join``
+        (e.g. ``column="x.sender", join="JOIN m x ON x.i = mm.i"`` for a table in the same database)."""
+        rows = self.db.execute(
+            f"""SELECT f.lowest, mm.i, {column} FROM th_member mm JOIN th_thread t ON t.root = mm.root
+                JOIN th_final f ON f.final = t.final JOIN th_key k ON k.i = mm.i {join}
+                ORDER BY f.lowest, COALESCE(k.date, 0.0), mm.i"""
+        )
+        current: list[tuple[int, Any]] = []
+        key = None
+        for lowest, i, value in rows:
+            if lowest != key and current:
+                yield current
+                current = []
+            key = lowest
+            current.append((i, value))
+        if current:
+            yield current

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from freehold.data.read import Counts, read_messages, resolve_sources
 from freehold.data.thread import ThreadKey, thread_messages
 
@@ -73,3 +75,22 @@ def test_thread_counts_on_real_archives(email_dir: Path) -> None:
     assert (len(default), sum(len(t) > 1 for t in default)) == (25, 14)
     lkml = _threads([corpora / "lkml"])
     assert len(lkml) == 7 and max(map(len, lkml)) == 100
+
+
+def test_on_disk_index_with_a_tiny_cache_threads_the_same(email_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index lives in SQLite with a bounded link cache: evicting it constantly changes nothing."""
+    import sqlite3
+
+    from freehold.data import thread
+
+    path = email_dir / "r-package-devel" / "2023q4.txt"
+    expected = _threads([path])
+    monkeypatch.setattr(thread, "CACHE_LINKS", 3)
+    msgs = list(read_messages(resolve_sources([path]), Counts()))
+    index = thread.ThreadIndex(sqlite3.connect(tmp_path / "index.db"))
+    for i, m in enumerate(msgs):
+        index.add(ThreadKey(i, m.message_id, m.in_reply_to, tuple(m.references), m.subject, m.date))
+    index.build()
+    assert list(index.threads()) == expected and len(index) == len(expected) == 76
+    assert index.multi_message() == 72 and list(index.threads()) == expected  # iterable again
