@@ -33,7 +33,7 @@ __all__ = ["QUANTS", "SUPPORTED", "WRITE_TYPES", "export_gguf", "export_model", 
 F32_INTERMEDIATE_LIMIT = 4_000_000_000
 
 
-def export_gguf(hf_dir: Path, template_gguf: Path, out: Path, quant: str, *, chat_template: str | None = None,
+def export_gguf(hf_dir: Path, template_gguf: Path | None, out: Path, quant: str, *, chat_template: str | None = None,
                 threads: int | None = None, progress: ProgressFn | None = None) -> Path:
     """Write ``hf_dir`` as a GGUF of type ``quant`` at ``out``."""
     q = check_quant(quant)
@@ -48,13 +48,16 @@ def export_gguf(hf_dir: Path, template_gguf: Path, out: Path, quant: str, *, cha
         return quantize_gguf(staged, out, q, threads)
 
 
-def metadata_gguf(store: Store, entry: ModelEntry) -> Path:
-    """A GGUF of ``entry``'s own model to take tokenizer and hyperparameters from."""
+def metadata_gguf(store: Store, entry: ModelEntry) -> Path | None:
+    """A GGUF of ``entry``'s own model to take tokenizer and hyperparameters from; None for a model
+    that only exists as Hugging Face files (the writer then builds the metadata from those)."""
     layer = entry.manifest.layer(MediaType.GGUF)
     digest = layer.digest if layer else entry.manifest.source.get("gguf_metadata")
-    if not digest or not store.blob_path(digest).exists():
-        raise InvalidModelError(f"{entry.name} has no GGUF to take the tokenizer and settings from",
-                                "export models that came from a GGUF file or from 'freehold tune'")
+    if not digest:
+        return None
+    if not store.blob_path(digest).exists():
+        raise InvalidModelError(f"the GGUF {entry.name} was made from is missing from the store",
+                                "run 'freehold doctor', or re-import the model")
     return store.blob_path(digest)
 
 

@@ -59,16 +59,19 @@ def _field_value(field: Any) -> tuple[Any, Any, Any]:
     return field.contents(), vtype, sub
 
 
-def write_gguf(hf_dir: Path, template_gguf: Path, out: Path, outtype: str = "f16",
+def write_gguf(hf_dir: Path, template_gguf: Path | None, out: Path, outtype: str = "f16",
                chat_template: str | None = None, progress: ProgressFn | None = None) -> Path:
-    """Write ``hf_dir``'s weights as a GGUF with ``template_gguf``'s metadata."""
+    """Write ``hf_dir``'s weights as a GGUF with ``template_gguf``'s metadata (or, with None, metadata
+    built from the Hugging Face files themselves: ``hf_meta``)."""
     import gguf
+
+    from freehold.export.hf_meta import hf_arch, hf_metadata
 
     if outtype not in WRITE_TYPES:
         raise UsageError(f"the GGUF writer writes {', '.join(WRITE_TYPES)}, not {outtype}",
                          "quantize other types with freehold.export.quantize_gguf")
-    reader = gguf.GGUFReader(str(template_gguf))
-    arch = str(reader.fields["general.architecture"].contents())
+    reader = gguf.GGUFReader(str(template_gguf)) if template_gguf is not None else None
+    arch = str(reader.fields["general.architecture"].contents()) if reader is not None else hf_arch(hf_dir)
     if arch not in SUPPORTED:
         raise UsageError(f"exporting {arch} models to GGUF is not supported yet",
                          f"supported architectures: {', '.join(SUPPORTED)}")
@@ -79,25 +82,30 @@ def write_gguf(hf_dir: Path, template_gguf: Path, out: Path, outtype: str = "f16
                                                             config["num_attention_heads"])
     model_arch = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
     names = gguf.get_tensor_name_map(model_arch, n_layers)
-    base_tensors = {t.name: t for t in reader.tensors}
+    base_tensors = {t.name: t for t in reader.tensors} if reader is not None else None
 
     file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
                  "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype]
     writer = gguf.GGUFWriter(str(out), arch)
-    for key, field in reader.fields.items():
-        if key.startswith(_SKIP_FIELDS) or (chat_template and key == gguf.Keys.Tokenizer.CHAT_TEMPLATE):
-            continue
-        value, vtype, sub = _field_value(field)
-        writer.add_key_value(key, value, vtype, sub_type=sub)
+    if reader is None:
+        hf_metadata(hf_dir, writer, chat_template)
+    else:
+        for key, field in reader.fields.items():
+            if key.startswith(_SKIP_FIELDS) or (chat_template and key == gguf.Keys.Tokenizer.CHAT_TEMPLATE):
+                continue
+            value, vtype, sub = _field_value(field)
+            writer.add_key_value(key, value, vtype, sub_type=sub)
+        if chat_template:
+            writer.add_chat_template(chat_template)
     writer.add_file_type(file_type)
     if outtype == "q8_0":
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    if chat_template:
-        writer.add_chat_template(chat_template)
 
-    tied = bool(config.get("tie_word_embeddings", False)) or "output.weight" not in base_tensors
-    written: set[str] = set()
     hf = list(_hf_tensors(hf_dir))
+    has_head = any(n == "lm_head.weight" for n, _ in hf)
+    tied = bool(config.get("tie_word_embeddings", False)) or (
+        "output.weight" not in base_tensors if base_tensors is not None else not has_head)
+    written: set[str] = set()
     for done, (hf_name, data) in enumerate(hf, 1):
         if hf_name == "lm_head.weight" and tied:
             continue
@@ -111,14 +119,14 @@ def write_gguf(hf_dir: Path, template_gguf: Path, out: Path, outtype: str = "f16
             data = _permute(data, n_kv)
         elif arch.startswith("gemma") and name.endswith("norm.weight"):
             data = data + 1.0
-        if name not in base_tensors:
+        if base_tensors is not None and name not in base_tensors:
             raise InvalidModelError(f"tensor {name} (from {hf_name}) is not in the base GGUF",
                                     "export with the GGUF of the model these weights were tuned from")
         encoded, raw_dtype = _encode(data, outtype)
         writer.add_tensor(name, encoded, raw_dtype=raw_dtype)
         written.add(name)
         emit(progress, "writing GGUF", len(hf), done)
-    for name, t in base_tensors.items():
+    for name, t in (base_tensors or {}).items():
         if name not in written:
             # Tensors llama.cpp computes at conversion time (rope frequencies) that HF lacks.
             if t.tensor_type not in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):

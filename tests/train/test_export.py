@@ -68,3 +68,51 @@ def test_export_model_quantizes_with_llama_cpp_and_records_lineage(store: Store,
     assert verify(store, "tiny:q4_0").ok
     with pytest.raises(UsageError, match="already exists"):
         export_model("tiny", "q4_0", store=store)
+
+
+def test_hf_only_export_builds_the_converters_metadata(tiny_gguf: Path, tiny_hf: Path, tmp_path: Path) -> None:
+    """No GGUF to copy from: hyperparameters and tokenizer come from the HF files, as llama.cpp's converter
+    writes them (the tiny GGUF was written the converter's way)."""
+    import gguf
+
+    from freehold.engine.llama import LlamaCppBackend
+
+    out = write_gguf(tiny_hf, None, tmp_path / "hf-only.gguf", "f32")
+    a, b = gguf.GGUFReader(str(tiny_gguf)), gguf.GGUFReader(str(out))
+    same = [k for k in a.fields if k.startswith(("tokenizer.", "llama.")) or k == "general.architecture"]
+    assert len(same) > 15
+    for key in same:
+        assert a.fields[key].contents() == b.fields[key].contents(), key
+    theirs = {t.name: np.asarray(t.data) for t in a.tensors}
+    ours = {t.name: np.asarray(t.data) for t in b.tensors}
+    assert theirs.keys() == ours.keys() and all(np.array_equal(theirs[n], ours[n]) for n in theirs)
+    gap = logits_gap(out, tiny_hf, PROMPT, threads=1)
+    assert gap["max_abs"] < 1e-2 and gap["argmax_agree"] == 1.0, gap
+    import transformers
+
+    text = "<|im_start|>the cat sat, then ate 12 fish!<|im_end|>"
+    expected = transformers.AutoTokenizer.from_pretrained(tiny_hf).encode(text)
+    llama = LlamaCppBackend(out, 64, 1)
+    try:
+        assert llama.tokenize(text, add_special=False) == expected
+    finally:
+        llama.close()
+
+
+def test_hf_only_store_model_exports_and_unknown_tokenizers_are_refused(store: Store, tiny_hf: Path,
+                                                                        tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    store.import_hf(tiny_hf, "tinyhf")
+    entry = export_model("tinyhf", "q8_0", store=store)
+    assert entry.info["architecture"] == "llama" and store.text_layer(entry.manifest, MediaType.TEMPLATE)
+    odd = tmp_path / "odd"
+    shutil.copytree(tiny_hf, odd)
+    tj = json.loads((odd / "tokenizer.json").read_text())
+    tj["pre_tokenizer"] = {"type": "Whitespace"}
+    (odd / "tokenizer.json").write_text(json.dumps(tj))
+    with pytest.raises(UsageError, match="pre-tokenizer") as err:
+        write_gguf(odd, None, tmp_path / "odd.gguf", "f32")
+    assert "GGUF" in (err.value.hint or "")
+    assert not (tmp_path / "odd.gguf").exists() or (tmp_path / "odd.gguf").stat().st_size == 0
