@@ -29,8 +29,9 @@ def import_cmd(
         "scrub", "--pii", help="scrub: replace personal data with placeholders; keep: leave it."
     ),
     others: str = typer.Option(
-        "user", "--others",
-        help="Mail from people on neither side: user (speaks for the customer) or drop (mailing lists).",
+        "auto", "--others",
+        help="Mail from people on neither side: user (speaks for the customer), drop (mailing lists), "
+        "or auto: user with --ours, drop when your side is inferred.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for the train/validation/test split."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest config as JSON."),
@@ -57,6 +58,9 @@ def import_cmd(
             label = f"{names[address]} <{address}>" if address in names else address
             console.print(f"  {label}", markup=False, highlight=False)
         console.print("  if that is wrong, re-run with --ours ADDRESS_OR_DOMAIN (repeatable)")
+        if result.config.get("others") == "drop":
+            console.print("  other people's messages were dropped, as on a mailing list (--others user keeps them "
+                          "as the asker's side)")
     _print_counts(result.config)
 
 

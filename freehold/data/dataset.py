@@ -49,7 +49,7 @@ MIN_TURN_CHARS = 20
 # Near-duplicate threshold: SimHash Hamming distance over word 3-shingles (of 64 bits).
 NEAR_DUP_BITS = 3
 PII_MODES = ("scrub", "keep")
-OTHERS_MODES = ("user", "drop")
+OTHERS_MODES = ("auto", "user", "drop")
 # Below this much mail a worker pool costs more to start than it saves.
 PARALLEL_MIN_BYTES = 8_000_000
 
@@ -293,7 +293,7 @@ def _email_conversations(
     progress: ProgressFn | None,
     info: dict[str, Any],
     workers: int | None,
-    others: str = "user",
+    others: str = "auto",
 ) -> Iterator[Conversation]:
     spill = _Spill(workdir / "spill.db")
     index = ThreadIndex(spill.db)  # threading tables beside the spilled bodies, on disk
@@ -327,6 +327,11 @@ def _email_conversations(
             "pass --ours with your address or domain, e.g. --ours support@example.com",
         )
     info["names"] = name_tokens(names)
+    # auto: with --ours given (a business's mailbox) everyone else is the customer's side; with
+    # our side inferred (a mailing list, where many people answer) other people are dropped.
+    if others == "auto":
+        others = "drop" if info["ours_inferred"] else "user"
+    info["others"] = others
     for n, thread in enumerate(index.threads()):
         rows = spill.get(thread)
         msgs = [(rows[i][0], rows[i][2], rows[i][3]) for i in thread]
@@ -366,7 +371,7 @@ def import_dataset(
     fmt: str = "auto",
     ours: list[str] | None = None,
     pii: str = "scrub",
-    others: str = "user",
+    others: str = "auto",
     seed: int = 0,
     store: Store | None = None,
     settings: Settings | None = None,
@@ -375,15 +380,16 @@ def import_dataset(
 ) -> ImportResult:
     """Turn mail archives or Q/A tables into a chat dataset named ``name`` in the store.
 
-    ``others``: "user" (everyone not on our side speaks as the user) or "drop" (only the
-    thread's asker does; other people's messages are dropped and counted, for mailing lists).
+    ``others``: "user" (everyone not on our side speaks as the user), "drop" (only the thread's
+    asker does; other people's messages are dropped and counted, for mailing lists) or "auto"
+    (user when ``ours`` is given, drop when it is inferred).
     ``workers``: processes that parse and clean messages (default: by input size, at most
     4); the output is byte-identical whatever the number.
     """
     if pii not in PII_MODES:
         raise UsageError(f"unknown --pii mode {pii!r}", "use --pii scrub (default) or --pii keep")
     if others not in OTHERS_MODES:
-        raise UsageError(f"unknown --others mode {others!r}", "use --others user (default) or --others drop")
+        raise UsageError(f"unknown --others mode {others!r}", "use --others auto (default), user or drop")
     parse_name(name)  # a bad name fails now, not after the whole archive is read
     sources = resolve_sources([Path(p) for p in paths], fmt)
     store = store or Store.open(settings, bundled=False)
@@ -459,7 +465,7 @@ def import_dataset(
             "ours": info["ours"],
             "ours_inferred": info["ours_inferred"],
             "ours_names": info.get("ours_names", {}),
-            "others": others,
+            "others": info.get("others", "user"),
             "sources": [
                 {"path": str(s.path), "format": s.format, "size": s.size, "digest": file_digest(s.path)}
                 for s in sources

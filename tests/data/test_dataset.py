@@ -41,6 +41,7 @@ def test_rpd_counts_and_content(rpd: tuple[Store, dict]) -> None:
     assert c["examples"] == c["train"] + c["validation"] + c["test"] >= 40
     assert config["filters"]["no_reply_from_ours"] > 0 and config["ours_inferred"]
     assert len(config["ours"]) >= 3  # the list's regular helpers
+    assert config["others"] == "drop" and config["filters"]["third_party_message"] > 0  # auto, on a list
     rows = _rows(store, "rpd")
     assert sum(map(len, rows.values())) == c["examples"]
     for split_rows in rows.values():
@@ -99,9 +100,12 @@ def test_ours_given_and_pii_keep(email_dir: Path) -> None:
     domain = inferred.config["ours"][0].split("@")[1]
     given = import_dataset([archive], "np2", ours=[domain], pii="keep", store=store)
     assert given.config["ours"] == [domain] and not given.config["ours_inferred"]
+    assert given.config["others"] == "user" and inferred.config["others"] == "drop"  # --others auto
     assert given.config["pii"] == {"mode": "keep", "replaced": {}}
     with pytest.raises(UsageError):
         import_dataset([archive], "np3", pii="maybe", store=store)
+    with pytest.raises(UsageError, match="--others"):
+        import_dataset([archive], "np3", others="everyone", store=store)
 
 
 def test_maildir_and_perceval_import(email_dir: Path) -> None:

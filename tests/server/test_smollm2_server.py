@@ -48,8 +48,12 @@ def test_concurrent_streams_do_not_cross_talk(smol: Live) -> None:
         t.join(120)
     assert set(out) == set(WORDS)
     for word, text in out.items():
-        assert word in text, (word, text)
-        assert not [w for w in WORDS if w != word and w in text], (word, text)
+        assert not [w for w in WORDS if w != word and w in text], (word, text)  # no stream got another's words
+    # Each repeats its own word, but batched kernels round differently from a solo run and a
+    # 135M model's greedy choice can flip (seen once: "apple" came back as "apex"; see
+    # docs/serving.md on divergence), so one miss in six is tolerated.
+    missed = {word: text for word, text in out.items() if word not in text}
+    assert len(missed) <= 1, missed
 
 
 def test_real_model_answers_and_follows_a_json_schema(smol: Live) -> None:
