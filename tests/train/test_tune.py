@@ -169,3 +169,25 @@ def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) ->
     assert TuneConfig.from_dict(old).precision == "fp32"
     with pytest.raises(UsageError, match="--precision"):
         tiny_config(precision="fp16").validate()
+
+
+def test_a_base_with_only_hugging_face_files_tunes_exports_and_serves(tiny_store: Store, tiny_hf: Path) -> None:
+    """No GGUF anywhere in the base's manifest: the tuned model's GGUF metadata comes from the HF files."""
+    from freehold.engine import SamplingParams, load_engine
+    from freehold.store.importing import record_import
+    from freehold.train import tune
+
+    tiny_store.import_hf(tiny_hf, "tinyhf")
+    record_import(tiny_store, "tinyhf")
+    assert tiny_store.get("tinyhf").manifest.layer(MediaType.GGUF) is None
+    result = tune(tiny_config(base="tinyhf", output="tinyhf-tuned", max_steps=6, quant="q8_0"), store=tiny_store)
+    entry = tiny_store.get("tinyhf-tuned")
+    assert entry.manifest.source["base"] == "tinyhf:latest" and entry.manifest.layer(MediaType.GGUF) is not None
+    assert result.steps == 6
+    engine = load_engine("tinyhf-tuned", store=tiny_store, backend="llama", threads=1)
+    try:
+        out = engine.complete(engine.chat([{"role": "user", "content": "What colour is item 3?"}],
+                                          SamplingParams(temperature=0, max_tokens=6)))
+    finally:
+        engine.close()
+    assert out.completion_tokens > 0
