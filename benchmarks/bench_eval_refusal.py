@@ -1,6 +1,7 @@
 """The refusal classifier vs the keyword-matching baseline, on XSTest-labelled responses.
 
     .venv/bin/python benchmarks/bench_eval_refusal.py
+    .venv/bin/python benchmarks/bench_eval_refusal.py --xstest-completions DIR   # + XSTest's own labels
 
 Accuracy, precision and recall (refusal = XSTest full or partial refusal) of
 ``freehold.evals.refusal.is_refusal`` and of ``keyword_refusal`` (llm-attacks' test_prefixes
@@ -8,16 +9,47 @@ as substrings, the judge AdvBench/GCG report with) on each split of the labelled
 ``dev`` (written, the rules were developed on it), ``test`` (written, held out), ``smollm2``
 (real SmolLM2 replies, held out), ``all``. Also the time per judgement. Prints the
 classifier/baseline accuracy ratio per split.
+
+``--xstest-completions DIR`` also scores both judges on XSTest's own human-labelled model
+completions (the upstream repository's ``model_completions/xstest_v2_completions_*.csv``,
+450 per model; not in ../shared/data, whose XSTest folder holds only the prompts), per file
+and together.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
+from pathlib import Path
 
-from freehold.evals.refusal import SPLITS, is_refusal, keyword_refusal, labelled_set, measure
+from freehold.evals.refusal import (
+    SPLITS,
+    XSTEST_COMPLETIONS,
+    is_refusal,
+    keyword_refusal,
+    labelled_set,
+    measure,
+    xstest_completions,
+)
+
+
+def upstream(folder: Path) -> None:
+    files = sorted(folder.glob(XSTEST_COMPLETIONS))
+    print(f"\nXSTest's own labels ({folder}): refusal = full or partial refusal")
+    print(f"{'file':42} {'n':>4} {'refusals':>8}  {'classifier':>10} {'baseline':>8}  {'P / R (classifier)':>18}")
+    for f in [*files, folder]:
+        rows = xstest_completions(f)
+        ours, base = measure(is_refusal, rows), measure(keyword_refusal, rows)
+        refusals = sum(label != "1_full_compliance" for _, label, _ in rows)
+        name = f.name if f != folder else "all"
+        print(f"{name:42} {ours.n:4d} {refusals:8d}  {ours.accuracy:10.3f} {base.accuracy:8.3f}  "
+              f"{ours.precision:8.3f} / {ours.recall:.3f}")
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--xstest-completions", type=Path, help="folder of XSTest's labelled completion CSVs")
+    args = ap.parse_args()
     print(f"{'split':8} {'n':>4}  {'judge':16} {'accuracy':>8} {'precision':>9} {'recall':>7} {'f1':>6}")
     for split in SPLITS:
         rows = labelled_set(split)
@@ -36,6 +68,8 @@ def main() -> None:
             judge(text)
         secs = time.perf_counter() - start
         print(f"{name}: {secs / len(rows) * 1e6:.1f} µs per response")
+    if args.xstest_completions:
+        upstream(args.xstest_completions)
 
 
 if __name__ == "__main__":
