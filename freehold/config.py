@@ -21,6 +21,15 @@ DEFAULT_PORT = 11500
 llama-server (8080) and vLLM (8000)."""
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 matmul instructions (Linux: avx512_bf16 or AMX in /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def _default_threads() -> int:
     # Measured on a 2-core machine (docs/benchmarks.md): llama.cpp decode scales to the
     # physical core count; more threads than cores only adds contention.

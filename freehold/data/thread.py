@@ -11,6 +11,7 @@ normalised subject, if that thread started at most ``SUBJECT_WINDOW_DAYS`` befor
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -50,7 +51,9 @@ def _is_reply_subject(subject: str) -> bool:
 
 
 def thread_messages(keys: Sequence[ThreadKey], progress: ProgressFn | None = None) -> list[list[int]]:
-    """Threads as lists of message indices, each sorted by (date, index); threads sorted by first index."""
+    """Threads as lists of message indices, each sorted by (date, index); threads sorted by first index.
+
+    ``keys`` in the order the messages came in (ascending ``index``)."""
     index = ThreadIndex(sqlite3.connect(":memory:"))
     for k in keys:
         index.add(k)
@@ -80,17 +83,24 @@ class ThreadIndex:
             CREATE TABLE th_subject (subject TEXT PRIMARY KEY, root TEXT, first_date REAL) WITHOUT ROWID;
             """
         )
-        self.pending: list[tuple[int, str, str, str | None, str, str, float | None]] = []
+        self.pending: list[tuple[int, str, str, str | None, str | None, str, float | None]] = []
         self.count = 0
         self.n_links = 0
-        self._cache: dict[str, str | None] = {}  # a bounded look-aside cache of th_parent
+        self._cache: dict[str, str | None] = {}
+        self._last = -1  # a bounded look-aside cache of th_parent
 
     def add(self, k: ThreadKey) -> None:
+        """Add the next message; indices must ascend (they are the order the messages came in)."""
+        if k.index <= self._last:
+            raise ValueError(f"thread keys must come in ascending index order ({k.index} after {self._last})")
+        self._last = k.index
         # Missing or repeated Message-IDs get a private id so they cannot capture others' replies.
         fresh = bool(k.message_id) and self.db.execute(
             "INSERT OR IGNORE INTO th_seen VALUES (?)", (k.message_id,)).rowcount == 1
         aid = k.message_id if fresh else f"\0{k.index}"
-        self.pending.append((k.index, k.message_id, aid, k.in_reply_to, "\n".join(k.references), k.subject, k.date))
+        # JSON, not a separator: a folded References header can leave a newline inside one id.
+        refs = json.dumps(k.references) if k.references else None
+        self.pending.append((k.index, k.message_id, aid, k.in_reply_to, refs, k.subject, k.date))
         self.count += 1
         if len(self.pending) >= 5000:
             self._flush()
@@ -146,8 +156,8 @@ class ThreadIndex:
         db = self.db
         rows = self._rows("SELECT i, aid, irt, refs FROM th_key WHERE i > ? ORDER BY i LIMIT 5000")
         for done, (_i, aid, irt, refs) in enumerate(rows, 1):
-            chain = [r for r in dict.fromkeys((*(refs.split("\n") if refs else ()), *([irt] if irt else ())))
-                     if r != aid]
+            linked = (*(json.loads(refs) if refs else ()), *([irt] if irt else ()))
+            chain = [r for r in dict.fromkeys(linked) if r != aid]
             for a, b in itertools.pairwise(chain):
                 if self._parent(b) is None and a not in self._ancestors(b) and b not in self._ancestors(a):
                     self._link(b, a)
@@ -171,6 +181,7 @@ class ThreadIndex:
                         ROW_NUMBER() OVER (PARTITION BY m.root ORDER BY COALESCE(k.date, 0.0), m.i) AS r
                  FROM th_member m JOIN th_key k ON k.i = m.i) WHERE r = 1"""
         )
+        db.execute("CREATE INDEX th_thread_start ON th_thread (first_date, first)")  # _starts pages on it
         # Subject fallback: a reply-looking thread start with no headers joins the latest
         # earlier thread with the same normalised subject (within the window).
         window = SUBJECT_WINDOW_DAYS * 86400

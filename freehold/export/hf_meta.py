@@ -31,19 +31,37 @@ def _pre_tokenizer_name(tokenizer_json: dict[str, Any]) -> str:
     pre = tokenizer_json.get("pre_tokenizer") or {}
     steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
     kinds = [s.get("type") for s in steps]
-    if kinds == ["ByteLevel"] and steps[0].get("use_regex", True):
+    normalizer = tokenizer_json.get("normalizer") or {}
+
+    def unknown(what: str) -> UsageError:
+        return UsageError(f"this model's {what} has no llama.cpp equivalent known to Freehold, so a GGUF could "
+                          "tokenize differently from the trained model",
+                          "import the base model's GGUF (freehold import FILE.gguf) and tune or export from it")
+
+    if normalizer and normalizer.get("type") != "NFC":
+        raise unknown(f"normalizer ({json.dumps(normalizer)[:120]})")
+    level = steps[-1] if kinds and kinds[-1] == "ByteLevel" else {}
+    if level.get("add_prefix_space"):
+        raise unknown("pre-tokenizer (ByteLevel with add_prefix_space: llama.cpp adds no space)")
+    if kinds == ["ByteLevel"] and level.get("use_regex", True):
         return "gpt-2"  # GPT-2's own split regex inside ByteLevel
-    if kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits") and steps[1].get("use_regex", True):
+    if kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits") and level.get("use_regex", True):
         return "smollm"  # GPT-2's split, each digit on its own
-    if kinds[:1] == ["Split"] and kinds[1:] == ["ByteLevel"] and not steps[1].get("use_regex", True):
-        regex = (steps[0].get("pattern") or {}).get("Regex")
+    split = steps[0]
+    if (kinds == ["Split", "ByteLevel"] and not level.get("use_regex", True)
+            and split.get("behavior", "Isolated") == "Isolated" and not split.get("invert")):
+        regex = (split.get("pattern") or {}).get("Regex")
         if regex == _LLAMA3_REGEX:
             return "llama-bpe"
         if regex == _QWEN2_REGEX:
             return "qwen2"
-    raise UsageError(f"this model's pre-tokenizer ({json.dumps(pre)[:200]}) has no llama.cpp name known to "
-                     "Freehold, so a GGUF could tokenize differently from the trained model",
-                     "import the base model's GGUF (freehold import FILE.gguf) and tune or export from it")
+    raise unknown(f"pre-tokenizer ({json.dumps(pre)[:200]})")
+
+
+def _looks_special(token: str) -> bool:
+    """Added tokens some models leave unmarked that are control tokens all the same (llama.cpp's rule)."""
+    return (token in ("<pad>", "<mask>") or (token.startswith("<|") and token.endswith("|>"))
+            or (token.startswith("<unused") and token.endswith(">")))
 
 
 def _tokens(hf_dir: Path, vocab_size: int) -> tuple[list[str], list[int]]:
@@ -62,7 +80,7 @@ def _tokens(hf_dir: Path, vocab_size: int) -> tuple[list[str], list[int]]:
             tokens.append(f"[PAD{i}]")
             types.append(gguf.TokenType.UNUSED)
         elif reverse[i] in added:
-            special = decoder[i].special if i in decoder else False
+            special = (decoder[i].special if i in decoder else False) or _looks_special(reverse[i])
             tokens.append(reverse[i])
             types.append(gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED)
         else:
@@ -120,6 +138,9 @@ def hf_metadata(hf_dir: Path, writer: Any, chat_template: str | None = None) -> 
     writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-6)))
     writer.add_rope_freq_base(rope_theta)
     writer.add_rope_dimension_count(int(config.get("head_dim") or hidden // heads))
+    if config.get("head_dim"):  # as the converter does: models whose head size is not hidden / heads need it
+        writer.add_key_length(int(config["head_dim"]))
+        writer.add_value_length(int(config["head_dim"]))
     writer.add_vocab_size(vocab_size)
     tokens, types = _tokens(hf_dir, vocab_size)
     writer.add_tokenizer_model("gpt2")

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from freehold.config import cpu_has_bf16
 from freehold.errors import LedgerError
 from freehold.ledger.chain import Ledger, Record
 
@@ -142,6 +143,8 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor(),
+        # bf16 arithmetic differs between CPUs with and without bf16 instructions (emulated).
+        "cpu_bf16": cpu_has_bf16(),
     }
 
 

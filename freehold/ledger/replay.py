@@ -166,8 +166,8 @@ def environment_differences(config: Record) -> list[str]:
     for key, value in (recorded.get("versions") or {}).items():
         if now["versions"].get(key) not in (None, value):
             diffs.append(f"{key} {value} recorded, {now['versions'].get(key)} now")
-    for key in ("platform", "machine", "processor"):
-        if recorded.get(key) and recorded.get(key) != now.get(key):
+    for key in ("platform", "machine", "processor", "cpu_bf16"):
+        if recorded.get(key) not in ("", None) and recorded.get(key) != now.get(key):
             diffs.append(f"{key} {recorded.get(key)!r} recorded, {now.get(key)!r} now")
     return diffs
 

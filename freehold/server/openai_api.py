@@ -279,7 +279,8 @@ def _response_object(rid: str, model: str, body: ResponsesRequest, created: int,
     done = last is not None
     complete = done and last.finish_reason == "stop"
     status = "in_progress" if not done else "completed" if complete else "incomplete"
-    output = [{"type": "message", "id": f"msg_{rid}", "status": "completed", "role": "assistant",
+    output = [{"type": "message", "id": f"msg_{rid}", "status": "completed" if complete else "incomplete",
+               "role": "assistant",
                "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}] if done else []
     usage = {"input_tokens": last.prompt_tokens, "output_tokens": last.completion_tokens,
              "total_tokens": last.prompt_tokens + last.completion_tokens,

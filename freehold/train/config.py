@@ -100,10 +100,12 @@ class TuneConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TuneConfig:
+    def from_dict(cls, d: dict[str, Any], device: str | None = None) -> TuneConfig:
+        """The config saved with a run; ``device`` is the device it resolved to (for old runs)."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
-        values.setdefault("precision", "fp32")  # runs saved before the option trained in fp32
+        # Runs saved before the option trained under bf16 autocast on CUDA and in fp32 on the CPU.
+        values.setdefault("precision", "bf16" if (device or d.get("device")) == "cuda" else "fp32")
         if "target_modules" in values:
             values["target_modules"] = tuple(values["target_modules"])
         return cls(**values)

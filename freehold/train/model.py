@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from freehold.config import cpu_has_bf16
 from freehold.errors import DependencyError, InvalidModelError, TrainingError, UsageError
 from freehold.train.config import TuneConfig
 from freehold.train.data import IGNORE, Example
@@ -48,15 +49,6 @@ def choose_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 matmul instructions (Linux: avx512_bf16 or AMX in /proc/cpuinfo)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def choose_precision(requested: str, device: str) -> str:

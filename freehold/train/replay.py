@@ -39,7 +39,7 @@ class LoraReplayer:
         if missing:
             raise LedgerError(f"run {p.get('run')}'s config record lacks {', '.join(missing)}",
                               "replay needs a run recorded by this version of 'freehold tune'")
-        self.cfg = TuneConfig.from_dict(p["config"])
+        self.cfg = TuneConfig.from_dict(p["config"], device=(p.get("hyperparameters") or {}).get("device"))
         self.run_dir = Path(p["run_dir"])
         base = store.get(p["base_name"])
         if base.manifest_digest != p["base_digest"]:

@@ -264,7 +264,7 @@ _RESUMABLE_CHANGES = {"max_steps", "eval_every", "save_every", "quant", "device"
 
 def _resumed_config(saved: dict[str, Any], given: TuneConfig) -> TuneConfig:
     """The saved config, with the few options that may change between sessions taken from flags."""
-    cfg = TuneConfig.from_dict(saved["config"])
+    cfg = TuneConfig.from_dict(saved["config"], device=saved.get("device"))
     given_d, saved_d = given.to_dict(), cfg.to_dict()
     defaults = TuneConfig(given.base, given.dataset, given.output).to_dict()
     changed = {k for k, v in given_d.items() if v != defaults.get(k) and v != saved_d.get(k)}

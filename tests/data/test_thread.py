@@ -94,3 +94,11 @@ def test_on_disk_index_with_a_tiny_cache_threads_the_same(email_dir: Path, tmp_p
     index.build()
     assert list(index.threads()) == expected and len(index) == len(expected) == 76
     assert index.multi_message() == 72 and list(index.threads()) == expected  # iterable again
+
+
+def test_an_id_with_a_newline_stays_one_id_and_keys_must_ascend() -> None:
+    """A folded References header without angle brackets can leave a newline inside one id."""
+    keys = [key(0, "m0@x", subject="hi"), key(1, "m2@x", None, ("m0@x\n\tm1@x",), subject="other")]
+    assert thread_messages(keys) == [[0], [1]]
+    with pytest.raises(ValueError, match="ascending"):
+        thread_messages([key(1, "b"), key(0, "a")])

@@ -76,6 +76,7 @@ def test_openai_responses_streaming(live: Live) -> None:
     assert kinds[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
                           "response.incomplete"]  # stopped by max_output_tokens
     assert final.output_text == "".join(deltas) and final.usage is not None and final.usage.output_tokens == 6
+    assert final.output[0].status == "incomplete"  # the message was cut, like the response
     plain = c.responses.create(model="tiny", input="the cat", max_output_tokens=6, temperature=0)
     assert plain.output_text == final.output_text and plain.status == final.status == "incomplete"
     raw = list(c.responses.create(model="tiny", input="the cat", max_output_tokens=3, stream=True))

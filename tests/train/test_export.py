@@ -115,4 +115,8 @@ def test_hf_only_store_model_exports_and_unknown_tokenizers_are_refused(store: S
     with pytest.raises(UsageError, match="pre-tokenizer") as err:
         write_gguf(odd, None, tmp_path / "odd.gguf", "f32")
     assert "GGUF" in (err.value.hint or "")
+    tj["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": True, "use_regex": True}
+    (odd / "tokenizer.json").write_text(json.dumps(tj))
+    with pytest.raises(UsageError, match="add_prefix_space"):  # HF would add a space llama.cpp does not
+        write_gguf(odd, None, tmp_path / "odd.gguf", "f32")
     assert not (tmp_path / "odd.gguf").exists() or (tmp_path / "odd.gguf").stat().st_size == 0

@@ -167,6 +167,7 @@ def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) ->
     old = tiny_config().to_dict()
     del old["precision"]  # a run saved before the option existed trained in fp32
     assert TuneConfig.from_dict(old).precision == "fp32"
+    assert TuneConfig.from_dict(old, device="cuda").precision == "bf16"  # old CUDA runs used bf16 autocast
     with pytest.raises(UsageError, match="--precision"):
         tiny_config(precision="fp16").validate()
 
