@@ -109,15 +109,16 @@ class ThreadIndex:
         self.db.executemany("INSERT INTO th_key VALUES (?, ?, ?, ?, ?, ?, ?)", self.pending)
         self.pending.clear()
 
-    def _rows(self, sql: str) -> Iterator[tuple[Any, ...]]:
-        """``sql`` (ordered by i, with a ``WHERE i > ?`` and LIMIT) in pages, so writes may go on meanwhile."""
-        last = -1
+    def _paged(self, sql: str, start: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        """``sql`` in pages, so writes may go on meanwhile: its first ``len(start)`` columns are the
+        order, given as ``WHERE (those) > (?, ...)`` with ORDER BY and LIMIT; ``start`` is below all."""
+        last = start
         while True:
-            rows = self.db.execute(sql, (last,)).fetchall()
+            rows = self.db.execute(sql, last).fetchall()
             if not rows:
                 return
             yield from rows
-            last = rows[-1][0]
+            last = rows[-1][: len(start)]
 
     def _parent(self, node: str) -> str | None:
         if node in self._cache:
@@ -154,7 +155,7 @@ class ThreadIndex:
     def build(self, progress: ProgressFn | None = None) -> None:
         self._flush()
         db = self.db
-        rows = self._rows("SELECT i, aid, irt, refs FROM th_key WHERE i > ? ORDER BY i LIMIT 5000")
+        rows = self._paged("SELECT i, aid, irt, refs FROM th_key WHERE i > ? ORDER BY i LIMIT 5000", (-1,))
         for done, (_i, aid, irt, refs) in enumerate(rows, 1):
             linked = (*(json.loads(refs) if refs else ()), *([irt] if irt else ()))
             chain = [r for r in dict.fromkeys(linked) if r != aid]
@@ -167,7 +168,7 @@ class ThreadIndex:
                     self._link(aid, direct)
             if done % 5000 == 0:
                 emit(progress, "threading", 2 * self.count, done)
-        rows = self._rows("SELECT i, aid FROM th_key WHERE i > ? ORDER BY i LIMIT 5000")
+        rows = self._paged("SELECT i, aid FROM th_key WHERE i > ? ORDER BY i LIMIT 5000", (-1,))
         for done, (i, aid) in enumerate(rows, self.count + 1):
             db.execute("INSERT INTO th_member VALUES (?, ?)", (i, self._root(aid)))
             if done % 5000 == 0:
@@ -185,7 +186,12 @@ class ThreadIndex:
         # Subject fallback: a reply-looking thread start with no headers joins the latest
         # earlier thread with the same normalised subject (within the window).
         window = SUBJECT_WINDOW_DAYS * 86400
-        for root, first_date, raw_subject, irt, refs in self._starts():
+        # Thread starts in (date, index) order.
+        starts = self._paged(
+            """SELECT t.first_date, t.first, t.root, k.subject, k.irt, k.refs FROM th_thread t
+               JOIN th_key k ON k.i = t.first WHERE (t.first_date, t.first) > (?, ?)
+               ORDER BY t.first_date, t.first LIMIT 5000""", (-1e30, -1))
+        for first_date, _first, root, raw_subject, irt, refs in starts:
             subject = normalise_subject(raw_subject)
             target = db.execute("SELECT root, first_date FROM th_subject WHERE subject = ?",
                                 (subject,)).fetchone() if subject else None
@@ -203,20 +209,6 @@ class ThreadIndex:
                FROM th_member m JOIN th_thread t ON t.root = m.root GROUP BY t.final"""
         )
         db.execute("CREATE INDEX th_final_final ON th_final (final)")
-
-    def _starts(self) -> Iterator[tuple[Any, ...]]:
-        """Thread starts in (date, index) order, paged (for archives too large to list at once)."""
-        last: tuple[float, int] = (-1e30, -1)
-        while True:
-            rows = self.db.execute(
-                """SELECT t.root, t.first_date, k.subject, k.irt, k.refs, t.first FROM th_thread t
-                   JOIN th_key k ON k.i = t.first WHERE (t.first_date, t.first) > (?, ?)
-                   ORDER BY t.first_date, t.first LIMIT 5000""", last).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield row[:5]
-            last = (rows[-1][1], rows[-1][5])
 
     def __len__(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM th_final").fetchone()[0])

@@ -29,6 +29,11 @@ class SamplingParams:
     grammar: str | None = None  # GBNF that constrains output (JSON mode, JSON schema); llama.cpp only
     logprobs: int | None = None  # None: off; n >= 0: each token's log-probability and the n most likely
 
+    @classmethod
+    def given(cls, **values: Any) -> SamplingParams:
+        """The parameters a request gave (None: not given, so the default), validated."""
+        return cls(**{k: v for k, v in values.items() if v is not None}).validate()
+
     def validate(self) -> SamplingParams:
         problems = []
         if not 0 <= self.temperature <= 5:

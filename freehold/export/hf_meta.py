@@ -89,9 +89,8 @@ def _tokens(hf_dir: Path, vocab_size: int) -> tuple[list[str], list[int]]:
     return tokens, types
 
 
-def hf_arch(hf_dir: Path) -> str:
-    """The GGUF architecture name for ``hf_dir``'s model, if this module can describe it."""
-    config = json.loads((hf_dir / "config.json").read_text())
+def hf_arch(config: dict[str, Any]) -> str:
+    """The GGUF architecture name for the model of ``config`` (its config.json), if this module can describe it."""
     hf_name = (config.get("architectures") or ["?"])[0]
     arch = HF_ARCHITECTURES.get(hf_name)
     if arch is None:
@@ -100,14 +99,10 @@ def hf_arch(hf_dir: Path) -> str:
     return arch
 
 
-def hf_metadata(hf_dir: Path, writer: Any, chat_template: str | None = None) -> None:
-    """Write ``hf_dir``'s hyperparameters and tokenizer into ``writer``, a GGUFWriter for ``hf_arch(hf_dir)``.
-
-    ``chat_template`` overrides the one in the tokenizer files."""
+def hf_metadata(hf_dir: Path, config: dict[str, Any], writer: Any, chat_template: str | None = None) -> None:
+    """Write ``hf_dir``'s hyperparameters (``config``, its config.json) and tokenizer into ``writer``,
+    a GGUFWriter for ``hf_arch(config)``. ``chat_template`` overrides the one in the tokenizer files."""
     import gguf
-
-    hf_arch(hf_dir)
-    config = json.loads((hf_dir / "config.json").read_text())
     # transformers 4 writes rope_theta / rope_scaling at the top; 5 nests them in rope_parameters.
     rope = {**(config.get("rope_scaling") or {}), **(config.get("rope_parameters") or {})}
     rope_type = rope.get("rope_type") or rope.get("type") or "default"

@@ -70,13 +70,13 @@ def write_gguf(hf_dir: Path, template_gguf: Path | None, out: Path, outtype: str
     if outtype not in WRITE_TYPES:
         raise UsageError(f"the GGUF writer writes {', '.join(WRITE_TYPES)}, not {outtype}",
                          "quantize other types with freehold.export.quantize_gguf")
+    hf_config = json.loads((hf_dir / "config.json").read_text())
+    config = hf_config.get("text_config", hf_config)
     reader = gguf.GGUFReader(str(template_gguf)) if template_gguf is not None else None
-    arch = str(reader.fields["general.architecture"].contents()) if reader is not None else hf_arch(hf_dir)
+    arch = str(reader.fields["general.architecture"].contents()) if reader is not None else hf_arch(hf_config)
     if arch not in SUPPORTED:
         raise UsageError(f"exporting {arch} models to GGUF is not supported yet",
                          f"supported architectures: {', '.join(SUPPORTED)}")
-    config = json.loads((hf_dir / "config.json").read_text())
-    config = config.get("text_config", config)
     n_layers = int(config["num_hidden_layers"])
     n_head, n_kv = int(config["num_attention_heads"]), int(config.get("num_key_value_heads") or
                                                             config["num_attention_heads"])
@@ -88,7 +88,7 @@ def write_gguf(hf_dir: Path, template_gguf: Path | None, out: Path, outtype: str
                  "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype]
     writer = gguf.GGUFWriter(str(out), arch)
     if reader is None:
-        hf_metadata(hf_dir, writer, chat_template)
+        hf_metadata(hf_dir, hf_config, writer, chat_template)
     else:
         for key, field in reader.fields.items():
             if key.startswith(_SKIP_FIELDS) or (chat_template and key == gguf.Keys.Tokenizer.CHAT_TEMPLATE):

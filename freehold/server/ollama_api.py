@@ -48,7 +48,6 @@ class _Request(_Base):
 
     def sampling(self) -> SamplingParams:
         o = self.options or Options.model_validate({})
-        d = SamplingParams()
         grammar = None
         if self.format == "json":
             grammar = json_grammar()
@@ -57,12 +56,9 @@ class _Request(_Base):
         elif self.format not in (None, ""):
             raise UsageError(f"unknown format {self.format!r}", "use \"json\" or a JSON schema object")
         max_tokens = None if o.num_predict is None or o.num_predict < 0 else o.num_predict
-        return SamplingParams(
-            temperature=d.temperature if o.temperature is None else o.temperature,
-            top_p=d.top_p if o.top_p is None else o.top_p, top_k=d.top_k if o.top_k is None else o.top_k,
-            min_p=d.min_p if o.min_p is None else o.min_p,
-            repeat_penalty=d.repeat_penalty if o.repeat_penalty is None else o.repeat_penalty,
-            seed=o.seed, stop=tuple(o.stop or ()), max_tokens=max_tokens, grammar=grammar).validate()
+        return SamplingParams.given(temperature=o.temperature, top_p=o.top_p, top_k=o.top_k, min_p=o.min_p,
+                                    repeat_penalty=o.repeat_penalty, seed=o.seed, stop=tuple(o.stop or ()),
+                                    max_tokens=max_tokens, grammar=grammar)
 
     def keep_alive_seconds(self) -> float | None:
         return parse_duration(self.keep_alive)

@@ -51,12 +51,8 @@ class _Sampling(_Base):
     def sampling(self, max_tokens: int | None, grammar: str | None = None,
                  logprobs: int | None = None) -> SamplingParams:
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        defaults = SamplingParams()
-        return SamplingParams(
-            temperature=defaults.temperature if self.temperature is None else self.temperature,
-            top_p=defaults.top_p if self.top_p is None else self.top_p,
-            seed=self.seed, stop=tuple(stop), max_tokens=max_tokens, grammar=grammar,
-            logprobs=logprobs).validate()
+        return SamplingParams.given(temperature=self.temperature, top_p=self.top_p, seed=self.seed,
+                                    stop=tuple(stop), max_tokens=max_tokens, grammar=grammar, logprobs=logprobs)
 
 
 class ChatCompletionRequest(_Sampling):
@@ -310,10 +306,7 @@ async def responses(body: ResponsesRequest, request: Request) -> Any:
                 content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
             role = item.get("role", "user")
             messages.append({"role": "system" if role == "developer" else role, "content": content})
-    defaults = SamplingParams()
-    params = SamplingParams(temperature=defaults.temperature if body.temperature is None else body.temperature,
-                            top_p=defaults.top_p if body.top_p is None else body.top_p,
-                            max_tokens=body.max_output_tokens).validate()
+    params = SamplingParams.given(temperature=body.temperature, top_p=body.top_p, max_tokens=body.max_output_tokens)
     native = NativeRequest(body.model, messages, None, params)
     gen = run_native(app.models, app.metrics, native)
     rid, created = uuid.uuid4().hex[:24], int(time.time())

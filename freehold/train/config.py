@@ -105,7 +105,7 @@ class TuneConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
         # Runs saved before the option trained under bf16 autocast on CUDA and in fp32 on the CPU.
-        values.setdefault("precision", "bf16" if (device or d.get("device")) == "cuda" else "fp32")
+        values.setdefault("precision", "bf16" if device == "cuda" else "fp32")
         if "target_modules" in values:
             values["target_modules"] = tuple(values["target_modules"])
         return cls(**values)

@@ -60,6 +60,18 @@ def tiny_store(store: Store, tiny_gguf: Path, tmp_path: Path) -> Store:
     return store
 
 
+def served_answer(store: Store, name: str, max_tokens: int = 8) -> Any:
+    """The Completion of store model ``name`` (its GGUF, in llama.cpp) answering a colour question greedily."""
+    from freehold.engine import SamplingParams, load_engine
+
+    engine = load_engine(name, store=store, backend="llama", threads=1)
+    try:
+        return engine.complete(engine.chat([{"role": "user", "content": "What colour is item 3?"}],
+                                           SamplingParams(temperature=0, max_tokens=max_tokens)))
+    finally:
+        engine.close()
+
+
 def tiny_config(**overrides: Any) -> Any:
     from freehold.train import TuneConfig
 

@@ -10,7 +10,7 @@ import pytest
 
 from freehold.errors import ModelNotFoundError, TrainingError, UsageError
 from freehold.store import MediaType, Store
-from tests.train.conftest import chat_rows, make_dataset, tiny_config
+from tests.train.conftest import chat_rows, make_dataset, served_answer, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,6 @@ def test_adapter_is_a_peft_adapter_equal_to_the_merged_model(tuned: Any) -> None
 
 
 def test_gguf_export_matches_pytorch_and_serves(tuned: Any) -> None:
-    from freehold.engine import SamplingParams, load_engine
     from freehold.engine.torch import hf_directory
     from freehold.export import logits_gap
 
@@ -81,13 +80,7 @@ def test_gguf_export_matches_pytorch_and_serves(tuned: Any) -> None:
     gap = logits_gap(gguf, hf_directory(store, entry), tokens, threads=1)
     # F32 export: llama.cpp vs PyTorch differ only by kernel rounding (~3e-3 on logits ~30).
     assert gap["max_abs"] < 1e-2 and gap["argmax_agree"] == 1.0, gap
-    engine = load_engine("tiny-tuned", store=store, backend="llama", threads=1)
-    try:
-        out = engine.complete(engine.chat([{"role": "user", "content": "What colour is item 3?"}],
-                                          SamplingParams(temperature=0, max_tokens=8)))
-    finally:
-        engine.close()
-    assert out.completion_tokens > 0
+    assert served_answer(store, "tiny-tuned").completion_tokens > 0
 
 
 def test_replay_of_sampled_steps_is_bit_exact_and_verify_passes(tuned: Any) -> None:
@@ -174,7 +167,6 @@ def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_a_base_with_only_hugging_face_files_tunes_exports_and_serves(tiny_store: Store, tiny_hf: Path) -> None:
     """No GGUF anywhere in the base's manifest: the tuned model's GGUF metadata comes from the HF files."""
-    from freehold.engine import SamplingParams, load_engine
     from freehold.store.importing import record_import
     from freehold.train import tune
 
@@ -185,10 +177,4 @@ def test_a_base_with_only_hugging_face_files_tunes_exports_and_serves(tiny_store
     entry = tiny_store.get("tinyhf-tuned")
     assert entry.manifest.source["base"] == "tinyhf:latest" and entry.manifest.layer(MediaType.GGUF) is not None
     assert result.steps == 6
-    engine = load_engine("tinyhf-tuned", store=tiny_store, backend="llama", threads=1)
-    try:
-        out = engine.complete(engine.chat([{"role": "user", "content": "What colour is item 3?"}],
-                                          SamplingParams(temperature=0, max_tokens=6)))
-    finally:
-        engine.close()
-    assert out.completion_tokens > 0
+    assert served_answer(tiny_store, "tinyhf-tuned", max_tokens=6).completion_tokens > 0
