@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 
 from freehold.engine import Chunk, Completion, SamplingParams, complete
+from freehold.engine.base import MODEL_DEFAULTS
 from freehold.errors import ContextOverflowError, EngineError, ModelNotFoundError, NoChatTemplateError, UsageError
 
 
@@ -47,8 +47,8 @@ class RemoteEngine:
         return r.json()
 
     def _options(self, params: SamplingParams) -> dict[str, Any]:
-        opts: dict[str, Any] = {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k,
-                                "min_p": params.min_p, "repeat_penalty": params.repeat_penalty}
+        # Knobs the caller left unset are not sent, so the server applies the model's own defaults.
+        opts: dict[str, Any] = {k: getattr(params, k) for k in MODEL_DEFAULTS if k not in params.unset}
         if params.seed is not None:
             opts["seed"] = params.seed
         if params.stop:
@@ -74,12 +74,12 @@ class RemoteEngine:
                 yield Chunk(text)
 
     def chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams | None = None) -> Iterator[Chunk]:
-        params = (params or SamplingParams()).validate()
+        params = (params or SamplingParams.given()).validate()
         return self._stream("/api/chat", {"model": self.name, "messages": list(messages), "stream": True,
                                           "options": self._options(params)})
 
     def generate(self, prompt: str, params: SamplingParams | None = None) -> Iterator[Chunk]:
-        params = (params or SamplingParams()).validate()
+        params = (params or SamplingParams.given()).validate()
         return self._stream("/api/generate", {"model": self.name, "prompt": prompt, "raw": True, "stream": True,
                                               "options": self._options(params)})
 
@@ -110,4 +110,4 @@ def connect(settings: Any, model: str) -> RemoteEngine | None:
     url = settings.server_url
     if not server_alive(url):
         return None
-    return RemoteEngine(url, model, os.environ.get("FREEHOLD_API_KEY", "").split(",")[0] or None)
+    return RemoteEngine(url, model, next(iter(settings.api_keys), None))

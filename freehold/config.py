@@ -48,7 +48,10 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("FREEHOLD_THREADS", "threads", "CPU threads for prompts and batches (default: cores, at most 8); "
            "one-token decode uses half."),
     EnvVar("FREEHOLD_CONTEXT", "context", "Context window in tokens (default 4096, capped at the model's)."),
-    EnvVar("FREEHOLD_HOST", "host", f"Server bind address and client target (default 127.0.0.1:{DEFAULT_PORT})."),
+    EnvVar("FREEHOLD_HOST", "host", f"Server bind address and client target, HOST[:PORT] "
+           f"(default 127.0.0.1:{DEFAULT_PORT}); 'serve --host/--port' override it."),
+    EnvVar("FREEHOLD_API_KEY", "api_key", "API keys the server accepts, comma-separated; 'run'/'chat' send the "
+           "first to a running server."),
     EnvVar("FREEHOLD_NO_SERVER", "no_server", "Set to 1 to make 'run'/'chat' never use a running server."),
     EnvVar("FREEHOLD_DEBUG", "debug", "Set to 1 to print tracebacks for errors."),
 )
@@ -61,13 +64,60 @@ class Settings:
     # 4096 like Ollama's default: enough for chat, small KV cache (SmolLM2: ~95 MB at f16).
     context: int = 4096
     host: str = f"127.0.0.1:{DEFAULT_PORT}"
+    api_key: str = ""  # comma-separated keys; a secret, so 'freehold env' shows only how many
     no_server: bool = False
     debug: bool = False
 
     @property
     def server_url(self) -> str:
-        host = self.host if "://" in self.host else f"http://{self.host}"
-        return host.rstrip("/")
+        if "://" in self.host:
+            return self.host.rstrip("/")
+        host, port = split_host(self.host)  # "0.0.0.0" alone means port 11500, not 80
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    @property
+    def bind_address(self) -> tuple[str, int]:
+        """(host, port) for the server to listen on, from ``host``."""
+        return split_host(self.host)
+
+    @property
+    def api_keys(self) -> list[str]:
+        return [k.strip() for k in self.api_key.split(",") if k.strip()]
+
+
+def split_host(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (also ``[IPv6]:PORT``, ``:PORT``, ``http://HOST:PORT``) as (host, port), like
+    Ollama's OLLAMA_HOST: a missing host is 127.0.0.1, a missing port the default port."""
+    rest = text.strip().split("://", 1)[-1].split("/", 1)[0]
+    if rest.startswith("["):  # [::1]:11500
+        host, _, after = rest[1:].partition("]")
+        port_text = after.removeprefix(":")
+    elif rest.count(":") == 1:
+        host, port_text = rest.split(":")
+    else:  # a bare name, or a bare IPv6 address
+        host, port_text = rest, ""
+    try:
+        port = int(port_text) if port_text else DEFAULT_PORT
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise UsageError(f"'{text}' is not HOST[:PORT]: the port must be a number from 1 to 65535",
+                         f"e.g. FREEHOLD_HOST=127.0.0.1:{DEFAULT_PORT} or FREEHOLD_HOST=0.0.0.0")
+    return host or "127.0.0.1", port
+
+
+def env_report(settings: Settings, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every variable in ENV_VARS with its raw and effective value (secrets masked), for 'freehold env'."""
+    env = dict(os.environ if env is None else env)
+    rows = []
+    for v in ENV_VARS:
+        raw, effective = env.get(v.name), str(getattr(settings, v.key))
+        if v.key == "api_key":  # a secret: say how many keys are set, never the keys
+            n = len(settings.api_keys)
+            raw = None if raw is None else "***"
+            effective = f"{n} key{'s' if n != 1 else ''} set" if n else "not set"
+        rows.append({"name": v.name, "value": raw, "effective": effective, "help": v.help})
+    return rows
 
 
 def _coerce(name: str, raw: Any, target: type, problems: list[str], source: str) -> Any:
@@ -97,8 +147,8 @@ def _coerce(name: str, raw: Any, target: type, problems: list[str], source: str)
         return None
 
 
-_TYPES: dict[str, type] = {"home": Path, "threads": int, "context": int, "host": str, "no_server": bool,
-                           "debug": bool}
+_TYPES: dict[str, type] = {"home": Path, "threads": int, "context": int, "host": str, "api_key": str,
+                           "no_server": bool, "debug": bool}
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -123,6 +173,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     for var in ENV_VARS:
         if var.name in env and env[var.name] != "":
             values[var.key] = _coerce(var.name, env[var.name], _TYPES[var.key], problems, "environment")
+    if values.get("host"):
+        try:
+            split_host(values["host"])
+        except UsageError as exc:
+            problems.append(f"'host' (FREEHOLD_HOST or config.toml): {exc.message}")
     if problems:
         raise UsageError("invalid configuration:\n  " + "\n  ".join(problems),
                          "fix the values above (see 'freehold env' for every setting)")

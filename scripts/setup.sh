@@ -16,5 +16,32 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 extra=""
 if [ "${1:-}" = "test" ]; then extra="[test,gemma]"; fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -e ".${extra}"
+pip_() { .venv/bin/python -m pip --disable-pip-version-check "$@"; }
+pip_ install --quiet --upgrade pip
+
+# llama.cpp is compiled for this CPU (-march=native), except its AMX kernels: on Intel Xeons
+# with AMX (Sapphire Rapids and later) they segfault in the first matrix multiply of a Q4_1
+# model (ggml_backend_amx_mul_mat; llama.cpp issue #20824, closed unfixed). The explicit
+# -mno-amx-* flags win over -march=native in GCC and Clang, so the AMX buffer type is never
+# built while AVX2/AVX-512 and their repacked Q4_0/Q8_0 kernels stay. The same flags are
+# harmless on CPUs without AMX. Freehold also guards at load time (freehold/engine/cpu.py).
+no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+llama_req=$(.venv/bin/python -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb"))
+print(next(r for r in d["project"]["dependencies"] if r.startswith("llama-cpp-python")))')
+# pip's own wheel cache is keyed by the package alone, so a wheel built for another CPU, or
+# before the flags above, would be reused: keep our own, keyed by what the build depends on.
+key=$(printf '%s\n' "$llama_req" "$CMAKE_ARGS" "$no_amx" "$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)" \
+      "$(cc --version 2>/dev/null | head -1)" | sha256sum | cut -c1-16)
+wheels="${XDG_CACHE_HOME:-$HOME/.cache}/freehold/llama-wheels/$key"
+if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  echo "Compiling $llama_req for this CPU (a few minutes on 2 cores; cached in $wheels)"
+  rm -rf "$wheels.tmp"
+  CFLAGS="${CFLAGS:-} $no_amx" CXXFLAGS="${CXXFLAGS:-} $no_amx" \
+    pip_ wheel --no-deps --no-binary llama-cpp-python --no-cache-dir --progress-bar off -w "$wheels.tmp" "$llama_req"
+  mv "$wheels.tmp" "$wheels"
+fi
+if [ "$(cat .venv/.llama-wheel 2>/dev/null)" != "$key" ]; then
+  pip_ install --quiet --no-deps --force-reinstall "$wheels"/llama_cpp_python-*.whl
+  echo "$key" > .venv/.llama-wheel
+fi
+pip_ install --progress-bar off -e ".${extra}"

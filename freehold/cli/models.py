@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -156,29 +157,80 @@ def rm_cmd(names: list[str] = typer.Argument(..., help="Models to remove.")) -> 
 
 
 @app.command("doctor")
-def doctor_cmd() -> None:
-    """Check the store: rehash every blob and report missing or corrupt ones."""
-    store = open_store(bundled=False)
+def doctor_cmd(
+    model: str = typer.Option("smollm2", "--model", help="The model the decode check loads."),
+    decode: bool = typer.Option(True, "--decode/--no-decode", help="Load the model and decode one token "
+                                "in a child process (a crash there is reported, not fatal)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Check this machine and the store: CPU and llama.cpp features, a real decode, every blob rehashed."""
+    from freehold.engine import cpu
+
+    flags = cpu.cpu_flags()
+    build = cpu.build_features()
+    guard = cpu.decide(flags, build)
+    store = open_store(bundled=True)
+    report: dict[str, object] = {
+        "cpu": {"model": cpu.cpu_model(), "flags": [f for f in cpu.SHOWN_CPU_FLAGS if flags and f in flags]},
+        "llama_cpp": {"features": [name for name, value in build.items() if value == "1"],
+                      "extra_buffers": guard.extra_buffers, "reason": guard.reason, "missing": list(guard.missing)},
+    }
+    failed = bool(guard.missing)
+    if decode:
+        entry = store.get(model)
+        gguf = entry.manifest.layer(MediaType.GGUF)
+        if gguf is None:
+            raise UsageError(f"'{entry.name}' has no GGUF weights to decode with",
+                             "pass a GGUF model with --model (see 'freehold models')")
+        probe = cpu.probe_decode(store.blob_path(gguf.digest), settings().threads)
+        report["decode"] = {"model": entry.name, **probe.to_dict()}
+        failed |= not probe.ok
     with progress_bar(transient=True) as progress:
         problems = store.check(progress)
-    for problem in problems:
-        console.print(f"[red]✗[/] {problem}", highlight=False)
-    n = len(store.catalog.refs())
-    if problems:
+    report["store"] = {"entries": len(store.catalog.refs()), "problems": [str(p) for p in problems]}
+    failed |= bool(problems)
+    if as_json:
+        print_json(report)
+    else:
+        _print_doctor(report)
+    if failed:
         raise typer.Exit(1)
-    console.print(f"[green]✓[/] {n} entries checked, every blob matches its digest")
+
+
+def _print_doctor(report: dict[str, Any]) -> None:
+    ok, bad = "[green]✓[/]", "[red]✗[/]"
+    cpu_, build = report["cpu"], report["llama_cpp"]
+    console.print(f"{ok} CPU: {cpu_['model']}", highlight=False)
+    console.print(f"    features: {' '.join(cpu_['flags']) or 'unknown'}", highlight=False)
+    mark = bad if build["missing"] else ok if build["extra_buffers"] else "[yellow]![/]"
+    console.print(f"{mark} llama.cpp build: {' '.join(build['features'])}", highlight=False)
+    if build["missing"]:
+        console.print(f"    [red]compiled for {', '.join(build['missing'])}, which this CPU lacks: "
+                      "rebuild with 'bash scripts/setup.sh'[/]", highlight=False)
+    console.print(f"    weight buffers: {build['reason']}", highlight=False)
+    decode = report.get("decode")
+    if decode is not None:
+        loaded = ", ".join(f"{name} {mib:.1f} MiB" for name, mib in decode["buffers"].items()) or "not reported"
+        if decode["ok"]:
+            console.print(f"{ok} decode: {decode['model']} loaded ({loaded}) and decoded {decode['token']!r} "
+                          f"in {decode['seconds']:.1f} s", highlight=False)
+        else:
+            console.print(f"{bad} decode: {decode['model']}: {decode['error']} (buffers: {loaded})", highlight=False)
+            console.print("    run 'bash scripts/setup.sh' to rebuild llama.cpp for this CPU; if it persists, "
+                          "report it with the output of 'freehold doctor --json'", highlight=False)
+    store = report["store"]
+    for problem in store["problems"]:
+        console.print(f"{bad} {problem}", highlight=False)
+    if not store["problems"]:
+        console.print(f"{ok} store: {store['entries']} entries checked, every blob matches its digest")
 
 
 @app.command("env")
 def env_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show every environment variable Freehold reads, with its current value."""
-    import os
+    from freehold.config import env_report
 
-    from freehold.config import ENV_VARS
-
-    resolved = settings()
-    rows = [{"name": v.name, "value": os.environ.get(v.name), "effective": str(getattr(resolved, v.key)),
-             "help": v.help} for v in ENV_VARS]
+    rows = env_report(settings())
     if as_json:
         print_json(rows)
         return

@@ -58,11 +58,12 @@ def run_cmd(
                                                    "starts a chat on a terminal."),
     system: str | None = typer.Option(None, "--system", help="System prompt."),
     raw: bool = typer.Option(False, "--raw", help="Plain completion: no chat template."),
-    temperature: float = typer.Option(0.8, "--temperature", "-t", help="0 = greedy (deterministic)."),
-    top_p: float = typer.Option(0.95, "--top-p"),
-    top_k: int = typer.Option(40, "--top-k"),
-    min_p: float = typer.Option(0.05, "--min-p"),
-    repeat_penalty: float = typer.Option(1.1, "--repeat-penalty"),
+    temperature: float | None = typer.Option(None, "--temperature", "-t",
+                                             help="0 = greedy (deterministic). Default: the model's, else 0.8."),
+    top_p: float | None = typer.Option(None, "--top-p", help="Default: the model's, else 0.95."),
+    top_k: int | None = typer.Option(None, "--top-k", help="Default: the model's, else 40."),
+    min_p: float | None = typer.Option(None, "--min-p", help="Default: the model's, else 0.05."),
+    repeat_penalty: float | None = typer.Option(None, "--repeat-penalty", help="Default: the model's, else 1.1."),
     seed: int | None = typer.Option(None, "--seed", help="Fix the sampling seed."),
     stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable)."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", "-n", help="Limit output tokens."),
@@ -72,8 +73,8 @@ def run_cmd(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print token counts and speed."),
 ) -> None:
     """Run a model on one prompt and stream the answer (or chat, on a terminal with no prompt)."""
-    params = SamplingParams(temperature, top_p, top_k, min_p, repeat_penalty, seed, tuple(stop), max_tokens)
-    params.validate()
+    params = SamplingParams.given(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                                  repeat_penalty=repeat_penalty, seed=seed, stop=tuple(stop), max_tokens=max_tokens)
     if prompt is None:
         if sys.stdin.isatty():
             _chat_loop(_load(name, backend, ctx, threads), params, system)
@@ -97,7 +98,8 @@ def run_cmd(
 def chat_cmd(
     name: str = typer.Argument(..., help="Model name, e.g. smollm2."),
     system: str | None = typer.Option(None, "--system", help="System prompt."),
-    temperature: float = typer.Option(0.8, "--temperature", "-t"),
+    temperature: float | None = typer.Option(None, "--temperature", "-t",
+                                             help="0 = greedy. Default: the model's, else 0.8."),
     seed: int | None = typer.Option(None, "--seed"),
     max_tokens: int | None = typer.Option(None, "--max-tokens", "-n"),
     ctx: int | None = typer.Option(None, "--ctx"),
@@ -105,7 +107,7 @@ def chat_cmd(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Chat with a model, multi-turn. /bye to quit."""
-    params = SamplingParams(temperature=temperature, seed=seed, max_tokens=max_tokens).validate()
+    params = SamplingParams.given(temperature=temperature, seed=seed, max_tokens=max_tokens)
     engine = _load(name, backend, ctx, None)
     from freehold.engine.chat import require_template
 

@@ -13,8 +13,10 @@ from freehold.config import DEFAULT_PORT
 
 @app.command("serve")
 def serve_cmd(
-    host: str = typer.Option("127.0.0.1", "--host", help="Bind address. Non-loopback needs an API key."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", "-p", help=f"Port (default {DEFAULT_PORT})."),
+    host: str | None = typer.Option(None, "--host", help="Bind address (default: FREEHOLD_HOST's, else 127.0.0.1). "
+                                                         "Non-loopback needs an API key."),
+    port: int | None = typer.Option(None, "--port", "-p", min=1, max=65535,
+                                    help=f"Port (default: FREEHOLD_HOST's, else {DEFAULT_PORT})."),
     api_key: list[str] = typer.Option([], "--api-key", help="Accepted API key (repeatable); also "
                                                             "FREEHOLD_API_KEY (comma-separated)."),
     api_keys_file: Path | None = typer.Option(None, "--api-keys-file", help="File with one key per line."),
@@ -27,7 +29,10 @@ def serve_cmd(
     """Serve models over OpenAI- and Ollama-compatible HTTP APIs."""
     from freehold.server import ServerOptions, check_exposure, load_api_keys, serve
 
-    options = ServerOptions(host=host, port=port, api_keys=load_api_keys(api_key, api_keys_file),
+    env_host, env_port = settings().bind_address  # FREEHOLD_HOST; flags override each part
+    host = env_host if host is None else host
+    port = env_port if port is None else port
+    options = ServerOptions(host=host, port=port, api_keys=load_api_keys(api_key, api_keys_file, settings()),
                             cors_origins=cors_origin, slots=slots, max_queue=max_queue, keep_alive=keep_alive,
                             max_loaded=max_loaded)
     check_exposure(options)

@@ -24,10 +24,12 @@ def tune_cmd(
     lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="LoRA alpha [32]."),
     lora_dropout: float | None = typer.Option(None, "--lora-dropout", help="LoRA dropout [0]."),
     target_modules: str | None = typer.Option(None, "--target-modules",
-                                              help="Comma-separated module names [q_proj,k_proj,v_proj,o_proj]."),
-    max_seq_len: int | None = typer.Option(None, "--max-seq-len", help="Token limit per example [context, <=2048]."),
-    overlong: str | None = typer.Option(None, "--overlong",
-                                        help="Examples over --max-seq-len: error, truncate or drop [error]."),
+                                              help="Comma-separated module names \\[q_proj,k_proj,v_proj,o_proj]."),
+    max_seq_len: int | None = typer.Option(None, "--max-seq-len", help="Token limit per example \\[context, <=2048]."),
+    overlong: str | None = typer.Option(
+        None, "--overlong", help="Examples over --max-seq-len: turns (keep the whole turns that fit, ending on an "
+        "assistant reply; cut inside the first reply if none fits), truncate (cut at the limit), drop, or error "
+        "\\[turns]."),
     batch_tokens: int | None = typer.Option(None, "--batch-tokens",
                                             help="Padded tokens per micro-batch (the memory knob) [1024]."),
     grad_accum: int | None = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step [1]."),
@@ -35,11 +37,11 @@ def tune_cmd(
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
     eval_every: int | None = typer.Option(None, "--eval-every", help="Validation loss every N steps (0: off) [50]."),
     save_every: int | None = typer.Option(None, "--save-every", help="Checkpoint every N steps (0: end only) [50]."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads [physical cores]."),
-    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda [auto]."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads \\[physical cores]."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda \\[auto]."),
     precision: str | None = typer.Option(None, "--precision",
-                                         help="auto, fp32 or bf16 (auto: bf16 where the hardware has it) [auto]."),
-    quant: str | None = typer.Option(None, "--quant", help="GGUF type served by 'freehold run' [q8_0]."),
+                                         help="auto, fp32 or bf16 (auto: bf16 where the hardware has it) \\[auto]."),
+    quant: str | None = typer.Option(None, "--quant", help="GGUF type served by 'freehold run' \\[q8_0]."),
     no_ledger: bool = typer.Option(False, "--no-ledger", help="Do not write step records (no audit trail)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     status: str | None = typer.Option(None, "--status", help="Show where run NAME stands, and exit."),
@@ -77,11 +79,16 @@ def tune_cmd(
             dropped = r.dropped_overlong + r.dropped_no_target
             err_console.print(
                 f"[bold]{session.cfg.output}[/]: {len(session.examples)} examples ({r.target_tokens} assistant of "
-                f"{r.tokens} tokens{f', {r.truncated} truncated' if r.truncated else ''}"
-                f"{f', {dropped} dropped' if dropped else ''}), {session.plan.total} steps, "
+                f"{r.tokens} tokens{f', {dropped} dropped' if dropped else ''}), {session.plan.total} steps, "
                 f"{session.device} {session.cfg.precision} x{session.threads} threads, "
                 f"~{session.memory_estimate / 1e9:.1f} GB"
                 + (f", resuming from {session.resume_from.name}" if session.resume_from else ""), highlight=False)
+            if r.overlong:
+                err_console.print(f"  {_overlong_line(r, session.max_seq_len, session.cfg.overlong)}", highlight=False)
+            if "saved_total_steps" in session.extra:
+                err_console.print(f"  {session.extra['saved_total_steps']} steps were planned when the run started; "
+                                  f"its epochs really have {'+'.join(map(str, session.plan.epoch_steps))}",
+                                  highlight=False)
             display.start()
 
         try:
@@ -129,6 +136,15 @@ class _StepDisplay:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+def _overlong_line(r: Any, limit: int, policy: str) -> str:
+    """How the examples over the token limit were handled (an EncodeReport), in one line."""
+    done = [f"{n} {what}" for n, what in ((r.cut_at_turn, "cut after their last assistant turn that fits"),
+                                          (r.cut_at_limit, "cut at the limit"),
+                                          (r.dropped_overlong, "dropped")) if n]
+    return (f"{r.overlong} example{'s' if r.overlong != 1 else ''} over the {limit}-token limit "
+            f"(--overlong {policy}): {', '.join(done)}")
 
 
 def _num(x: float | None) -> str:

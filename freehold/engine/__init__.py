@@ -12,6 +12,7 @@ truncation), handles stop strings and limits, and reports usage.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from freehold.errors import ContextOverflowError, InvalidModelError, UsageError
 from freehold.progress import ProgressFn
 from freehold.store import MediaType, ModelEntry, Store
 
-__all__ = ["Backend", "Chunk", "Completion", "Engine", "SamplingParams", "load_engine"]
+__all__ = ["Backend", "Chunk", "Completion", "Engine", "SamplingParams", "load_engine", "model_params"]
 
 BACKENDS = ("llama", "torch")
 
@@ -45,10 +46,12 @@ class Completion:
 
 
 class Engine:
-    def __init__(self, backend: Backend, entry: ModelEntry, template_source: str | None) -> None:
+    def __init__(self, backend: Backend, entry: ModelEntry, template_source: str | None,
+                 params: dict[str, Any] | None = None) -> None:
         self.backend = backend
         self.entry = entry
         self.name = entry.name
+        self.params = params or {}  # the model's sampling defaults (its params layer), under each request's
         self.template = (ChatTemplate(template_source, backend.special_token_text("bos"),
                                       backend.special_token_text("eos")) if template_source else None)
 
@@ -76,7 +79,7 @@ class Engine:
 
     # generation ---------------------------------------------------------------------------
     def stream_tokens(self, tokens: list[int], params: SamplingParams) -> Iterator[Chunk]:
-        params.validate()
+        params = params.under(self.params).validate()
         n_prompt = len(tokens)
         if n_prompt == 0:
             raise UsageError("the prompt is empty", "give a prompt")
@@ -128,7 +131,7 @@ class Engine:
 
     def generate(self, prompt: str, params: SamplingParams | None = None) -> Iterator[Chunk]:
         """Raw completion of ``prompt`` (no chat template)."""
-        return self.stream_tokens(self.tokenize_prompt(prompt), params or SamplingParams())
+        return self.stream_tokens(self.tokenize_prompt(prompt), params or SamplingParams.given())
 
     def chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams | None = None,
              tools: list[dict[str, Any]] | None = None) -> Iterator[Chunk]:
@@ -159,6 +162,12 @@ def complete(chunks: Iterator[Chunk]) -> Completion:
                       last.completion_tokens, first if first is not None else total, total)
 
 
+def model_params(store: Store, entry: ModelEntry) -> dict[str, Any]:
+    """A model's params layer (Ollama's): its own sampling defaults, e.g. ``{"temperature": 0.2}``."""
+    text = store.text_layer(entry.manifest, MediaType.PARAMS)
+    return json.loads(text) if text else {}
+
+
 def load_engine(name: str | ModelEntry, *, store: Store | None = None, backend: str = "llama",
                 settings: Settings | None = None, threads: int | None = None, context: int | None = None,
                 progress: ProgressFn | None = None) -> Engine:
@@ -186,4 +195,4 @@ def load_engine(name: str | ModelEntry, *, store: Store | None = None, backend: 
         from freehold.engine.torch import TorchBackend, hf_directory
 
         impl = TorchBackend(hf_directory(store, entry, progress), n_ctx, n_threads)
-    return Engine(impl, entry, template)
+    return Engine(impl, entry, template, model_params(store, entry))

@@ -8,16 +8,23 @@ templates, incremental UTF-8 decoding, stop strings, token limits and finish rea
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from freehold.errors import UsageError
 
+# The knobs a model's params layer (MediaType.PARAMS, Ollama's "params") may set for requests
+# that leave them out; anything else in the layer is ignored.
+MODEL_DEFAULTS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")
+
 
 @dataclass(frozen=True)
 class SamplingParams:
-    # Defaults follow llama.cpp/Ollama so outputs feel the same as those tools.
+    # Global defaults, for models whose params layer does not set a knob: llama.cpp's
+    # (common_params_sampling: temp 0.80, top_k 40, top_p 0.95, min_p 0.05) with Ollama's
+    # repeat penalty (api.DefaultOptions: repeat_penalty 1.1 over the last 64 tokens; llama.cpp
+    # leaves it off). Ollama's own top_p is 0.9 and it has no min_p.
     temperature: float = 0.8
     top_p: float = 0.95
     top_k: int = 40
@@ -28,11 +35,21 @@ class SamplingParams:
     max_tokens: int | None = None  # None: until end-of-sequence or the context is full
     grammar: str | None = None  # GBNF that constrains output (JSON mode, JSON schema); llama.cpp only
     logprobs: int | None = None  # None: off; n >= 0: each token's log-probability and the n most likely
+    # Knobs the request left out, so the model's params layer may set them (``under``). Built by
+    # ``given``; a SamplingParams constructed directly has none: every value is final.
+    unset: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
     def given(cls, **values: Any) -> SamplingParams:
-        """The parameters a request gave (None: not given, so the default), validated."""
-        return cls(**{k: v for k, v in values.items() if v is not None}).validate()
+        """The parameters a request gave (None: not given, so the model's default, else the global one), validated."""
+        given = {k: v for k, v in values.items() if v is not None}
+        return cls(**given, unset=frozenset(k for k in MODEL_DEFAULTS if k not in given)).validate()
+
+    def under(self, model_params: Mapping[str, Any]) -> SamplingParams:
+        """These parameters over a model's defaults: each knob the request left out takes the model's value.
+        A request's explicit values always win."""
+        fill = {k: type(getattr(self, k))(model_params[k]) for k in self.unset if k in model_params}
+        return replace(self, **fill, unset=frozenset()).validate() if self.unset else self
 
     def validate(self) -> SamplingParams:
         problems = []

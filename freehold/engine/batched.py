@@ -81,6 +81,8 @@ class BatchedLlamaBackend:
         import llama_cpp
         from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
+        from freehold.engine.cpu import model_params
+
         self._llama = llama_cpp
         self.path = path
         self.slots = slots
@@ -89,7 +91,7 @@ class BatchedLlamaBackend:
         self.on_step = on_step
         try:
             with _quiet_stderr():
-                self.model = LlamaModel(path_model=str(path), params=llama_cpp.llama_model_default_params(),
+                self.model = LlamaModel(path_model=str(path), params=model_params(),
                                         verbose=False)
         except ValueError as exc:
             raise InvalidModelError(f"llama.cpp could not load {path.name}: {exc}",

@@ -57,7 +57,9 @@ def decode_threads(threads: int) -> int:
     return max(1, threads // 2)
 
 
-def load_llama(path: Path, n_ctx: int, threads: int, embedding: bool = False, **kwargs: Any) -> Any:
+def load_llama(path: Path, n_ctx: int, threads: int, embedding: bool = False, verbose: bool = False,
+               **kwargs: Any) -> Any:
+    """A ``llama_cpp.Llama`` over ``path``, loaded with this CPU's guard (engine/cpu.py)."""
     _prepare_env()
     try:
         import llama_cpp
@@ -65,10 +67,12 @@ def load_llama(path: Path, n_ctx: int, threads: int, embedding: bool = False, **
         from freehold.errors import DependencyError
 
         raise DependencyError("llama-cpp-python is not installed", "pip install llama-cpp-python") from exc
+    from freehold.engine.cpu import guarded_defaults
+
     try:
-        with _quiet_stderr():
+        with contextlib.nullcontext() if verbose else _quiet_stderr(), guarded_defaults():
             return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=decode_threads(threads),
-                                   n_threads_batch=threads, embedding=embedding, verbose=False, **kwargs)
+                                   n_threads_batch=threads, embedding=embedding, verbose=verbose, **kwargs)
     except (ValueError, RuntimeError) as exc:
         raise InvalidModelError(f"llama.cpp could not load {path.name}: {exc}",
                                 "the architecture may be unsupported by this llama.cpp build, or the file "

@@ -3,7 +3,7 @@ written up as a Hugging Face model card.
 
     from freehold.evals import run_eval, write_card
     report = run_eval("acme-support", suites=["quality", "safety"], data="support", against="smollm2",
-                      eval_data=Path("../shared/data/evals"), limit=50)
+                      limit=50)  # eval_data=DIR: your own copies of the public sets
     card = write_card("acme-support", annex_xi=True)      # README.md (+ ANNEX_XI.md) from the ledger
 
 Parts: ``base`` (the ``Suite`` protocol, context, registry), ``runner`` (batched generation,

@@ -23,6 +23,15 @@ from freehold.ledger import ref
 from freehold.progress import ProgressFn, emit
 from freehold.store import ModelEntry, Store
 
+# The public sets the built-in suites read (XSTest, AdvBench, HarmBench, CrowS-Pairs, WinoBias,
+# BBQ, UDHR), shipped as package data with their licences: written by scripts/package_eval_sets.py.
+PACKAGED_SETS = Path(__file__).with_name("sets")
+
+
+def packaged_sets() -> Path | None:
+    """The folder of public eval sets inside the installed package (None if this install has none)."""
+    return PACKAGED_SETS if (PACKAGED_SETS / "xstest").is_dir() else None
+
 
 @dataclass
 class EvalContext:
@@ -31,7 +40,8 @@ class EvalContext:
     store: Store
     runner: ModelRunner
     limit: int | None = None
-    eval_data: Path | None = None  # a folder laid out like ../shared/data/evals
+    eval_data: Path | None = None  # the public sets: --eval-data DIR, else the packaged ones (packaged_sets())
+    eval_data_given: bool = False  # named by --eval-data: safety then runs the public sets beside --prompts
     dataset: ModelEntry | None = None  # the held-out conversations for the quality suite
     prompt_files: list[Path] = field(default_factory=list)  # the user's own safety prompt sets
     max_tokens: int = 96
@@ -54,9 +64,10 @@ class EvalContext:
 
     def data_path(self, *parts: str, what: str) -> Path:
         if self.eval_data is None:
-            raise EvalError(f"the {what} needs the public eval sets, and no eval data folder was given",
-                            "pass --eval-data DIR (a folder holding xstest/, advbench/, harmbench/, winobias/, bbq/, "
-                            "crows-pairs/, udhr-multilingual/), e.g. --eval-data ../shared/data/evals")
+            raise EvalError(f"the {what} needs the public eval sets: this install has none packaged "
+                            "(freehold/evals/sets) and no eval data folder was given",
+                            "reinstall freehold, or pass --eval-data DIR (a folder holding xstest/, advbench/, "
+                            "harmbench/, winobias/, bbq/, crows-pairs/, udhr-multilingual/)")
         path = self.eval_data.joinpath(*parts)
         if not path.exists():
             raise EvalError(f"{path} is missing, so the {what} cannot run",

@@ -17,7 +17,7 @@ from typing import Any
 
 from freehold.config import Settings, load_settings
 from freehold.errors import EvalError, UsageError
-from freehold.evals.base import EvalContext, SuiteResult, get_suite
+from freehold.evals.base import EvalContext, SuiteResult, get_suite, packaged_sets
 from freehold.evals.runner import ModelRunner
 from freehold.ledger import Ledger, Recorder, ref
 from freehold.progress import ProgressFn, emit
@@ -79,7 +79,7 @@ def _choose(requested: list[str] | None, ctx_data: dict[str, Any]) -> tuple[list
             skipped[name] = "no --data DATASET given"
         elif name in ("safety", "languages") and ctx_data["eval_data"] is None and not (
                 name == "safety" and ctx_data["prompt_files"]):
-            skipped[name] = "no --eval-data DIR given (the public eval sets)"
+            skipped[name] = "this install has no packaged eval sets and no --eval-data DIR was given"
         else:
             chosen.append(name)
     return chosen, skipped
@@ -116,7 +116,10 @@ def run_eval(name: str, *, suites: Sequence[str] | str | None = None, data: str 
              prompt_files: Sequence[Path | str] = (), backend: str = "llama", batch: int = 8,
              max_tokens: int = 96, seed: int = 0, store: Store | None = None, settings: Settings | None = None,
              progress: ProgressFn | None = None) -> EvalReport:
-    """Evaluate ``name`` (and ``against``, its base, on the same items); every result is an eval record."""
+    """Evaluate ``name`` (and ``against``, its base, on the same items); every result is an eval record.
+
+    ``eval_data``: a folder of public sets laid out like ``freehold/evals/sets`` (the packaged
+    copies, used when it is None)."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}", "give the number of items per data source")
     if batch < 1:
@@ -126,10 +129,11 @@ def run_eval(name: str, *, suites: Sequence[str] | str | None = None, data: str 
     entry = store.get(name)
     base_entry = store.get(against) if against else None
     dataset = store.get(data, kind="dataset") if data else None
-    eval_dir = Path(eval_data).expanduser() if eval_data else None
-    if eval_dir is not None and not eval_dir.is_dir():
+    eval_dir = Path(eval_data).expanduser() if eval_data else packaged_sets()
+    if eval_data and eval_dir is not None and not eval_dir.is_dir():
         raise EvalError(f"eval data folder {eval_dir} does not exist",
-                        "point --eval-data at a folder holding xstest/, advbench/, ... (e.g. ../shared/data/evals)")
+                        "point --eval-data at a folder holding xstest/, advbench/, ..., or leave it out to use the "
+                        "sets packaged with freehold")
     files = [Path(p).expanduser() for p in prompt_files]
     for f in files:
         if not f.is_file():
@@ -139,8 +143,8 @@ def run_eval(name: str, *, suites: Sequence[str] | str | None = None, data: str 
     if not chosen:
         raise EvalError("no eval suite can run with the data given",
                         "pass --data DATASET for quality, --eval-data DIR for safety/bias/languages")
-    ctx_kwargs = {"limit": limit, "eval_data": eval_dir, "dataset": dataset, "prompt_files": files,
-                  "max_tokens": max_tokens, "seed": seed}
+    ctx_kwargs = {"limit": limit, "eval_data": eval_dir, "eval_data_given": bool(eval_data), "dataset": dataset,
+                  "prompt_files": files, "max_tokens": max_tokens, "seed": seed}
     runs = _run_all(store, entry, chosen, ctx_kwargs, backend, batch, settings, progress)
     report = EvalReport(entry.name, runs, skipped=skipped)
     if base_entry is not None:

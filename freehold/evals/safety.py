@@ -39,7 +39,8 @@ class SafetySuite:
 
     def run(self, ctx: EvalContext) -> SuiteResult:
         files: list[tuple[str | None, Path]] = []
-        if ctx.eval_data is not None or not ctx.prompt_files:
+        # The public sets, unless the only sets asked for are the user's own (--prompts without --eval-data).
+        if ctx.eval_data_given or not ctx.prompt_files:
             files += [(name, ctx.data_path(*parts, what="safety suite")) for name, parts in DEFAULT_SETS]
         files += [(None, p) for p in ctx.prompt_files]  # named after the file, or the set its columns match
         prompts: list[Prompt] = []

@@ -5,7 +5,12 @@ by a trusted key). ``verify_model`` then follows a model's lineage from the reco
 manifest names and rehashes every store blob those records cite, checks that the model's
 weights are the outputs of its head record, recomputes each dataset's example ids and
 Merkle root from the stored rows, checks that every step used only examples of its run's
-dataset, and that checkpoints hold the weights their step records name.
+dataset, and that every checkpoint and merged adapter the store still holds contains the
+weights its step record names (the tensors are loaded and hashed, not only the file).
+
+What could not be checked (a blob no longer in the store, a source file kept outside it, a
+file in a format verify cannot read) is listed in ``VerifyReport.not_checked`` with the
+reason; it never counts as passed.
 """
 
 from __future__ import annotations
@@ -35,6 +40,23 @@ class Problem:
         return f"record {self.record}: {self.what}" if self.record else self.what
 
 
+@dataclass(frozen=True)
+class NotChecked:
+    """Something the lineage names that verify could not check, and why."""
+
+    record: int | None  # 1-based line number of the record naming it
+    kind: str  # "checkpoint", "adapter", "source" or "blob"
+    what: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"record {self.record}: " if self.record else ""
+        return f"{where}{self.what}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record": self.record, "kind": self.kind, "what": self.what, "reason": self.reason}
+
+
 @dataclass
 class VerifyReport:
     name: str | None = None
@@ -47,13 +69,33 @@ class VerifyReport:
     datasets_checked: int = 0
     examples_checked: int = 0
     checkpoints_checked: int = 0
+    adapters_checked: int = 0
+    sources_checked: int = 0
+    runs: int = 0  # training runs in the lineage
     problems: list[Problem] = field(default_factory=list)
+    not_checked: list[NotChecked] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def complete(self) -> bool:
+        """Every check passed and nothing the lineage names was left unchecked."""
+        return self.ok and not self.not_checked
+
+    def _not_checked(self, kind: str) -> int:
+        return sum(1 for n in self.not_checked if n.kind == kind)
+
+    @property
+    def checkpoints_not_checked(self) -> int:
+        return self._not_checked("checkpoint")
+
+    @property
+    def adapters_not_checked(self) -> int:
+        return self._not_checked("adapter")
 
     @property
     def first_problem(self) -> Problem | None:
@@ -84,6 +126,13 @@ class VerifyReport:
             "datasets_checked": self.datasets_checked,
             "examples_checked": self.examples_checked,
             "checkpoints_checked": self.checkpoints_checked,
+            "checkpoints_not_checked": self.checkpoints_not_checked,
+            "adapters_checked": self.adapters_checked,
+            "adapters_not_checked": self.adapters_not_checked,
+            "sources_checked": self.sources_checked,
+            "runs": self.runs,
+            "complete": self.complete,
+            "not_checked": [n.to_dict() for n in self.not_checked],
             "first_problem": {"record": first.record, "what": first.what} if first else None,
             "problems": [{"record": p.record, "what": p.what} for p in self.problems],
             "warnings": self.warnings,
@@ -256,39 +305,62 @@ def verify_model(
                 )
             )
     members = index.ancestors(head)
+    member_set = set(members)
     report.lineage_records = len(members)
+    _check_adapter_layers(entry.manifest, kind, index, member_set, head_rec, report)
     emit(progress, "checking artefacts", len(members), 0)
     run_examples: dict[str, set[str]] = {}
     dataset_ids_by_root: dict[str, set[str]] = {}
+    weights = _WeightsChecker(store, blobs, report)
+    absent: set[str] = set()
     for n, i in enumerate(members):
         rec = index.records[i]
-        for r in [*refs(rec, "inputs"), *refs(rec, "outputs")]:
-            if r.get("kind", "blob") != "blob":
-                continue
-            ok = blobs.check(r["digest"])
-            if ok is False:
-                report.problems.append(
-                    Problem(
-                        rec.number,
-                        f"cites {r.get('role', 'blob')} {r['digest']}, whose "
-                        "bytes in the store no longer match: the file was "
-                        "modified",
+        adapter_inputs = _adapter_inputs(rec)
+        for direction in ("inputs", "outputs"):
+            for r in refs(rec, direction):
+                if r.get("kind", "blob") != "blob":
+                    continue
+                ok = blobs.check(r["digest"])
+                if ok is False:
+                    report.problems.append(
+                        Problem(
+                            rec.number,
+                            f"cites {r.get('role', 'blob')} {r['digest']}, whose "
+                            "bytes in the store no longer match: the file was "
+                            "modified",
+                        )
                     )
-                )
-            elif ok is None and f"missing:{r['digest']}" not in report.warnings:
-                report.warnings.append(f"missing:{r['digest']}")
+                elif ok is None:
+                    # Checkpoints and adapters say so in their own checks below.
+                    handled = (rec.type == "checkpoint" and direction == "outputs") or r in adapter_inputs
+                    if not handled and r["digest"] not in absent:
+                        absent.add(r["digest"])
+                        _not_in_store(store, rec, r, report)
         if rec.type == "dataset":
             ids = _check_dataset(store, rec, report)
             if ids is not None:
                 dataset_ids_by_root[str(rec.payload.get("merkle_root"))] = ids
         elif rec.type == "config":
+            report.runs += 1
             roots = [r["digest"].removeprefix("sha256:") for r in refs(rec, "inputs") if r.get("kind") == "merkle"]
             ids_union: set[str] = set()
             for root in roots:
                 ids_union |= dataset_ids_by_root.get(root, set())
             if roots and ids_union:
                 run_examples[str(rec.payload.get("run"))] = ids_union
+            run = rec.payload.get("run")
+            if not any(j in member_set for j in index.run_checkpoints.get(str(run), [])):
+                report.not_checked.append(
+                    NotChecked(
+                        rec.number,
+                        "checkpoint",
+                        f"run {run}",
+                        "the ledger holds no checkpoint record of this run, so no saved weights "
+                        "could be compared with its steps",
+                    )
+                )
         elif rec.type == "step":
+            weights.steps[(str(rec.payload.get("run")), _int(rec.payload.get("step")))] = rec
             allowed = run_examples.get(str(rec.payload.get("run")))
             if allowed is not None:
                 bad = [x for x in rec.payload.get("example_ids", []) if x not in allowed]
@@ -302,17 +374,265 @@ def verify_model(
                         )
                     )
         elif rec.type == "checkpoint":
-            _check_checkpoint(store, rec, blobs, report)
+            weights.check_checkpoint(rec)
+        for r in adapter_inputs:
+            weights.check_adapter(rec, r)
         emit(progress, "checking artefacts", len(members), n + 1)
-    missing = [w for w in report.warnings if w.startswith("missing:")]
-    report.warnings = [w for w in report.warnings if not w.startswith("missing:")]
-    if missing:
-        report.warnings.append(
-            f"{len(missing)} blob(s) cited by the lineage are not in this store and could not "
-            "be rehashed (e.g. intermediate checkpoints removed by gc)"
-        )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _short(digest: Any) -> str:
+    return f"{str(digest)[:19]}…"
+
+
+def _not_in_store(store: Any, rec: Record, r: dict[str, Any], report: VerifyReport) -> None:
+    """Say, in plain words, why a blob the lineage cites is not here (or check it elsewhere)."""
+    role = str(r.get("role", "blob"))
+    name = r.get("filename")
+    what = f"{role} {name} ({_short(r['digest'])})" if name else f"{role} {_short(r['digest'])}"
+    if rec.type == "dataset" and role == "source":
+        reason = _check_source(store, rec, r, report)
+        if reason is None:
+            return
+        report.not_checked.append(NotChecked(rec.number, "source", what, reason))
+        return
+    if rec.type == "import" or role == "base":
+        reason = (
+            "the base model's file is not in this store (removed with 'freehold rm', or the "
+            "store was copied without it); import it again to check it"
+        )
+    else:
+        reason = "this file is not in this store, so its bytes could not be rehashed"
+    report.not_checked.append(NotChecked(rec.number, "blob", what, reason))
+
+
+def _check_source(store: Any, rec: Record, r: dict[str, Any], report: VerifyReport) -> str | None:
+    """Rehash a dataset's raw source file where its import found it; the reason when not possible.
+
+    Sources (a mailbox, a CSV) are read, never copied into the store, so only the path the
+    dataset's manifest remembers can be tried. A file changed since is the user's own
+    business, not a change to the dataset: its rows and Merkle root are what the run used.
+    """
+    from freehold.store.blobs import sha256_file
+
+    paths: list[Path] = []
+    try:
+        ds = store.get(str(rec.payload.get("name")), "dataset")
+        sources = ds.manifest.config.get("sources") or []
+        paths = [Path(str(x["path"])) for x in sources if isinstance(x, dict) and x.get("digest") == r["digest"]]
+    except (FreeholdError, KeyError, TypeError):
+        pass
+    kept = "source files are read at import and never copied into the store"
+    for path in paths:
+        if not path.is_file():
+            continue
+        if sha256_file(path) == r["digest"]:
+            report.sources_checked += 1
+            report.bytes_hashed += path.stat().st_size
+            return None
+        return (
+            f"{kept}, and {path} has changed since the import; the dataset's own rows were "
+            "checked against its Merkle root instead"
+        )
+    where = ""
+    if paths:
+        relative = "" if paths[0].is_absolute() else " (a path relative to where the import ran)"
+        where = f", and it was not found at {paths[0]}{relative}"
+    return f"{kept}{where}; the dataset's own rows were checked against its Merkle root instead"
+
+
+def _adapter_inputs(rec: Record) -> list[dict[str, Any]]:
+    """The adapter files a record (a merge) consumes."""
+    from freehold.store.manifest import MediaType
+
+    if rec.type == "checkpoint":
+        return []
+    return [
+        r
+        for r in refs(rec, "inputs")
+        if r.get("kind", "blob") == "blob" and (r.get("role") == "adapter" or r.get("media_type") == MediaType.ADAPTER)
+    ]
+
+
+def _check_adapter_layers(
+    manifest: Any, kind: str, index: LedgerIndex, members: set[int], head: Record, report: VerifyReport
+) -> None:
+    """An adapter the manifest carries must be one its lineage cites (and so is checked)."""
+    from freehold.store.manifest import MediaType
+
+    cited = {r["digest"] for i in members for key in ("inputs", "outputs") for r in refs(index.records[i], key)}
+    for layer in manifest.layers_of(MediaType.ADAPTER):
+        if layer.digest not in cited:
+            report.problems.append(
+                Problem(
+                    head.number,
+                    f"{kind} layer {layer.digest} (adapter) is cited by no record of this lineage: "
+                    "the adapter in the store is not the one the run produced",
+                )
+            )
+
+
+class _WeightsChecker:
+    """Loads stored checkpoints and adapters and compares the weights they hold with the
+    digest their run's step record names for that step.
+
+    Step records hash the trainable tensors under the model's parameter names; PEFT adapter
+    files (``MediaType.ADAPTER``) store them without the adapter name, which is put back
+    (``freehold.train.checkpoint.parameter_tensors``) before hashing. Plain safetensors
+    checkpoints are hashed as they are.
+    """
+
+    def __init__(self, store: Any, blobs: _BlobChecker, report: VerifyReport) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.report = report
+        self.steps: dict[tuple[str, int | None], Record] = {}  # latest step record of (run, step) so far
+        self.digests: dict[str, tuple[str | None, str | None]] = {}  # blob -> (weights digest, error)
+        # blob -> (what it must hold, in words; that digest; media type), from checkpoint records
+        self.expected: dict[str, tuple[str, str, str | None]] = {}
+
+    def tensors_digest(self, r: dict[str, Any], media_type: str | None) -> tuple[str | None, str | None]:
+        """(weights digest of the blob's tensors under parameter names, None) or (None, error)."""
+        digest = r["digest"]
+        if digest not in self.digests:
+            from freehold.ledger.records import weights_digest
+            from freehold.store.manifest import MediaType
+
+            try:
+                # torch, not numpy: numpy has no bfloat16, the usual dtype of trained weights.
+                from safetensors.torch import load_file
+
+                tensors = load_file(str(self.store.blob_path(digest)))
+            except Exception as exc:  # any reader failure means an unreadable file
+                self.digests[digest] = (None, f"it cannot be read as safetensors ({exc})")
+            else:
+                if media_type == MediaType.ADAPTER:
+                    from freehold.train.checkpoint import ADAPTER_NAME, parameter_tensors
+
+                    tensors = parameter_tensors(tensors, str(r.get("adapter_name") or ADAPTER_NAME))
+                self.digests[digest] = (weights_digest(tensors), None)
+        return self.digests[digest]
+
+    def check_checkpoint(self, rec: Record) -> None:
+        """A checkpoint must hold the weights its step record names for that step."""
+        from freehold.store.manifest import MediaType
+
+        report = self.report
+        run, step = str(rec.payload.get("run")), _int(rec.payload.get("step"))
+        label = f"checkpoint at step {rec.payload.get('step')}"
+        recorded = rec.payload.get("weights")
+        step_rec = self.steps.get((run, step))
+        if step_rec is not None:
+            expected = step_rec.payload.get("weights")
+            against = f"the weights step {step} recorded (record {step_rec.number})"
+            if recorded is not None and recorded != expected:
+                report.problems.append(
+                    Problem(
+                        rec.number,
+                        f"names weights {_short(recorded)} but step {step} recorded {_short(expected)} "
+                        f"(record {step_rec.number}): the checkpoint is not of that step",
+                    )
+                )
+        else:
+            expected, against = recorded, "the weights this record names (its step record is not in the ledger)"
+        files = [r for r in refs(rec, "outputs") if r.get("kind", "blob") == "blob"]
+        readable = [r for r in files if r.get("media_type") in (MediaType.SAFETENSORS, MediaType.ADAPTER)]
+        if not readable:
+            kinds = ", ".join(sorted({str(r.get("media_type")) for r in files}))
+            reason = f"its files are of a format verify cannot read ({kinds})" if files else "it names no stored file"
+            report.not_checked.append(NotChecked(rec.number, "checkpoint", label, reason))
+            return
+        if not isinstance(expected, str):
+            report.not_checked.append(
+                NotChecked(rec.number, "checkpoint", label, "neither it nor a step record names a weights digest")
+            )
+            return
+        for r in readable:
+            self.expected[r["digest"]] = (f"the weights of {label} (record {rec.number})", expected, r["media_type"])
+        checked = False
+        for r in readable:
+            ok = self.blobs.check(r["digest"])
+            if ok is None:
+                report.not_checked.append(
+                    NotChecked(
+                        rec.number,
+                        "checkpoint",
+                        f"{label} ({_short(r['digest'])})",
+                        "its file is no longer in this store (an intermediate checkpoint removed by "
+                        "'freehold gc' or 'freehold rm', or a store copied without it)",
+                    )
+                )
+                continue
+            checked = True
+            if ok is False:
+                continue  # the rehash above already named this record
+            self.compare_tensors(rec, r, f"{label} ({_short(r['digest'])})", r.get("media_type"), expected,
+                                 against, "the checkpoint does not hold that step's weights")
+        if checked:
+            report.checkpoints_checked += 1
+
+    def check_adapter(self, rec: Record, r: dict[str, Any]) -> None:
+        """An adapter a record merges must hold a checkpoint's weights (the one that saved the
+        same file), else the weights after the last step of the record's run."""
+        report = self.report
+        digest = r["digest"]
+        label = f"adapter {_short(digest)}"
+        if digest in self.expected:
+            against, expected, media_type = self.expected[digest]
+        else:
+            run = str(rec.payload.get("run"))
+            last = max(
+                ((s, sr) for (rn, s), sr in self.steps.items() if rn == run and s is not None),
+                key=lambda x: x[0],
+                default=None,
+            )
+            if last is None or not isinstance(last[1].payload.get("weights"), str):
+                report.not_checked.append(
+                    NotChecked(
+                        rec.number,
+                        "adapter",
+                        label,
+                        "no checkpoint or step record of its run names the weights it should hold",
+                    )
+                )
+                return
+            against = f"the weights after the run's last step, step {last[0]} (record {last[1].number})"
+            expected, media_type = str(last[1].payload["weights"]), r.get("media_type")
+        ok = self.blobs.check(digest)
+        if ok is None:
+            report.not_checked.append(
+                NotChecked(
+                    rec.number,
+                    "adapter",
+                    label,
+                    "its file is no longer in this store (removed with 'freehold rm' or 'freehold gc')",
+                )
+            )
+            return
+        report.adapters_checked += 1
+        if ok is False:
+            return  # the rehash above already named this record
+        self.compare_tensors(rec, r, label, media_type, expected, against,
+                             "the adapter it uses is not the one training produced")
+
+    def compare_tensors(self, rec: Record, r: dict[str, Any], label: str, media_type: Any, expected: str,
+                        against: str, meaning: str) -> None:
+        """Hash the tensors of the file ``r`` names; a problem on ``rec`` unless they are ``expected``."""
+        actual, error = self.tensors_digest(r, media_type)
+        if error is not None:
+            self.report.problems.append(Problem(rec.number, f"{label}: {error}"))
+        elif actual != expected:
+            self.report.problems.append(Problem(
+                rec.number, f"the tensors of {label} hash to {_short(actual)}, not to {against}, "
+                            f"{_short(expected)}: {meaning}"))
 
 
 def dataset_rows(store: Any, manifest: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -416,27 +736,3 @@ def _layer(r: dict[str, Any]) -> Any:
     from freehold.store.manifest import Layer
 
     return Layer(str(r.get("media_type", "")), r["digest"], int(r.get("size", 0)))
-
-
-def _check_checkpoint(store: Any, rec: Record, blobs: _BlobChecker, report: VerifyReport) -> None:
-    """A safetensors checkpoint must hold exactly the weights its record names."""
-    from freehold.store.manifest import MediaType
-
-    for r in refs(rec, "outputs"):
-        if r.get("media_type") != MediaType.SAFETENSORS or blobs.check(r["digest"]) is not True:
-            continue
-        try:
-            # torch, not numpy: numpy has no bfloat16, the usual dtype of trained weights.
-            from safetensors.torch import load_file
-
-            tensors = load_file(str(store.blob_path(r["digest"])))
-        except Exception as exc:  # any reader failure means an unreadable checkpoint
-            report.problems.append(Problem(rec.number, f"checkpoint {r['digest'][:19]} is unreadable: {exc}"))
-            continue
-        from freehold.ledger.records import weights_digest
-
-        report.checkpoints_checked += 1
-        if weights_digest(tensors) != rec.payload.get("weights"):
-            report.problems.append(
-                Problem(rec.number, "the checkpoint's tensors do not hash to the weights digest the record names")
-            )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import ipaddress
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +55,10 @@ class ServerOptions:
     max_body_bytes: int = 8 << 20
 
 
-def load_api_keys(cli_keys: list[str], keys_file: Path | None) -> list[str]:
+def load_api_keys(cli_keys: list[str], keys_file: Path | None, settings: Settings | None = None) -> list[str]:
+    """The keys the server accepts: ``--api-key``, then FREEHOLD_API_KEY (``settings.api_key``), then the file."""
     keys = [k for k in cli_keys if k]
-    env = os.environ.get(API_KEY_ENV, "")
-    keys += [k.strip() for k in env.split(",") if k.strip()]
+    keys += (settings or load_settings()).api_keys
     if keys_file is not None:
         try:
             lines = keys_file.read_text(encoding="utf-8").splitlines()

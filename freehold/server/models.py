@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from freehold.config import Settings
-from freehold.engine import Engine
+from freehold.engine import Engine, model_params
 from freehold.engine.batched import BatchedLlamaBackend, StepStats
 from freehold.errors import InvalidModelError
 from freehold.store import MediaType, ModelEntry, Store
@@ -85,7 +85,8 @@ class ModelManager:
                                       on_step=self.on_step)
         template = self.store.text_layer(entry.manifest, MediaType.TEMPLATE)
         now = time.time()
-        loaded = Loaded(Engine(backend, entry, template), backend, now, self.keep_alive)
+        loaded = Loaded(Engine(backend, entry, template, model_params(self.store, entry)), backend, now,
+                        self.keep_alive)
         self._loaded[entry.name] = loaded
         return loaded
 

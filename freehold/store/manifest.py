@@ -31,6 +31,9 @@ class MediaType:
     CARD = "application/vnd.freehold.card+markdown"
     LINEAGE = "application/vnd.freehold.lineage+json"
     DATASET = "application/vnd.freehold.dataset+jsonl"
+    # A PEFT adapter file (checkpoints and tuned models): tensor names without the adapter name.
+    ADAPTER = "application/vnd.freehold.adapter.safetensors"
+    ADAPTER_CONFIG = "application/vnd.freehold.adapter.config+json"
 
     WEIGHTS = (GGUF, SAFETENSORS)
 

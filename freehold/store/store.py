@@ -19,6 +19,7 @@ import contextlib
 import difflib
 import fcntl
 import io
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -178,8 +179,9 @@ class Store:
 
     def import_gguf(self, path: Path, name: str, *, aliases: tuple[str, ...] = (), link: bool = False,
                     source: dict[str, Any] | None = None, license_text: str | None = None,
-                    progress: ProgressFn | None = None) -> ModelEntry:
-        """Import a GGUF file. Validated before anything is written."""
+                    params: dict[str, Any] | None = None, progress: ProgressFn | None = None) -> ModelEntry:
+        """Import a GGUF file. Validated before anything is written. ``params``: the model's own
+        sampling defaults (a params layer, e.g. ``{"temperature": 0.2}``); requests override them."""
         base, tag = parse_name(name)
         path = Path(path)
         emit(progress, "reading metadata")
@@ -192,6 +194,8 @@ class Store:
                 layers.append(self.put_text(template, MediaType.TEMPLATE))
             if license_text:
                 layers.append(self.put_text(license_text, MediaType.LICENSE))
+            if params:
+                layers.append(self.put_text(json.dumps(params, sort_keys=True), MediaType.PARAMS))
             src = {"type": "gguf", "path": str(path.resolve()), "stored_as": how, **(source or {})}
             manifest = Manifest("model", format_name(base, tag or DEFAULT_TAG), info, layers, src)
             emit(progress, "writing manifest")

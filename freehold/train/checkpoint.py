@@ -28,6 +28,27 @@ from freehold.store.blobs import sha256_file as file_digest  # noqa: F401 - part
 
 ADAPTER_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_NAME = "default"  # PEFT's name for the one adapter a run trains
+
+
+def parameter_tensors(tensors: dict[str, Any], adapter_name: str = ADAPTER_NAME) -> dict[str, Any]:
+    """An adapter file's tensors under the model's parameter names, the names the ledger's
+    weight digests cover (``trainable_state``).
+
+    PEFT drops the adapter name when it writes a file (the parameter
+    ``...q_proj.lora_A.default.weight`` is saved as ``...q_proj.lora_A.weight``) and puts it
+    back after the last ``lora_*`` part when it loads one; this does the same (as PEFT's
+    ``_insert_adapter_name_into_state_dict``).
+    """
+    out: dict[str, Any] = {}
+    for key, value in tensors.items():
+        prefix, marker, suffix = key.rpartition("lora_")
+        if not marker:
+            out[key] = value
+            continue
+        part, _, rest = suffix.partition(".")
+        out[f"{prefix}lora_{part}.{adapter_name}" + (f".{rest}" if rest else "")] = value
+    return out
 
 
 def run_dir(home: Path, output: str) -> Path:

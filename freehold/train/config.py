@@ -13,7 +13,11 @@ from typing import Any
 
 from freehold.errors import UsageError
 
-OVERLONG_POLICIES = ("error", "truncate", "drop")
+# What to do with an example over --max-seq-len. "turns" (the default: one long mail thread
+# must not block a run) keeps the whole turns that fit, ending on an assistant reply; it is
+# a policy of its own rather than a new "truncate", because a resume or a replay re-encodes
+# with the saved policy, and runs saved with "truncate" must get the same tokens again.
+OVERLONG_POLICIES = ("turns", "truncate", "drop", "error")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 # LoRA on the attention projections: the usual choice for style/format tunes, and the
@@ -47,7 +51,7 @@ class TuneConfig:
     eval_every: int = 50  # validation loss every N steps (0: off)
     save_every: int = 50  # checkpoint every N steps (0: only at the end and on signals)
     threads: int | None = None  # None: the settings' thread count (physical cores)
-    overlong: str = "error"
+    overlong: str = "turns"  # see OVERLONG_POLICIES
     device: str = "auto"
     # Matmul precision. auto: bf16 autocast on CUDA and on CPUs with bf16 instructions
     # (avx512_bf16 / AMX: measured 1.5x faster per step than fp32 on a 2-core EPYC, loss

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from freehold.config import Settings, load_settings
-from freehold.errors import ModelNotFoundError, TrainingError, TrainingInterrupted, UsageError
+from freehold.errors import FreeholdError, ModelNotFoundError, TrainingError, TrainingInterrupted, UsageError
 from freehold.progress import ProgressFn, emit
 from freehold.store import MediaType, ModelEntry, Store
 from freehold.train import checkpoint as ckpt
@@ -232,7 +232,8 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
     if not examples:
         raise UsageError(f"no example of {dataset.name} has assistant tokens left to learn from "
                          f"({report.dropped_overlong} over the length limit, {report.dropped_no_target} "
-                         "without an assistant reply)", "raise --max-seq-len, or use --overlong truncate")
+                         "without an assistant reply)",
+                         "raise --max-seq-len" + (", or use --overlong turns" if cfg.overlong == "drop" else ""))
     val_examples, _ = encode(val_rows, tokenizer, render, max_seq_len, "drop")
     batch_tokens = max(cfg.batch_tokens, max(e.n_tokens for e in examples))
     if batch_tokens != cfg.batch_tokens:
@@ -249,14 +250,19 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
         smaller = max(max(e.n_tokens for e in examples), cfg.batch_tokens // 2)
         hint = (f"lower --batch-tokens to {smaller} and raise --grad-accum to {cfg.grad_accum * 2} (same step "
                 "size), lower --max-seq-len, or close other programs" if smaller < cfg.batch_tokens else
-                "lower --max-seq-len with --overlong truncate, or close other programs")
+                "lower --max-seq-len (overlong examples are cut to fit it), or close other programs")
         raise TrainingError(f"this run needs about {need / 1e9:.1f} GB of memory but {have / 1e9:.1f} GB is free",
                             hint)
 
     resume_from = ckpt.latest_checkpoint(root) if resume else None
     run = saved["run"] if saved else new_run_id(cfg.output)
+    extra: dict[str, Any] = {}
+    if saved is not None and saved.get("total_steps") not in (None, plan.total):
+        # Planned before each epoch's own step count was taken (issue 11): say why the total moved.
+        extra["saved_total_steps"] = saved["total_steps"]
     return Session(store, cfg, run, root, base, dataset, root_hex, hf_dir, template, max_seq_len, examples,
-                   val_examples, report, plan, device, threads, resume_from, need, tokenizer=tokenizer)
+                   val_examples, report, plan, device, threads, resume_from, need, tokenizer=tokenizer,
+                   extra=extra)
 
 
 _RESUMABLE_CHANGES = {"max_steps", "eval_every", "save_every", "quant", "device", "ledger"}
@@ -324,6 +330,9 @@ class Trainer:
         self.step = 0
         self.recorder: Any = None
         self.adapter_config: dict[str, Any] = {}
+        self._saved_step = 0  # the step of the newest checkpoint (or the resumed one)
+        # While a step runs: (its number, RNG state and optimizer update counts before it).
+        self._updating: tuple[int, dict[str, Any], tuple[float, ...]] | None = None
 
     # setup --------------------------------------------------------------------------------
     def build(self) -> None:
@@ -390,7 +399,8 @@ class Trainer:
             initial_weights=s.initial_weights,
             replayer=REPLAYER,
             extra={"run_dir": str(s.run_dir), "base_name": s.base.name, "base_digest": s.base.manifest_digest,
-                   "dataset_name": s.dataset.name, "config": self.cfg.to_dict()},
+                   "dataset_name": s.dataset.name, "config": self.cfg.to_dict(),
+                   "examples": s.report.to_dict(), "epoch_steps": s.plan.epoch_steps},
         )
 
     def write_run_config(self) -> None:
@@ -399,8 +409,8 @@ class Trainer:
         ckpt.write_json_atomic(s.run_dir / "config.json", {
             "run": s.run, "config": self.cfg.to_dict(), "base": s.base.name, "base_digest": s.base.manifest_digest,
             "dataset": s.dataset.name, "dataset_root": s.dataset_root, "max_seq_len": s.max_seq_len,
-            "total_steps": s.plan.total, "threads": s.threads, "device": s.device,
-            "examples": s.report.to_dict(), "memory_estimate": s.memory_estimate,
+            "total_steps": s.plan.total, "epoch_steps": s.plan.epoch_steps, "threads": s.threads,
+            "device": s.device, "examples": s.report.to_dict(), "memory_estimate": s.memory_estimate,
         })
 
     def write_status(self, state: str, **extra: Any) -> None:
@@ -418,24 +428,39 @@ class Trainer:
         """Atomic checkpoint of the current step, recorded in the ledger."""
         s = self.s
         assert s.model is not None and s.runner is not None
+        adapter = adapter_state(s.model)
+        rec = self._ledger()
+        weights = _digest(trainable_state(s.model)) if rec is not None else None
+        # The record names the weights the step record holds (parameter names); the file must
+        # hash to them once PEFT's adapter name is put back, which is what 'freehold audit
+        # verify' recomputes. Checked before writing, so a naming change in PEFT stops the run
+        # at its first checkpoint instead of failing every later verify.
+        if weights is not None and _digest(ckpt.parameter_tensors(adapter)) != weights:
+            raise TrainingError(
+                f"the adapter tensors to checkpoint at step {self.step} do not hash to the trained weights "
+                f"(names such as {sorted(adapter)[0]!r} no longer map to the model's parameters)",
+                "install the peft version freehold was tested with (see pyproject.toml), "
+                "or train without the ledger (--no-ledger)")
         path = ckpt.save_checkpoint(
-            s.run_dir, self.step, adapter=adapter_state(s.model), adapter_config=self.adapter_config,
+            s.run_dir, self.step, adapter=adapter, adapter_config=self.adapter_config,
             optimizer=s.runner.optimizer.state_dict(), rng=rng_state(),
             state={"step": self.step, "run": s.run, "metrics": self.metrics})
-        rec = self._ledger()
-        if rec is not None:
+        if rec is not None and weights is not None:
             from freehold.ledger import ref
 
-            layer = s.store.put_file_blob(path / ckpt.ADAPTER_FILE, "application/vnd.freehold.adapter.safetensors",
+            layer = s.store.put_file_blob(path / ckpt.ADAPTER_FILE, MediaType.ADAPTER,
                                           f"checkpoints/{path.name}/{ckpt.ADAPTER_FILE}")
-            rec.record_checkpoint(s.run, self.step, weights=_digest(trainable_state(s.model)),
+            rec.record_checkpoint(s.run, self.step, weights=weights,
                                   outputs=[ref("adapter", layer.digest, media_type=layer.media_type,
-                                               filename=layer.annotations["filename"])])
+                                               filename=layer.annotations["filename"],
+                                               adapter_name=ckpt.ADAPTER_NAME)])
         _plot_quietly(s.run_dir, self.metrics)
         return path
 
     # the loop -----------------------------------------------------------------------------
     def train(self, on_step: Callable[[StepInfo], None] | None = None) -> None:
+        """Run the remaining steps. Any failure leaves a checkpoint of the last sane step and
+        surfaces as a ``FreeholdError`` naming ``--resume`` (see ``_failed``)."""
         s = self.s
         assert s.runner is not None
         if not (s.run_dir / "config.json").is_file():  # a fresh run (not a resume)
@@ -446,20 +471,25 @@ class Trainer:
         started = time.perf_counter()
         done_tokens = 0
         first_step = self.step
+        self._saved_step, self._updating = self.step, None  # a resume starts at its checkpoint
         stop = _Signals()
         try:
             with stop.installed():
                 while self.step < total:
                     step = self.step + 1
+                    # What the weights were before this step, to tell after a failure inside it
+                    # whether they moved and to checkpoint the RNG as it was.
+                    self._updating = (step, rng_state(), _optimizer_steps(s.runner.optimizer))
                     batches = [[s.examples[i] for i in mb] for mb in s.plan.step(step)]
                     lr = lr_at(step, total, self.cfg.lr, self.cfg.warmup_ratio)
                     loss, n_tokens = s.runner.step(batches, lr)
-                    self.step = step
                     rec = self._ledger()
                     if rec is not None:
                         rec.record_step(s.run, step, example_ids=[e.id for mb in batches for e in mb], lr=lr,
                                         loss=loss, weights=_digest(trainable_state(s.model)),
                                         extra={"micro_batches": [len(mb) for mb in batches], "tokens": n_tokens})
+                    # Only now is the step done: its weights are recorded, so a checkpoint may name it.
+                    self.step, self._updating = step, None
                     done_tokens += n_tokens
                     elapsed = time.perf_counter() - started
                     rate = done_tokens / elapsed if elapsed > 0 else 0.0
@@ -478,22 +508,79 @@ class Trainer:
                     if stop.received is not None or step == total or (
                             self.cfg.save_every and step % self.cfg.save_every == 0):
                         self.save()
+                        self._saved_step = step
                     self.write_status("running" if step < total else "finishing")
                     if stop.received is not None and step < total:
                         self.write_status("stopped", signal=stop.received)
                         name = signal.Signals(stop.received).name
                         raise TrainingInterrupted(
                             f"stopped by {name} at step {step} of {total}; checkpoint saved",
-                            f"continue with: freehold tune {self.cfg.base} --data {self.cfg.dataset} "
-                            f"-o {self.cfg.output} --resume")
-        except KeyboardInterrupt:
+                            f"continue with: {self._resume_command()}")
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once, as asked
             self.write_status("stopped")
             raise
         except TrainingInterrupted:
             raise
-        except Exception:
-            self.write_status("failed")
-            raise
+        except Exception as exc:
+            raise self._failed(exc, total) from exc
+
+    def _resume_command(self) -> str:
+        return f"freehold tune {self.cfg.base} --data {self.cfg.dataset} -o {self.cfg.output} --resume"
+
+    def _failed(self, exc: Exception, total: int) -> FreeholdError:
+        """Checkpoint what can be kept after ``exc``, and the one-line error to show for it."""
+        failed_at = self._updating[0] if self._updating else self.step
+        kept = self._checkpoint_after_failure()
+        with contextlib.suppress(Exception):  # the status must not hide the error itself
+            self.write_status("failed", error=f"{type(exc).__name__}: {_first_line(exc)}")
+        resume = f"resume with: {self._resume_command()}"
+        if isinstance(exc, FreeholdError):  # already says what is wrong and how to fix it
+            exc.message = f"{exc.message} (at step {failed_at} of {total}; {kept})"
+            if "--resume" not in (exc.hint or ""):
+                exc.hint = f"{exc.hint}; then {resume}" if exc.hint else resume
+            return exc
+        memory = isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+        return TrainingError(
+            f"training failed at step {failed_at} of {total}: {type(exc).__name__}: {_first_line(exc)}; {kept}",
+            ("lower --batch-tokens and raise --grad-accum as much (same step size), then " if memory else "")
+            + f"{resume} (add --debug to see the traceback)")
+
+    def _checkpoint_after_failure(self) -> str:
+        """Save the last complete step when that is safe; say what a resume will start from."""
+        s = self.s
+        assert s.runner is not None
+        import torch
+
+        since = ckpt.latest_checkpoint(s.run_dir)
+        fallback = f"a resume starts from {since.name}" if since else "a resume starts from the beginning"
+        if self.step == self._saved_step:
+            return f"no step completed since the last checkpoint, {fallback}"
+        if self._updating is not None:
+            _, rng, before = self._updating
+            if _optimizer_steps(s.runner.optimizer) != before:  # the update ran, but the step is not recorded
+                return f"the failing step had already changed the weights, so no checkpoint was saved; {fallback}"
+            set_rng_state(rng)  # as after the last complete step: dropout of the failed attempt undone
+            s.runner.optimizer.zero_grad(set_to_none=True)
+        if not all(bool(torch.isfinite(p).all()) for p in s.runner.params):
+            return f"the weights are not finite, so no checkpoint was saved; {fallback}"
+        try:
+            path = self.save()
+        except Exception as save_exc:
+            why = f"{type(save_exc).__name__}: {_first_line(save_exc)}"
+            return f"the checkpoint could not be saved either ({why}); {fallback}"
+        self._saved_step = self.step
+        return f"checkpoint {path.name} saved"
+
+
+def _optimizer_steps(optimizer: Any) -> tuple[float, ...]:
+    """Each parameter's update count: what changes when ``optimizer.step()`` has run, even in part."""
+    return tuple(float(state["step"]) for state in optimizer.state.values() if "step" in state)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else ""
+    return line if len(line) <= 300 else line[:297] + "..."
 
 
 def _digest(state: dict[str, Any]) -> str:

@@ -44,7 +44,7 @@ def test_eval_then_card(capsys: pytest.CaptureFixture[str], tiny_gguf: Path, eva
 
 
 def test_errors_have_hints_and_exit_codes(capsys: pytest.CaptureFixture[str], tiny_gguf: Path,
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert run(capsys, "import", str(tiny_gguf), "--name", "tiny")[0] == 0
     code, _, err = run(capsys, "eval", "tiny", "--suite", "speed")
     assert code == 1 and "unknown eval suite 'speed'" in err and "hint" in err and "Traceback" not in err
@@ -54,7 +54,32 @@ def test_errors_have_hints_and_exit_codes(capsys: pytest.CaptureFixture[str], ti
     assert code == 1 and "does not exist" in err
     code, _, err = run(capsys, "eval", "ghost")
     assert code == 1 and "model 'ghost' not found" in err
-    # No data at all: the project's own templated bias probes run; the rest say what to pass.
+    # An install without the packaged sets and no data given: the project's own templated bias
+    # probes run; the rest say what to pass.
+    monkeypatch.setattr("freehold.evals.run.packaged_sets", lambda: None)
     code, out, err = run(capsys, "eval", "tiny")
     assert code == 0 and "bias" in out
     assert "skipped safety" in err and "--eval-data" in err and "skipped quality" in err and "--data" in err
+
+
+def test_eval_uses_the_packaged_sets_without_eval_data(capsys: pytest.CaptureFixture[str], tiny_gguf: Path,
+                                                       freehold_home: Path) -> None:
+    from freehold.evals.base import file_digest, packaged_sets
+    from freehold.ledger import Ledger
+
+    sets = packaged_sets()
+    assert sets is not None
+    assert run(capsys, "import", str(tiny_gguf), "--name", "tiny")[0] == 0
+    code, out, err = run(capsys, "eval", "tiny", "--limit", "1", "--max-tokens", "4", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert [r["suite"] for r in report["runs"]] == ["safety", "bias", "languages"]
+    assert set(report["skipped"]) == {"quality"}
+    cited = {(i["dataset"], i["filename"]): i["digest"] for r in Ledger.open(freehold_home).records()
+             if r.type == "eval" for i in r.payload["inputs"] if i["role"] == "data"}
+    public = {"xstest", "advbench", "harmbench", "crows-pairs", "winobias", "bbq", "udhr-multilingual"}
+    assert public <= {dataset for dataset, _ in cited}
+    for (dataset, filename), digest in cited.items():
+        if dataset in public:  # every public file cited is the packaged copy, byte for byte
+            [path] = (sets / dataset).rglob(filename)
+            assert file_digest(path) == digest

@@ -143,7 +143,8 @@ def test_interrupted_suite_resumes_from_cached_items(store: Store, tiny: str, ev
     assert len(caches) == 1 and len(ItemCache(caches[0]).items) == 8
 
 
-def test_unknown_suite_and_missing_data_are_clear_errors(store: Store, tiny: str, tmp_path: Path) -> None:
+def test_unknown_suite_and_missing_data_are_clear_errors(store: Store, tiny: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(EvalError, match="unknown eval suite 'speed'") as exc:
         run_eval(tiny, suites="speed", store=store)
     assert "quality" in (exc.value.hint or "")
@@ -151,8 +152,10 @@ def test_unknown_suite_and_missing_data_are_clear_errors(store: Store, tiny: str
         run_eval(tiny, suites="quality", store=store)
     with pytest.raises(EvalError, match="does not exist"):
         run_eval(tiny, suites="languages", eval_data=tmp_path / "nope", store=store)
-    with pytest.raises(EvalError, match="no eval data folder"):
-        run_eval(tiny, suites="languages", store=store)
+    with monkeypatch.context() as m:  # an install without the packaged sets
+        m.setattr("freehold.evals.run.packaged_sets", lambda: None)
+        with pytest.raises(EvalError, match="no eval data folder"):
+            run_eval(tiny, suites="languages", store=store)
 
 
 def test_a_third_party_suite_plugs_in_through_the_protocol(store: Store, tiny: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,8 +20,86 @@ def test_clean_lineage_verifies(world: World) -> None:
     assert report.ok, report.problems
     assert report.records == 4 + world.steps + 3 + 1  # import, dataset, config, note; steps; 3 ckpts; merge
     assert report.datasets_checked == 1 and report.examples_checked == 40
-    assert report.checkpoints_checked == 3
+    assert report.checkpoints_checked == 3 and report.checkpoints_not_checked == 0
+    assert report.adapters_checked == 1 and report.runs == 1
     assert report.blobs_checked >= 5
+    # The raw mailbox the dataset came from is never in the store: said so, not counted as passed.
+    (source,) = report.not_checked
+    assert source.kind == "source" and source.record == world.records["dataset"].number
+    assert "never copied into the store" in source.reason and not report.complete
+    assert report.warnings == []
+
+
+def test_checkpoints_missing_from_the_store_are_listed_not_passed(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from freehold.cli import main
+
+    for n in (8, 16):  # the last one is also the merged model's file here
+        world.store.blob_path(world.records[f"ckpt{n}"].payload["outputs"][0]["digest"]).unlink()
+    report = verify(world.store, "tuned")
+    assert report.ok and report.checkpoints_checked == 1 and report.checkpoints_not_checked == 2
+    listed = {n.record for n in report.not_checked if n.kind == "checkpoint"}
+    assert listed == {world.records[f"ckpt{n}"].number for n in (8, 16)}
+    d = report.to_dict()
+    assert d["checkpoints_not_checked"] == 2 and d["complete"] is False
+    assert {n["record"] for n in d["not_checked"]} >= listed and all(n["reason"] for n in d["not_checked"])
+    assert main(["audit", "verify", "tuned"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "checkpoints: 1 checked, 2 not checked" in out and "no longer in this store" in out
+    assert "every check passed" not in out and "3 item(s) could not be checked" in out
+
+
+def test_a_tuned_model_with_no_checkpoint_checked_says_so_plainly(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from freehold.cli import main
+    from freehold.ledger import MERKLE, Recorder, layer_refs, ref
+
+    rec = Recorder(world.ledger)
+    ds = world.records["dataset"]
+    rec.record_config(
+        "run-3",
+        base=[],
+        dataset=[ref("dataset", "sha256:" + ds.payload["merkle_root"], MERKLE)],
+        architecture={},
+        hyperparameters={},
+        seed=1,
+        threads=1,
+    )
+    ids = ds.payload["example_ids"][:2]
+    rec.record_step("run-3", 1, example_ids=ids, lr=0.1, loss=1.0, weights="sha256:" + "0" * 64)
+    blob = world.store.put_stream_blob(b"run-3 weights", MediaType.SAFETENSORS, {"filename": "m.safetensors"})
+    world.store.commit("model", "third:latest", Manifest("model", "third:latest", {}, [blob]))
+    merge = rec.record_merge(inputs=[], outputs=layer_refs(world.store.get("third").manifest), method="x", run="run-3")
+    attach_lineage(world.store, "third", merge)
+    report = verify(world.store, "third")
+    assert report.ok and report.runs == 1 and report.checkpoints_checked == 0
+    assert any(n.kind == "checkpoint" and "no checkpoint record" in n.reason for n in report.not_checked)
+    assert main(["audit", "verify", "third"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "every check passed" not in out and "no checkpoint of its training run could be checked" in out
+
+
+def test_a_checkpoint_whose_tensors_are_not_its_steps_weights_is_caught(world: World) -> None:
+    import torch
+
+    from freehold.ledger import Recorder, ref
+    from tests.ledger.conftest import save_tensors
+
+    step8 = world.records["ckpt8"]
+    layer = save_tensors(world.store, {"weight": torch.ones(2, 4), "bias": torch.zeros(2)}, "forged.safetensors")
+    rec = Recorder(world.ledger)
+    forged = rec.record_checkpoint(
+        world.run,
+        8,
+        weights=step8.payload["weights"],
+        outputs=[ref("checkpoint", layer.digest, media_type=layer.media_type)],
+    )
+    attach_lineage(world.store, "tuned", rec.ledger.append("merge", dict(world.records["merge"].payload)))
+    report = verify(world.store, "tuned")
+    assert report.first_problem is not None and report.first_problem.record == forged.number
+    assert "does not hold that step's weights" in report.first_problem.what
 
 
 def _line_of(data: bytes, pos: int) -> int:
@@ -200,6 +279,8 @@ def test_a_step_using_an_example_outside_the_dataset_is_caught(world: World) -> 
     report = verify(world.store, "second")
     assert report.first_problem is not None and report.first_problem.record == bad.number
     assert "not in the run's dataset" in report.first_problem.what
+    # run-2 saved no checkpoint: verify says so rather than passing it
+    assert any(n.kind == "checkpoint" and "no checkpoint record" in n.reason for n in report.not_checked)
 
 
 def test_verify_a_dataset_by_name(world: World) -> None:

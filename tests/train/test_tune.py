@@ -108,7 +108,7 @@ def test_every_problem_is_reported_before_training_starts(tiny_store: Store, mon
         prepare(tiny_store, tiny_config(lr=-1, lora_r=0, overlong="chop"))
     assert "--lr" in err.value.message and "--lora-r" in err.value.message and "--overlong" in err.value.message
     with pytest.raises(UsageError, match="longer than the 20-token limit"):
-        prepare(tiny_store, tiny_config(max_seq_len=20, batch_tokens=256))
+        prepare(tiny_store, tiny_config(max_seq_len=20, batch_tokens=256, overlong="error"))
     monkeypatch.setattr(trainer, "free_memory", lambda device: 10_000_000)
     with pytest.raises(TrainingError) as mem:
         prepare(tiny_store, tiny_config())
