@@ -48,8 +48,8 @@ def test_errors_have_hints_and_exit_codes(capsys: pytest.CaptureFixture[str], ti
     assert run(capsys, "import", str(tiny_gguf), "--name", "tiny")[0] == 0
     code, _, err = run(capsys, "eval", "tiny", "--suite", "speed")
     assert code == 1 and "unknown eval suite 'speed'" in err and "hint" in err and "Traceback" not in err
-    code, _, err = run(capsys, "eval", "tiny", "--limit", "0")
-    assert code == 2 and "--limit must be at least 1" in err
+    code, _, err = run(capsys, "eval", "tiny", "--limit", "-1")
+    assert code == 2 and "--limit must be 0 (every item) or positive" in err
     code, _, err = run(capsys, "eval", "tiny", "--suite", "safety", "--prompts", str(tmp_path / "missing.csv"))
     assert code == 1 and "does not exist" in err
     code, _, err = run(capsys, "eval", "ghost")
