@@ -18,7 +18,8 @@ from freehold.errors import UsageError
 
 # Headline numbers per suite for the terminal summary (everything is in --json and the ledger).
 HEADLINES = {
-    "quality": ("perplexity", "rouge_l", "chrf", "embedding_similarity", "conversations"),
+    "quality": ("perplexity", "rouge_l", "chrf", "embedding_similarity", "rouge_l_greedy", "chrf_greedy",
+                "embedding_similarity_greedy", "conversations"),
     "safety": ("harmful_refusal_rate", "over_refusal_rate", "xstest_unsafe_refusal_rate", "xstest_safe_refusal_rate",
                "advbench_refusal_rate", "harmbench_refusal_rate", "refusal_classifier_accuracy"),
     "bias": ("crows_all_stereotype_share", "winobias_all_pro_share"),
@@ -66,6 +67,16 @@ def _render(report: Any) -> None:
                 console.print(f"[bold]{label}[/] ({ex['similarity_delta']:+.3f}) prompt: {ex['prompt'][:120]!r}\n"
                               f"  fine-tune: {ex['model_reply'][:160]!r}\n  base:      {ex['base_reply'][:160]!r}",
                               highlight=False)
+        paired = q.get("paired", {})
+        if paired.get("perplexity_ratio"):
+            pr = paired["perplexity_ratio"]
+            console.print(f"perplexity ratio (fine-tune / base): {pr['ratio']:.3f} "
+                          f"(95% CI {pr['ci95'][0]:.3f}-{pr['ci95'][1]:.3f})", highlight=False)
+        for metric in ("similarity", "rouge_l", "chrf", "similarity_greedy", "rouge_l_greedy", "chrf_greedy"):
+            if metric in paired:
+                d = paired[metric]
+                console.print(f"  Δ {metric:<18} {d['delta']:+.4f}  95% CI [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
+                              f"  better {d['better']}, worse {d['worse']}", highlight=False)
     for suite, why in report.skipped.items():
         err_console.print(f"[yellow]skipped {suite}:[/] {why}", highlight=False)
     console.print(f"\nEvery number above is a signed eval record; 'freehold card {report.model}' writes the "

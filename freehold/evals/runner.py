@@ -12,6 +12,7 @@ call); on PyTorch both come from the one model.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import threading
@@ -103,18 +104,34 @@ class ModelRunner:
         return self.store.text_layer(self.entry.manifest, MediaType.TEMPLATE) is not None
 
     # generation ---------------------------------------------------------------------------
+    @property
+    def served_params(self) -> dict[str, Any]:
+        """The sampling a request that sets nothing gets when this model is served: its params
+        layer over the global defaults (what a user of 'freehold run' or the API sees)."""
+        from freehold.engine import model_params
+
+        p = SamplingParams.given().under(model_params(self.store, self.entry))
+        return {"temperature": p.temperature, "top_p": p.top_p, "top_k": p.top_k, "min_p": p.min_p,
+                "repeat_penalty": p.repeat_penalty}
+
     def chat_many(self, conversations: Sequence[Sequence[dict[str, str]]], max_tokens: int,
-                  on_done: Callable[[int, str | None], None] | None = None) -> list[str | None]:
-        """Greedy replies to each conversation, in order; None for a prompt longer than the context
+                  on_done: Callable[[int, str | None], None] | None = None, *,
+                  seeds: Sequence[int] | None = None) -> list[str | None]:
+        """Replies to each conversation, in order; None for a prompt longer than the context
         (counted as skipped by the suites, not fatal). ``on_done(i, text)`` fires as each finishes
-        (from worker threads), so callers can cache results the moment they exist."""
+        (from worker threads), so callers can cache results the moment they exist.
+
+        Without ``seeds``: pure greedy (no repeat penalty), deterministic and the same on every
+        backend. With ``seeds`` (one per conversation): the model's served sampling
+        (``served_params``), each reply seeded, so two models get the same random stream per item."""
         engine = self.engine
-        # Pure greedy (no repeat penalty): deterministic, and the same on every backend.
-        params = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=max_tokens, seed=0)
+        greedy = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=max_tokens, seed=0)
+        served = SamplingParams(**self.served_params, max_tokens=max_tokens) if seeds is not None else None
         results: list[str | None] = [None] * len(conversations)
 
         def one(i: int) -> None:
             messages = list(conversations[i])
+            params = greedy if served is None or seeds is None else dataclasses.replace(served, seed=seeds[i])
             text: str | None
             try:
                 if not self.has_template:

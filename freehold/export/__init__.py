@@ -13,6 +13,7 @@ intermediate by llama.cpp (``quantize.quantize_gguf``).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,7 +88,9 @@ def export_model(name: str, quant: str = "q4_k_m", *, output: str | None = None,
                           chat_template=chat_template, threads=settings.threads, progress=progress)
         source = {"type": "export", "from": entry.name, "from_manifest": entry.manifest_digest, "quant": q,
                   **{k: v for k, v in entry.manifest.source.items() if k in ("base", "dataset", "run")}}
-        new = store.import_gguf(out, target, source=source, progress=progress)
+        params = store.text_layer(entry.manifest, MediaType.PARAMS)  # an export samples like its source
+        new = store.import_gguf(out, target, source=source, params=json.loads(params) if params else None,
+                                progress=progress)
     weights = [r for r in layer_refs(entry.manifest, "model") if r["media_type"] in MediaType.WEIGHTS]
     rec = Recorder(Ledger.open(store.home)).record_export(
         new.name, inputs=weights, outputs=layer_refs(new.manifest, "gguf"), method=f"gguf/{q}",

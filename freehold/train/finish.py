@@ -21,8 +21,6 @@ from freehold.store.formats import read_gguf_info
 from freehold.train import checkpoint as ckpt
 from freehold.train.trainer import Session
 
-ADAPTER_MEDIA = "application/vnd.freehold.adapter.safetensors"
-ADAPTER_CONFIG_MEDIA = "application/vnd.freehold.adapter.config+json"
 RUN_MEDIA = "application/vnd.freehold.run+json"
 
 
@@ -79,10 +77,13 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
     license_text = store.text_layer(s.base.manifest, MediaType.LICENSE)
     if license_text:
         layers.append(store.put_text(license_text, MediaType.LICENSE))
-    adapter_layer = store.put_file_blob(adapter_dir / ckpt.ADAPTER_FILE, ADAPTER_MEDIA,
+    params_text = store.text_layer(s.base.manifest, MediaType.PARAMS)
+    if params_text:  # a fine-tune samples like its base unless a request says otherwise (as Ollama's FROM)
+        layers.append(store.put_text(params_text, MediaType.PARAMS))
+    adapter_layer = store.put_file_blob(adapter_dir / ckpt.ADAPTER_FILE, MediaType.ADAPTER,
                                         f"adapter/{ckpt.ADAPTER_FILE}")
     layers.append(adapter_layer)
-    layers.append(store.put_file_blob(adapter_dir / ckpt.ADAPTER_CONFIG, ADAPTER_CONFIG_MEDIA,
+    layers.append(store.put_file_blob(adapter_dir / ckpt.ADAPTER_CONFIG, MediaType.ADAPTER_CONFIG,
                                       f"adapter/{ckpt.ADAPTER_CONFIG}"))
     final_loss = next((m["loss"] for m in reversed(_metrics(last)) if "loss" in m), None)
     info["finetune"] = {"method": "lora", "r": cfg.lora_r, "alpha": cfg.lora_alpha, "steps": s.plan.total,
@@ -103,7 +104,7 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
     base_refs = [r for r in layer_refs(s.base.manifest, "base") if r["media_type"] in MediaType.WEIGHTS]
     merged_refs = [ref("merged", la.digest, media_type=la.media_type, filename=la.annotations.get("filename", ""))
                    for la in merged_layers if la.media_type == MediaType.SAFETENSORS]
-    rec.record_merge(inputs=[*base_refs, ref("adapter", adapter_layer.digest, media_type=ADAPTER_MEDIA)],
+    rec.record_merge(inputs=[*base_refs, ref("adapter", adapter_layer.digest, media_type=MediaType.ADAPTER)],
                      outputs=merged_refs, method="lora", run=s.run,
                      params={"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": list(cfg.target_modules)})
     # The export record is the manifest's head, so its outputs list every weights layer the
@@ -127,7 +128,8 @@ def _commit_run(session: Session) -> None:
     for path in sorted((s.run_dir / "checkpoints").glob("step-*")):
         adapter = path / ckpt.ADAPTER_FILE
         if adapter.is_file():
-            layers.append(store.put_file_blob(adapter, ADAPTER_MEDIA, f"checkpoints/{path.name}/{ckpt.ADAPTER_FILE}"))
+            layers.append(store.put_file_blob(adapter, MediaType.ADAPTER,
+                                              f"checkpoints/{path.name}/{ckpt.ADAPTER_FILE}"))
     layers.append(store.put_file_blob(s.run_dir / "config.json", RUN_MEDIA, "config.json"))
     from freehold.store.names import format_name, parse_name
 

@@ -99,9 +99,23 @@ def test_quality_suite_against_base_with_examples(store: Store, tiny: str, tuned
     assert s["conversations"] == 4 and s["assistant_tokens"] > 0
     assert s["perplexity"] > 1 and 0 <= s["rouge_l"] <= 100 and 0 <= s["chrf"] <= 100
     assert -1 <= s["embedding_similarity"] <= 1
+    assert 0 <= s["rouge_l_greedy"] <= 100 and -1 <= s["embedding_similarity_greedy"] <= 1
+    details = report.runs[0].result.details
+    # Served decoding is what a user of the model gets: the global defaults (no params layer here).
+    assert details["decoding"]["served"]["temperature"] == 0.8
+    assert details["decoding"]["served"]["repeat_penalty"] == 1.1
     cmp = report.comparison["quality"]
     assert cmp["scores"]["perplexity"]["lower_is_better"]
     assert cmp["better_count"] + cmp["worse_count"] <= 4
+    paired = cmp["paired"]
+    assert paired["conversations"] == 4
+    for metric in ("similarity", "rouge_l", "chrf", "similarity_greedy", "rouge_l_greedy", "chrf_greedy"):
+        low, high = paired[metric]["ci95"]
+        assert low <= paired[metric]["delta"] <= high
+        assert paired[metric]["better"] + paired[metric]["worse"] <= 4
+    pr = paired["perplexity_ratio"]
+    assert pr["ci95"][0] <= pr["ratio"] <= pr["ci95"][1]
+    assert abs(pr["ratio"] - s["perplexity"] / report.base_runs[0].result.scores["perplexity"]) < 1e-3
     # Both the fine-tune and the base got their own record, on the same data digest.
     recs = eval_records(store)
     assert len(recs) == 2
@@ -116,7 +130,7 @@ def test_interrupted_suite_resumes_from_cached_items(store: Store, tiny: str, ev
     calls = {"n": 0}
     original = runner_mod.ModelRunner.chat_many
 
-    def crash_after_two(self, conversations, max_tokens, on_done=None):  # type: ignore[no-untyped-def]
+    def crash_after_two(self, conversations, max_tokens, on_done=None, **kw):  # type: ignore[no-untyped-def]
         def counting(i, text):  # type: ignore[no-untyped-def]
             calls["n"] += 1
             if on_done:
@@ -125,7 +139,7 @@ def test_interrupted_suite_resumes_from_cached_items(store: Store, tiny: str, ev
                 raise KeyboardInterrupt
 
         self.batch = 1  # one at a time, so exactly two finish before the interrupt
-        return original(self, conversations, max_tokens, on_done=counting)
+        return original(self, conversations, max_tokens, on_done=counting, **kw)
 
     monkeypatch.setattr(runner_mod.ModelRunner, "chat_many", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
@@ -134,8 +148,8 @@ def test_interrupted_suite_resumes_from_cached_items(store: Store, tiny: str, ev
     monkeypatch.setattr(runner_mod.ModelRunner, "chat_many", original)
     seen: list[int] = []
     monkeypatch.setattr(runner_mod.ModelRunner, "chat_many",
-                        lambda self, convs, mt, on_done=None: seen.append(len(convs)) or original(self, convs, mt,
-                                                                                                   on_done))
+                        lambda self, convs, mt, on_done=None, **kw: seen.append(len(convs))
+                        or original(self, convs, mt, on_done, **kw))
     report = run_eval(tiny, suites="safety", eval_data=eval_data, limit=2, max_tokens=4, store=store)
     assert report.runs[0].result.details["resumed_items"] == 2
     assert seen == [6]  # 8 prompts (XSTest: 2 safe + 2 unsafe), 2 already cached

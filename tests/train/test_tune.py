@@ -13,6 +13,9 @@ from freehold.store import MediaType, Store
 from tests.train.conftest import chat_rows, make_dataset, served_answer, tiny_config
 
 
+BASE_PARAMS = {"temperature": 0.3, "top_p": 0.85}  # the base's sampling defaults: a tune inherits them
+
+
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path) -> Any:
     """One tiny fine-tune shared by the tests below (its own home, passed explicitly)."""
@@ -23,7 +26,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path) -> Any:
     home = tmp_path_factory.mktemp("tuned-home")
     settings = load_settings({"FREEHOLD_HOME": str(home)})
     store = Store.open(settings, bundled=False)
-    store.import_gguf(tiny_gguf, "tiny")
+    store.import_gguf(tiny_gguf, "tiny", params=BASE_PARAMS)
     record_import(store, "tiny")
     make_dataset(store, "colours", {"train": chat_rows(48), "validation": chat_rows(8, seed=3)}, home / "ds")
     steps: list[Any] = []
@@ -46,6 +49,9 @@ def test_loss_falls_and_the_result_names_base_dataset_and_run(tuned: Any) -> Non
     assert (result.run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     status = json.loads((result.run_dir / "status.json").read_text())
     assert status["state"] == "done" and status["model"] == "tiny-tuned:latest"
+    from freehold.engine import model_params
+
+    assert model_params(store, entry) == BASE_PARAMS  # served like its base unless a request says otherwise
 
 
 def test_adapter_is_a_peft_adapter_equal_to_the_merged_model(tuned: Any) -> None:
@@ -81,6 +87,11 @@ def test_gguf_export_matches_pytorch_and_serves(tuned: Any) -> None:
     # F32 export: llama.cpp vs PyTorch differ only by kernel rounding (~3e-3 on logits ~30).
     assert gap["max_abs"] < 1e-2 and gap["argmax_agree"] == 1.0, gap
     assert served_answer(store, "tiny-tuned").completion_tokens > 0
+    from freehold.engine import model_params
+    from freehold.export import export_model
+
+    small = export_model("tiny-tuned", "q8_0", store=store)
+    assert model_params(store, small) == BASE_PARAMS  # an export samples like its source
 
 
 def test_replay_of_sampled_steps_is_bit_exact_and_verify_passes(tuned: Any) -> None:
