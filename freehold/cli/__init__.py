@@ -54,6 +54,7 @@ def _register() -> None:
         ("data", "data", "Turn mail archives and tables into training datasets."),
         ("ledger", "audit", "Verify and explain what went into a model (the signed ledger)."),
         ("keys", "key", "Your signing identity for the ledger."),
+        ("knowledge", "knowledge", "Index your mail and documents for answers that cite their sources."),
     ):
         try:
             mod = importlib.import_module(f"freehold.cli.{module}")

@@ -1,4 +1,4 @@
-"""``freehold data``: import, ls, show, export, rm. Each command calls one function in ``freehold.data``."""
+"""``freehold data``: import, ls, show, export, rerender, rm. Each command calls one function in ``freehold.data``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import typer
 from rich.table import Table
 
 from freehold.cli.common import console, err_console, open_store, print_json, progress_bar
-from freehold.data import export_dataset, import_dataset, list_datasets, remove_dataset, show_dataset
+from freehold.data import (
+    export_dataset,
+    import_dataset,
+    list_datasets,
+    remove_dataset,
+    rerender_dataset,
+    show_dataset,
+)
 from freehold.data.read import FORMATS
 
 app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,14 +33,17 @@ def import_cmd(
         help="Your side's address or domain (repeatable); inferred from who answers when absent.",
     ),
     pii: str = typer.Option(
-        "scrub", "--pii", help="scrub: replace personal data with placeholders; keep: leave it."
+        "surrogates", "--pii",
+        help="surrogates: replace personal data with realistic fictional stand-ins, the same within a "
+        "conversation (your side's names kept when --ours is given); placeholders: [NAME_1], [EMAIL_2] ...; "
+        "keep: leave it.",
     ),
     others: str = typer.Option(
         "auto", "--others",
         help="Mail from people on neither side: user (speaks for the customer), drop (mailing lists), "
         "or auto: user with --ours, drop when your side is inferred.",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed for the train/validation/test split."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the train/validation/test split and the stand-ins."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest config as JSON."),
 ) -> None:
     """Turn a mail archive or a Q/A table into a clean, threaded, PII-scrubbed chat dataset."""
@@ -77,8 +87,15 @@ def _print_counts(config: dict[str, object]) -> None:
     pii = config.get("pii") or {}
     assert isinstance(pii, dict)
     if pii.get("replaced"):
+        how = {"surrogates": " with realistic stand-ins", "placeholders": " with placeholders"}.get(
+            str(pii.get("mode")), ""
+        )
         console.print(
-            "pii replaced: " + ", ".join(f"{k} {v}" for k, v in pii["replaced"].items()), highlight=False
+            f"pii replaced{how}: " + ", ".join(f"{k} {v}" for k, v in pii["replaced"].items()), highlight=False
+        )
+    if pii.get("kept"):
+        console.print(
+            "kept as your side's: " + ", ".join(f"{k} {v}" for k, v in pii["kept"].items()), highlight=False
         )
 
 
@@ -169,6 +186,27 @@ def export_cmd(
     """Write a dataset as chat JSONL ({"id", "messages"} per line)."""
     n = export_dataset(name, output, split=split, store=open_store(bundled=False))
     err_console.print(f"wrote {n} examples to {output}", highlight=False)
+
+
+@app.command("rerender")
+def rerender_cmd(
+    name: str = typer.Argument(..., help="A dataset with placeholders ([NAME_1] ...)."),
+    output: str = typer.Option(..., "--output", "-o", help="Name of the new dataset."),
+    pii: str = typer.Option("surrogates", "--pii", help="What to put in: surrogates (realistic stand-ins)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for the stand-ins (default: the dataset's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest config as JSON."),
+) -> None:
+    """Replace a dataset's placeholders with consistent realistic stand-ins, without re-importing."""
+    with progress_bar(transient=True, byte_units=False) as progress:
+        result = rerender_dataset(name, output, pii=pii, seed=seed, store=open_store(bundled=False),
+                                  progress=progress)
+    if as_json:
+        print_json({"name": result.name, **result.config})
+        return
+    source = result.config["rerendered_from"]["name"]
+    console.print(f"re-rendered [bold]{source}[/] as [bold]{result.name}[/]: {result.counts['examples']} "
+                  "conversations", highlight=False)
+    _print_counts({"pii": result.config["pii"]})
 
 
 @app.command("rm")

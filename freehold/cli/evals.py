@@ -95,6 +95,8 @@ def eval_cmd(
                               help="Comma-separated suites: quality, safety, bias, languages "
                                    "(default: every suite whose data is available)."),
     data: str = typer.Option(None, "--data", "-d", help="Dataset whose held-out split the quality suite uses."),
+    split: str = typer.Option(None, "--split", help="Its split to evaluate: test (default, else validation), "
+                              "validation, or all (a dataset the model never saw, e.g. a later quarter)."),
     against: str = typer.Option(None, "--against", help="Also evaluate this model (the base) on the same items."),
     limit: int = typer.Option(DEFAULT_LIMIT, "--limit", "-n",
                               help="At most N items per data source (per category), a seeded sample; 0: every "
@@ -124,7 +126,8 @@ def eval_cmd(
                           "item[/]", highlight=False)
     store = open_store()
     with progress_bar(byte_units=False) as progress:
-        report = run_eval(name, suites=suite, data=data, against=against, limit=limit or None, eval_data=eval_data,
+        report = run_eval(name, suites=suite, data=data, split=split, against=against, limit=limit or None,
+                          eval_data=eval_data,
                           prompt_files=prompts, backend=backend, batch=batch, max_tokens=max_tokens,
                           store=store, settings=settings(), progress=progress)
     if as_json:

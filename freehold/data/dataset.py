@@ -31,9 +31,10 @@ import numpy as np
 from freehold.config import Settings
 from freehold.data.clean import strip_reply
 from freehold.data.message import Message, parse_message
-from freehold.data.pii import Scrubber, name_tokens
+from freehold.data.pii import Finding, Scrubber, name_tokens
 from freehold.data.read import TABLE_FORMATS as _TABLE_FORMATS
 from freehold.data.read import Counts, Source, file_digest, read_messages, read_table, resolve_sources
+from freehold.data.surrogates import Surrogates, lists_digest, render_placeholders
 from freehold.data.thread import REPLY_SUBJECT, ThreadIndex, ThreadKey
 from freehold.errors import UsageError
 from freehold.ledger.merkle import canonical_json, example_id, leaf_hash, merkle_root
@@ -48,7 +49,10 @@ SPLIT_RATIOS = (0.8, 0.1, 0.1)
 MIN_TURN_CHARS = 20
 # Near-duplicate threshold: SimHash Hamming distance over word 3-shingles (of 64 bits).
 NEAR_DUP_BITS = 3
-PII_MODES = ("scrub", "keep")
+# surrogates: realistic stand-ins (data/surrogates.py), so a tuned model greets "Ruth", not
+# "[NAME_1]"; placeholders: the typed placeholders of earlier versions; keep: nothing replaced.
+PII_MODES = ("surrogates", "placeholders", "keep")
+PII_ALIASES = {"scrub": "placeholders"}  # the name placeholders had before surrogates existed
 OTHERS_MODES = ("auto", "user", "drop")
 # Below this much mail a worker pool costs more to start than it saves.
 PARALLEL_MIN_BYTES = 8_000_000
@@ -82,6 +86,7 @@ class _Pass:
     counts: Counts = field(default_factory=Counts)
     filters: Counter[str] = field(default_factory=Counter)
     pii: Counter[str] = field(default_factory=Counter)
+    kept: Counter[str] = field(default_factory=Counter)
 
 
 # -- roles ----------------------------------------------------------------------------------
@@ -321,6 +326,7 @@ def _email_conversations(
         if name and _matches_ours(sender, ours):
             display.setdefault(sender, Counter())[name] += 1
     info["ours_names"] = {a: c.most_common(1)[0][0] for a, c in sorted(display.items())}
+    info["ours_name_tokens"] = name_tokens(n for c in display.values() for n in c)
     if not ours:
         raise UsageError(
             "could not tell which side of the mail is yours (nobody answers others' threads)",
@@ -370,7 +376,7 @@ def import_dataset(
     *,
     fmt: str = "auto",
     ours: list[str] | None = None,
-    pii: str = "scrub",
+    pii: str = "surrogates",
     others: str = "auto",
     seed: int = 0,
     store: Store | None = None,
@@ -383,11 +389,13 @@ def import_dataset(
     ``others``: "user" (everyone not on our side speaks as the user), "drop" (only the thread's
     asker does; other people's messages are dropped and counted, for mailing lists) or "auto"
     (user when ``ours`` is given, drop when it is inferred).
+    ``pii``: "surrogates" (realistic stand-ins, seeded by ``seed`` and the thread, so a
+    re-import is byte-identical; your side's names and addresses are kept when ``ours`` is
+    given), "placeholders" (``[NAME_1]`` ..., "scrub" is its old name) or "keep".
     ``workers``: processes that parse and clean messages (default: by input size, at most
     4); the output is byte-identical whatever the number.
     """
-    if pii not in PII_MODES:
-        raise UsageError(f"unknown --pii mode {pii!r}", "use --pii scrub (default) or --pii keep")
+    pii = _pii_mode(pii)
     if others not in OTHERS_MODES:
         raise UsageError(f"unknown --others mode {others!r}", "use --others auto (default), user or drop")
     parse_name(name)  # a bad name fails now, not after the whole archive is read
@@ -408,25 +416,34 @@ def import_dataset(
             if is_table
             else _email_conversations(sources, ours, st, workdir, progress, info, workers, others)
         )
+        avoid: frozenset[str] | None = None
         for conv in convs:
-            scrubber = Scrubber(info["names"])
-            if pii == "scrub":
+            if avoid is None:  # the archive's names are known once the first conversation is out
+                avoid = frozenset(info["names"] | info.get("ours_name_tokens", set()))
+            scrubber = (
+                Scrubber(info["names"], surrogates=Surrogates(seed, conv.thread, avoid), keep=_keeper(info))
+                if pii == "surrogates"
+                else Scrubber(info["names"])
+            )
+            # Duplicates are found on the placeholder form, so stand-ins (which differ between
+            # two copies of one mail) change no counts: every mode keeps the same examples.
+            keyed = conv.turns
+            if pii != "keep":
+                keyed = []
                 for t in conv.turns:
-                    t["content"] = scrubber.scrub(t["content"])
-            reason = dedupe.check(conv.turns)
+                    marked, t["content"] = scrubber.scrub_both(t["content"])
+                    keyed.append({"role": t["role"], "content": marked})
+            reason = dedupe.check(keyed)
             if reason:
                 st.filters[reason] += 1
                 continue
             st.pii.update(scrubber.findings)  # counted for kept examples only
+            st.kept.update(scrubber.kept)
             split = split_of(conv.thread, seed)
             # The thread is named by a hash (its Message-ID can carry a name or address) so
             # anyone can check that no thread spans two splits.
             thread = hashlib.sha256(conv.thread.encode()).hexdigest()[:16]
-            # The id covers the whole row but the id itself, as the ledger's verify recomputes it.
-            example = {"thread": thread, "messages": conv.turns}
-            row = {"id": example_id(example), **example}
-            files[split].write(json.dumps(row, ensure_ascii=False, sort_keys=True).encode() + b"\n")
-            leaves[split].append(leaf_hash(canonical_json(example)))
+            leaves[split].append(_write_row(files[split], {"thread": thread, "messages": conv.turns}))
             written[split] += 1
             turns_total += len(conv.turns)
         for f in files.values():
@@ -434,18 +451,7 @@ def import_dataset(
         if not sum(written.values()):
             raise UsageError("no training examples came out of the input", _empty_hint(st, info))
         emit(progress, "writing", len(SPLITS), 0)
-        layers: list[Layer] = []
-        for s in SPLITS:
-            if written[s]:
-                layer = store.put_file_blob(workdir / f"{s}.jsonl", MediaType.DATASET, f"{s}.jsonl")
-                layers.append(
-                    Layer(
-                        layer.media_type,
-                        layer.digest,
-                        layer.size,
-                        {**layer.annotations, "split": s, "examples": str(written[s])},
-                    )
-                )
+        layers = _put_layers(store, workdir, written)
         root = merkle_root([leaf for s in SPLITS for leaf in leaves[s]])
         config = {
             "format": "chat-jsonl",
@@ -461,7 +467,7 @@ def import_dataset(
             "skipped": dict(sorted(st.counts.skipped.items())),
             "repaired": dict(sorted(st.counts.repaired.items())),
             "filters": dict(sorted(st.filters.items())),
-            "pii": {"mode": pii, "replaced": dict(sorted(st.pii.items()))},
+            "pii": _pii_config(pii, st, seed, info),
             "ours": info["ours"],
             "ours_inferred": info["ours_inferred"],
             "ours_names": info.get("ours_names", {}),
@@ -489,14 +495,77 @@ def import_dataset(
     return ImportResult(entry.name, entry, config)
 
 
-def _record(store: Store, entry: Any, config: dict[str, Any], ids: list[str]) -> Any:
-    """Write the signed ``dataset`` record (sources, Merkle root, every example id) and link it."""
+def _write_row(f: Any, example: dict[str, Any]) -> bytes:
+    """Write one row; returns its Merkle leaf. The id covers the whole row but the id itself,
+    as the ledger's verify recomputes it."""
+    row = {"id": example_id(example), **example}
+    f.write(json.dumps(row, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+    return leaf_hash(canonical_json(example))
+
+
+def _put_layers(store: Store, workdir: Path, written: Counter[str]) -> list[Layer]:
+    layers: list[Layer] = []
+    for s in SPLITS:
+        if written[s]:
+            layer = store.put_file_blob(workdir / f"{s}.jsonl", MediaType.DATASET, f"{s}.jsonl")
+            layers.append(
+                Layer(
+                    layer.media_type,
+                    layer.digest,
+                    layer.size,
+                    {**layer.annotations, "split": s, "examples": str(written[s])},
+                )
+            )
+    return layers
+
+
+def _pii_mode(pii: str) -> str:
+    pii = PII_ALIASES.get(pii, pii)
+    if pii not in PII_MODES:
+        raise UsageError(
+            f"unknown --pii mode {pii!r}", "use --pii surrogates (default), --pii placeholders or --pii keep"
+        )
+    return pii
+
+
+def _keeper(info: dict[str, Any]) -> Any:
+    """What stays as written under surrogates: your side's names and addresses, when ``--ours``
+    named your side (a business's mailbox, whose staff are its voice). When your side was
+    inferred (a mailing list of individuals) nobody's name is kept."""
+    ours, tokens = info.get("ours") or [], info.get("ours_name_tokens") or set()
+    if info.get("ours_inferred") or not ours:
+        return None
+
+    def keep(f: Finding) -> bool:
+        if f.type == "NAME":
+            return all(w.removesuffix("'s") in tokens for w in f.text.split())
+        return f.type == "EMAIL" and "@" in f.text and _matches_ours(f.text.strip().lower(), ours)
+
+    return keep
+
+
+def _pii_config(pii: str, st: _Pass, seed: int, info: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"mode": pii, "replaced": dict(sorted(st.pii.items()))}
+    if pii == "surrogates":
+        out["kept"] = dict(sorted(st.kept.items()))
+        out["kept_ours"] = _keeper(info) is not None
+        out["surrogates"] = {"seed": seed, "by": "seed and thread", "name_lists": lists_digest()}
+    return out
+
+
+def _record(
+    store: Store, entry: Any, config: dict[str, Any], ids: list[str], inputs: list[dict[str, Any]] | None = None
+) -> Any:
+    """Write the signed ``dataset`` record (sources, Merkle root, every example id) and link it.
+    ``inputs``: what it was made from when not the raw sources (a re-rendered dataset's rows)."""
     from freehold.ledger import Ledger, Recorder, attach_lineage, layer_refs, ref
 
-    sources = [ref("source", s["digest"], filename=Path(s["path"]).name) for s in config["sources"]]
+    if inputs is None:
+        inputs = [ref("source", s["digest"], filename=Path(s["path"]).name) for s in config["sources"]]
     rec = Recorder(Ledger.open(store.home)).record_dataset(
-        entry.name, sources=sources, merkle_root=config["merkle_root"], example_ids=ids,
-        outputs=layer_refs(entry.manifest), filters=config["filters"], counts=config["counts"])
+        entry.name, sources=inputs, merkle_root=config["merkle_root"], example_ids=ids,
+        outputs=layer_refs(entry.manifest), filters={**config["filters"], "pii": config["pii"]["mode"]},
+        counts=config["counts"])
     attach_lineage(store, entry.name, rec, "dataset")
     return store.get(entry.name, kind="dataset")
 
@@ -509,6 +578,103 @@ def _empty_hint(st: _Pass, info: dict[str, Any]) -> str:
             f"({', '.join(info['ours'])}) names the side that answers"
         )
     return f"messages read: {st.counts.messages}; dropped: {top or 'none'}"
+
+
+# -- re-rendering -----------------------------------------------------------------------------
+
+
+def rerender_dataset(
+    name: str,
+    output: str,
+    *,
+    pii: str = "surrogates",
+    seed: int | None = None,
+    store: Store | None = None,
+    settings: Settings | None = None,
+    progress: ProgressFn | None = None,
+) -> ImportResult:
+    """A placeholder dataset's rows with realistic stand-ins, committed as dataset ``output``.
+
+    No mail is read again: each row's placeholders get one stand-in each, drawn per
+    conversation from ``seed`` (default: the dataset's own) and the row's thread key, so a
+    re-render is byte-identical. Splits, row order and thread keys are kept; the ledger record
+    takes the old dataset's rows as its inputs, so the lineage leads back to the import.
+    A re-import gives better stand-ins (it knows "Ann" from "Ann Smith" and the sex of a name,
+    and keeps your side's names), but needs the mail.
+    """
+    from freehold.ledger import layer_refs
+
+    if _pii_mode(pii) != "surrogates":
+        raise UsageError(f"re-rendering makes surrogates, not {pii!r}", "use --pii surrogates")
+    parse_name(output)
+    store = store or Store.open(settings, bundled=False)
+    parent = store.get(name, kind="dataset")
+    pc = parent.manifest.config
+    mode = PII_ALIASES.get(str((pc.get("pii") or {}).get("mode")), str((pc.get("pii") or {}).get("mode")))
+    if mode == "surrogates":
+        raise UsageError(f"{parent.name} already has realistic stand-ins, not placeholders", "train on it as it is")
+    if mode != "placeholders":
+        raise UsageError(
+            f"{parent.name} was imported with --pii {mode}: it holds no placeholders to replace",
+            "import the mail again with --pii surrogates (the default)",
+        )
+    seed = int(pc.get("seed", 0)) if seed is None else seed
+    avoid = frozenset(name_tokens((pc.get("ours_names") or {}).values()))
+    replaced: Counter[str] = Counter()
+    written: Counter[str] = Counter()
+    leaves: dict[str, list[bytes]] = {s: [] for s in SPLITS}
+    layers_in = parent.manifest.layers_of(MediaType.DATASET)
+    total = sum(int(la.annotations.get("examples", 0)) for la in layers_in)
+    with tempfile.TemporaryDirectory(prefix="freehold-data-") as tmp:
+        workdir = Path(tmp)
+        files = {s: (workdir / f"{s}.jsonl").open("wb") for s in SPLITS}
+        done = 0
+        for layer in layers_in:
+            split = str(layer.annotations.get("split", "train"))
+            if split not in SPLITS:
+                raise UsageError(f"{parent.name} has a layer of unknown split {split!r}", "re-import the mail")
+            with store.blob_path(layer.digest).open("rb") as rows:
+                for line in rows:
+                    row = json.loads(line)
+                    thread = str(row.get("thread") or row["id"])
+                    surrogates = Surrogates(seed, thread, avoid)
+                    messages = [
+                        {**m, "content": render_placeholders(m["content"], surrogates, replaced)}
+                        if isinstance(m.get("content"), str) else m
+                        for m in row["messages"]
+                    ]
+                    leaves[split].append(_write_row(files[split], {"thread": thread, "messages": messages}))
+                    written[split] += 1
+                    done += 1
+                    if done % 200 == 0:
+                        emit(progress, "re-rendering", total, done)
+        for f in files.values():
+            f.close()
+        emit(progress, "re-rendering", total, done)
+        layers = _put_layers(store, workdir, written)
+        ids = [leaf.hex() for s in SPLITS for leaf in leaves[s]]
+        config = {
+            **pc,
+            "pii": {
+                "mode": "surrogates",
+                "replaced": dict(sorted(replaced.items())),
+                "from": "placeholders",
+                "surrogates": {"seed": seed, "by": "seed and thread hash", "name_lists": lists_digest()},
+            },
+            "merkle_root": merkle_root([bytes.fromhex(i) for i in ids]).hex(),
+            "rerendered_from": {"name": parent.name, "digest": parent.manifest_digest,
+                                "merkle_root": pc.get("merkle_root")},
+        }
+        manifest = Manifest(
+            kind="dataset",
+            name=output,
+            config=config,
+            layers=layers,
+            source={"importer": "freehold.data.rerender", "dataset": parent.name, "digest": parent.manifest_digest},
+        )
+        entry = store.commit("dataset", output, manifest)
+        entry = _record(store, entry, config, ids, inputs=layer_refs(parent.manifest, role="dataset"))
+    return ImportResult(entry.name, entry, config)
 
 
 # -- reading datasets back --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Offline PII scrubbing: find personal data with rules and checksums, replace it with typed placeholders.
+"""Offline PII scrubbing: find personal data with rules and checksums, and replace it.
 
 Detected: email addresses (plain and the obfuscated list-archive forms), phone numbers,
 IBANs (mod-97 checked), card numbers (Luhn checked), URLs carrying secrets (tokens, keys,
@@ -6,16 +6,23 @@ signatures, credentials), postal addresses where a street or postcode pattern sh
 and personal names: after greetings, and any name known from the archive's From headers.
 No model is downloaded: every rule is here and runs in microseconds per message.
 
-``Scrubber.scrub(text)`` replaces each finding with ``[EMAIL_1]``, ``[PHONE_2]``, ... and
-keeps the numbering within one ``Scrubber`` (one conversation), so the same person or
-address reads the same in every turn.
+``Scrubber.scrub(text)`` replaces each finding with a typed placeholder (``[EMAIL_1]``,
+``[PHONE_2]``, ...; the shape is ``placeholder`` and ``PLACEHOLDER`` here) or, given a
+``Surrogates`` (data/surrogates.py), with a realistic stand-in. Either way the replacement
+is kept within one ``Scrubber`` (one conversation), so the same person or address reads the
+same in every turn.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from freehold.data.surrogates import Surrogates
 
 
 def _words(text: str) -> frozenset[str]:
@@ -92,6 +99,24 @@ _NOT_NAMES = _words(
 )
 
 TYPES = ("EMAIL", "PHONE", "IBAN", "CARD", "URL", "ADDRESS", "NAME")
+# The scrubber's placeholder, "[NAME_1]": what placeholder datasets hold and what a model
+# tuned on them may write (data/placeholders.py guards generated text against it).
+PLACEHOLDER = re.compile(rf"\[({'|'.join(TYPES)})_(\d+)\]")
+
+
+def placeholder(kind: str, n: int) -> str:
+    return f"[{kind}_{n}]"
+
+
+def address_kind(text: str) -> str:
+    """Which address pattern matched: "po_box", "uk_postcode", "street_eu" or "street"."""
+    if _PO_BOX.fullmatch(text):
+        return "po_box"
+    if _UK_POSTCODE.fullmatch(text):
+        return "uk_postcode"
+    if _STREET_EU.match(text):
+        return "street_eu"
+    return "street"
 
 
 @dataclass(frozen=True)
@@ -254,13 +279,27 @@ def find_pii(text: str, names: set[str] | frozenset[str] = frozenset()) -> list[
 
 
 class Scrubber:
-    """Replaces findings with typed placeholders, numbered consistently for one conversation."""
+    """Replaces findings, consistently for one conversation: typed placeholders, or stand-ins.
 
-    def __init__(self, names: set[str] | frozenset[str] = frozenset()) -> None:
+    ``surrogates``: realistic stand-ins instead of placeholders (one ``Surrogates`` per
+    conversation). ``keep``: findings to leave as written (the business's own names and
+    addresses, counted in ``kept``).
+    """
+
+    def __init__(
+        self,
+        names: set[str] | frozenset[str] = frozenset(),
+        *,
+        surrogates: Surrogates | None = None,
+        keep: Callable[[Finding], bool] | None = None,
+    ) -> None:
         self.names = names
+        self.surrogates = surrogates
+        self.keep = keep
         self.placeholders: dict[tuple[str, str], str] = {}
         self.counts: dict[str, int] = {}
         self.findings: dict[str, int] = {}
+        self.kept: Counter[str] = Counter()
 
     def _key(self, f: Finding) -> tuple[str, str]:
         norm = f.text.lower()
@@ -270,18 +309,41 @@ class Scrubber:
             norm = f.text.split()[0]  # "Ann" and "Ann Smith" are one person within a thread
         return f.type, norm
 
+    def _placeholder(self, f: Finding) -> str:
+        key = self._key(f)
+        ph = self.placeholders.get(key)
+        if ph is None:
+            self.counts[f.type] = self.counts.get(f.type, 0) + 1
+            ph = self.placeholders[key] = placeholder(f.type, self.counts[f.type])
+        return ph
+
     def scrub(self, text: str) -> str:
-        parts: list[str] = []
+        return self.scrub_both(text)[1]
+
+    def scrub_both(self, text: str) -> tuple[str, str]:
+        """(the text with placeholders, the text as this scrubber renders it).
+
+        The placeholder form replaces every finding whatever the mode, so deduplication on
+        it keeps the same examples whether a dataset gets placeholders or stand-ins (two
+        copies of one mail differ only in their stand-ins)."""
+        marked: list[str] = []
+        rendered: list[str] = []
         pos = 0
         for f in find_pii(text, self.names):
-            key = self._key(f)
-            ph = self.placeholders.get(key)
-            if ph is None:
-                self.counts[f.type] = self.counts.get(f.type, 0) + 1
-                ph = self.placeholders[key] = f"[{f.type}_{self.counts[f.type]}]"
-            self.findings[f.type] = self.findings.get(f.type, 0) + 1
-            parts.append(text[pos : f.start])
-            parts.append(ph)
+            ph = self._placeholder(f)
+            between = text[pos : f.start]
+            marked += (between, ph)
+            if self.keep is not None and self.keep(f):
+                self.kept[f.type] += 1
+                rendered += (between, f.text)
+            else:
+                self.findings[f.type] = self.findings.get(f.type, 0) + 1
+                if self.surrogates is None:
+                    rendered += (between, ph)
+                else:
+                    before = text[max(0, f.start - 12) : f.start]
+                    rendered += (between, self.surrogates.stand_in(f.type, self._key(f)[1], f.text, before))
             pos = f.end
-        parts.append(text[pos:])
-        return "".join(parts)
+        marked.append(text[pos:])
+        rendered.append(text[pos:])
+        return "".join(marked), "".join(rendered)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from freehold.config import Settings, load_settings
@@ -135,7 +135,7 @@ class Engine:
 
     def chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams | None = None,
              tools: list[dict[str, Any]] | None = None) -> Iterator[Chunk]:
-        return self.generate(self.render_chat(messages, tools), params)
+        return guard_placeholders(self.generate(self.render_chat(messages, tools), params), messages)
 
     def complete(self, chunks: Iterator[Chunk]) -> Completion:
         return complete(chunks)
@@ -144,6 +144,32 @@ class Engine:
         for text in texts:
             self.check_context(len(self.backend.tokenize(text)))
         return self.backend.embed(texts)
+
+
+def guard_placeholders(chunks: Iterator[Chunk], messages: Sequence[dict[str, Any]]) -> Iterator[Chunk]:
+    """``chunks`` with the data scrubber's placeholders ("[NAME_1]") resolved or dropped.
+
+    A model tuned on a placeholder dataset writes them; a reader must never see one. A name
+    becomes the customer's where the conversation shows it, anything else goes, and text that
+    may begin one is held until it is clear (freehold.data.placeholders)."""
+    from freehold.data.placeholders import PlaceholderGuard, conversation_name
+
+    guard = PlaceholderGuard(conversation_name(messages))
+    held: list[int] = []  # token ids of chunks whose text is held back, given with the next one
+    try:
+        for chunk in chunks:
+            text = guard.feed(chunk.text)
+            if chunk.finish_reason is not None:
+                text += guard.flush()
+            elif not text and chunk.logprobs is None:
+                held += chunk.token_ids
+                continue
+            yield replace(chunk, text=text, token_ids=held + chunk.token_ids)
+            held = []
+    finally:
+        close = getattr(chunks, "close", None)
+        if close:
+            close()  # a client that stops reading frees the backend now, not at garbage collection
 
 
 def complete(chunks: Iterator[Chunk]) -> Completion:

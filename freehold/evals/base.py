@@ -43,6 +43,9 @@ class EvalContext:
     eval_data: Path | None = None  # the public sets: --eval-data DIR, else the packaged ones (packaged_sets())
     eval_data_given: bool = False  # named by --eval-data: safety then runs the public sets beside --prompts
     dataset: ModelEntry | None = None  # the held-out conversations for the quality suite
+    # Which split of it: None = test, else validation; "all" for a dataset no model was tuned on
+    # (e.g. a later quarter of the same list).
+    split: str | None = None
     prompt_files: list[Path] = field(default_factory=list)  # the user's own safety prompt sets
     max_tokens: int = 96
     seed: int = 0

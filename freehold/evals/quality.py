@@ -65,16 +65,22 @@ class QualitySuite:
             raise EvalError("the quality suite needs held-out conversations",
                             "pass --data DATASET (made with 'freehold data import')")
         layers = {la.annotations.get("split"): la for la in entry.manifest.layers_of(MediaType.DATASET)}
-        split = "test" if "test" in layers else "validation" if "validation" in layers else None
+        split = ctx.split or ("test" if "test" in layers else "validation" if "validation" in layers else None)
         if split is None:
             raise EvalError(f"dataset {entry.name} has no test or validation split to evaluate on",
-                            "re-import it so some threads go to the held-out splits (a few dozen threads at least)")
-        layer = layers[split]
+                            "re-import it so some threads go to the held-out splits (a few dozen threads at least), "
+                            "or evaluate every conversation of a dataset the model never saw with --split all")
+        used = list(layers.values()) if split == "all" else [layers[split]] if split in layers else []
+        if not used:
+            raise EvalError(f"dataset {entry.name} has no {split!r} split",
+                            f"choose one of: all, {', '.join(k for k in layers if k)}")
         rows = [r for r in iter_examples(entry, ctx.store, split)
                 if any(m["role"] == "assistant" for m in r["messages"])]
         rows = ctx.sample(rows)
-        data_ref = ref("data", layer.digest, media_type=layer.media_type, dataset=entry.name, split=split)
-        cache = ctx.cache(self.name, layer.digest, {"max_tokens": ctx.max_tokens, "window": ctx.runner.window})
+        data_refs = [ref("data", la.digest, media_type=la.media_type, dataset=entry.name,
+                         split=la.annotations.get("split")) for la in used]
+        cache = ctx.cache(self.name, entry.manifest_digest if split == "all" else used[0].digest,
+                          {"max_tokens": ctx.max_tokens, "window": ctx.runner.window, "split": split})
         try:
             jobs: list[tuple[str, Callable[[], Any]]] = [
                 (f"nll:{r['id']}", partial(assistant_nll, ctx, r["messages"])) for r in rows]
@@ -144,7 +150,7 @@ class QualitySuite:
             "truncated_conversations": sum(1 for v in nlls.values() if v["truncated"]),
             "embedder": embedder.name, "max_tokens": ctx.max_tokens, "resumed_items": cache.resumed,
         }
-        return SuiteResult(self.name, scores, [data_ref], details, dataset_name=f"{entry.name} ({split})",
+        return SuiteResult(self.name, scores, data_refs, details, dataset_name=f"{entry.name} ({split})",
                            items=items)
 
 

@@ -114,8 +114,8 @@ def _run_all(store: Store, entry: ModelEntry, names: list[str], ctx_kwargs: dict
 def run_eval(name: str, *, suites: Sequence[str] | str | None = None, data: str | None = None,
              against: str | None = None, limit: int | None = None, eval_data: Path | str | None = None,
              prompt_files: Sequence[Path | str] = (), backend: str = "llama", batch: int = 8,
-             max_tokens: int = 96, seed: int = 0, store: Store | None = None, settings: Settings | None = None,
-             progress: ProgressFn | None = None) -> EvalReport:
+             max_tokens: int = 96, seed: int = 0, split: str | None = None, store: Store | None = None,
+             settings: Settings | None = None, progress: ProgressFn | None = None) -> EvalReport:
     """Evaluate ``name`` (and ``against``, its base, on the same items); every result is an eval record.
 
     ``eval_data``: a folder of public sets laid out like ``freehold/evals/sets`` (the packaged
@@ -144,7 +144,7 @@ def run_eval(name: str, *, suites: Sequence[str] | str | None = None, data: str 
         raise EvalError("no eval suite can run with the data given",
                         "pass --data DATASET for quality, --eval-data DIR for safety/bias/languages")
     ctx_kwargs = {"limit": limit, "eval_data": eval_dir, "eval_data_given": bool(eval_data), "dataset": dataset,
-                  "prompt_files": files, "max_tokens": max_tokens, "seed": seed}
+                  "prompt_files": files, "max_tokens": max_tokens, "seed": seed, "split": split}
     runs = _run_all(store, entry, chosen, ctx_kwargs, backend, batch, settings, progress)
     report = EvalReport(entry.name, runs, skipped=skipped)
     if base_entry is not None:

@@ -34,6 +34,11 @@ class MediaType:
     # A PEFT adapter file (checkpoints and tuned models): tensor names without the adapter name.
     ADAPTER = "application/vnd.freehold.adapter.safetensors"
     ADAPTER_CONFIG = "application/vnd.freehold.adapter.config+json"
+    # A knowledge index (freehold.knowledge): passages, their embeddings (row i = passage i)
+    # and the SQLite FTS5 database over them.
+    KNOWLEDGE_PASSAGES = "application/vnd.freehold.knowledge.passages+jsonl"
+    KNOWLEDGE_VECTORS = "application/vnd.freehold.knowledge.vectors.npy"
+    KNOWLEDGE_LEXICAL = "application/vnd.freehold.knowledge.fts5.sqlite3"
 
     WEIGHTS = (GGUF, SAFETENSORS)
 

@@ -21,6 +21,7 @@ from freehold.data import (
     show_dataset,
     split_of,
 )
+from freehold.data.surrogates import RESERVED_DOMAINS
 from freehold.errors import ModelNotFoundError, UsageError
 from freehold.ledger.merkle import canonical_json, example_id, leaf_hash, merkle_root
 from freehold.store import MediaType, Store
@@ -50,8 +51,9 @@ def test_rpd_counts_and_content(rpd: tuple[Store, dict]) -> None:
             assert msgs[0]["role"] == "user" and msgs[-1]["role"] == "assistant"
             assert all(a["role"] != b["role"] for a, b in itertools.pairwise(msgs))
             for m in msgs:
-                assert not EMAIL.search(m["content"]), m["content"]
-                assert not PHONE.search(m["content"]), m["content"]
+                # Stand-ins only: addresses at the reserved example domains, phones in 555-01xx.
+                assert all(e.group(0).endswith(RESERVED_DOMAINS) for e in EMAIL.finditer(m["content"])), m["content"]
+                assert all("555-01" in e.group(0) for e in PHONE.finditer(m["content"])), m["content"]
                 if m["role"] == "assistant":
                     assert not any(ln.lstrip().startswith(">") for ln in m["content"].splitlines())
                     assert "mailing list" not in m["content"]

@@ -12,7 +12,6 @@ from freehold.errors import ModelNotFoundError, TrainingError, UsageError
 from freehold.store import MediaType, Store
 from tests.train.conftest import chat_rows, make_dataset, served_answer, tiny_config
 
-
 BASE_PARAMS = {"temperature": 0.3, "top_p": 0.85}  # the base's sampling defaults: a tune inherits them
 
 

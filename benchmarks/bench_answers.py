@@ -1,0 +1,104 @@
+"""Does a tune make answers on real help-list mail better? The base against the tuned model on
+conversations from a later quarter of the same list, with paired intervals.
+
+    .venv/bin/python benchmarks/bench_answers.py                    # ~20 min on 2 cores
+    .venv/bin/python benchmarks/bench_answers.py --limit 20 --epochs 3 --lr 4e-4
+
+Train on one quarter of r-package-devel (../shared/data/email, default 2023q4) with
+'freehold tune' (default flags unless given), evaluate every conversation of the other
+quarter (2024q1, a dataset neither model saw: ``--split all``) with the quality suite:
+assistant-token perplexity of the real answers, and ROUGE-L, chrF and MiniLM similarity of
+generated replies against the real ones, under the sampling each model is served with
+(seeded per conversation, the same seed for both models) and under greedy decoding. Prints
+each metric for both models, the paired difference with its 95% bootstrap interval, and the
+perplexity ratio with its interval. Goal (issue 12): the tuned model above the base on
+generated answers, not only on perplexity. The store lives in BENCH_HOME (default
+/tmp/freehold-bench-answers) and is reused: a dataset or model already there is not rebuilt
+(--fresh starts over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+MAIL = REPO.parent / "shared" / "data" / "email" / "r-package-devel"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--train", default="2023q4", help="quarter to tune on")
+    ap.add_argument("--eval", default="2024q1", help="quarter to evaluate on (every conversation)")
+    ap.add_argument("--limit", type=int, default=None, help="at most N evaluation conversations (default: all)")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--tag", default="default", help="name suffix of the tuned model (one per recipe)")
+    ap.add_argument("--fresh", action="store_true", help="remove BENCH_HOME first")
+    args = ap.parse_args()
+    if not MAIL.is_dir():
+        sys.exit(f"needs the real archive at {MAIL} (clone with ../shared beside the repository)")
+    home = Path(os.environ.get("BENCH_HOME", "/tmp/freehold-bench-answers"))
+    if args.fresh:
+        shutil.rmtree(home, ignore_errors=True)
+    os.environ["FREEHOLD_HOME"] = str(home)
+
+    from freehold.config import load_settings
+    from freehold.data import import_dataset
+    from freehold.errors import ModelNotFoundError
+    from freehold.evals import run_eval
+    from freehold.store import Store
+    from freehold.train import TuneConfig, tune
+
+    settings = load_settings()
+    store = Store.open(settings)
+
+    def exists(name: str, kind: str) -> bool:
+        try:
+            store.get(name, kind=kind)
+            return True
+        except ModelNotFoundError:
+            return False
+
+    for quarter, name in ((args.train, "rpd-train"), (args.eval, "rpd-eval")):
+        if not exists(name, "dataset"):
+            import_dataset([MAIL / f"{quarter}.txt"], name, store=store, settings=settings)
+    tuned = f"rpd-tuned-{args.tag}"
+    if not exists(tuned, "model"):
+        overrides: dict[str, Any] = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+        start = time.perf_counter()
+        result = tune(TuneConfig(base="smollm2", dataset="rpd-train", output=tuned, **overrides),
+                      store=store, settings=settings)
+        print(f"tuned {tuned}: {result.steps} steps in {(time.perf_counter() - start) / 60:.1f} min")
+    start = time.perf_counter()
+    report = run_eval(tuned, suites="quality", data="rpd-eval", split="all", against="smollm2", limit=args.limit,
+                      max_tokens=args.max_tokens, store=store, settings=settings)
+    seconds = time.perf_counter() - start
+    model, base = report.runs[0].result, report.base_runs[0].result
+    paired = report.comparison["quality"]["paired"]
+    print(f"\n{args.eval} conversations evaluated: {model.scores['conversations']} "
+          f"(tuned on {args.train}; eval {seconds / 60:.1f} min); recipe: {args.tag}")
+    print(f"{'metric':<30} {'base':>9} {'tuned':>9} {'delta':>9}  95% CI             better/worse")
+    rows = (("embedding_similarity", "similarity"), ("rouge_l", "rouge_l"), ("chrf", "chrf"),
+            ("embedding_similarity_greedy", "similarity_greedy"), ("rouge_l_greedy", "rouge_l_greedy"),
+            ("chrf_greedy", "chrf_greedy"))
+    for score, item in rows:
+        d = paired[item]
+        print(f"{score:<30} {base.scores[score]:>9.4f} {model.scores[score]:>9.4f} {d['delta']:>+9.4f}  "
+              f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]  {d['better']}/{d['worse']}")
+    pr = paired["perplexity_ratio"]
+    print(f"{'perplexity':<30} {base.scores['perplexity']:>9.3f} {model.scores['perplexity']:>9.3f} "
+          f"ratio {pr['ratio']:.3f} [{pr['ci95'][0]:.3f}, {pr['ci95'][1]:.3f}]")
+    print(f"served sampling: {model.details['decoding']['served']}")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()

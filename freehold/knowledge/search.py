@@ -1,0 +1,162 @@
+"""Hybrid retrieval over a knowledge index, and the context block an answer is grounded in.
+
+``search`` ranks passages twice, by BM25 over SQLite FTS5 (words: order numbers, product
+names, "refund") and by cosine similarity of all-MiniLM-L6-v2 embeddings (meaning: "send it
+back" finds "returns"), and fuses the two rankings by reciprocal rank fusion. A passage whose
+similarity to the question is below ``min_similarity`` is dropped, so a question the index
+knows nothing about gets an empty list, not the least bad passages.
+
+``format_context`` numbers the passages into a block that fits a token budget; the passages
+it kept are the ones to cite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from freehold.knowledge.documents import Passage
+from freehold.knowledge.index import WORD, KnowledgeIndex, embed_texts, load_index
+from freehold.store import Store
+
+# Reciprocal rank fusion constant (Cormack et al. 2009): 60 is the published default; a
+# passage's fused score is sum over rankings of 1 / (RRF_K + rank).
+RRF_K = 60
+# Candidates taken from each ranking before fusion.
+CANDIDATES = 50
+# Below this cosine a passage is not about the question. Measured on the sample shop
+# (tests/knowledge/questions.json): the right policy passage of every paraphrased question
+# scores 0.21-0.71; the best passage for unrelated questions ("capital of France", "a haiku
+# about the sea") 0.01-0.07, for small talk near the shop's domain ("what time is it?",
+# "a joke about hiking") 0.15-0.29, which may still get through.
+MIN_SIMILARITY = 0.20
+# A passage this close (cosine) to one already returned says the same thing and is skipped,
+# so k passages carry k facts: on the sample shop, threads answering the same question with
+# the same template are 0.84-0.89 apart, the policy section on it 0.50-0.60 from them.
+DUPLICATE_SIMILARITY = 0.80
+# A block shorter than this is not worth adding as a cut-off last passage.
+MIN_PIECE_TOKENS = 24
+
+# Words that carry no topic: left out of the lexical query (every passage has them).
+_STOPWORD_TEXT = (
+    "a an the and or but if then so of to in on at by for with from as into about over after before "
+    "is are was were be been being am do does did doing have has had having can could will would shall "
+    "should may might must i me my mine we us our you your yours he him his she her it its they them their "
+    "this that these those there here what which who whom whose when where why how all any some no not "
+    "very just also too than more most much many such own same other only again once hi hello hey dear "
+    "thanks thank please regards cheers let get got want need like know think up down out off"
+)
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def query_terms(question: str, max_terms: int = 32) -> list[str]:
+    """The question's topic words for the lexical side: lower case, no stop words, each once."""
+    terms: list[str] = []
+    for w in WORD.findall(question.lower()):
+        if w in STOPWORDS or (len(w) < 2 and not w.isdigit()) or w in terms:
+            continue
+        terms.append(w)
+    return terms[:max_terms]
+
+
+def search_index(index: KnowledgeIndex, query: str, k: int = 4, *,
+                 min_similarity: float = MIN_SIMILARITY) -> list[Passage]:
+    """The ``k`` best passages of a loaded index for ``query`` (see ``search``)."""
+    if not query.strip() or k <= 0 or not index.passages:
+        return []
+    qvec = embed_texts([query], bulk=False)[0]
+    sims = index.similarities(qvec)
+    n = min(CANDIDATES, len(sims))
+    top = np.argpartition(-sims, n - 1)[:n]
+    by_vector = top[np.argsort(-sims[top], kind="stable")].tolist()
+    by_words = index.lexical(query_terms(query), CANDIDATES)
+    fused: dict[int, float] = {}
+    for ranking in (by_vector, by_words):
+        for rank, row in enumerate(ranking, 1):
+            fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank)
+    order = sorted(fused, key=lambda r: (-fused[r], -float(sims[r]), r))
+    out: list[Passage] = []
+    chosen: list[int] = []
+    for row in order:
+        sim = float(sims[row])
+        if sim < min_similarity:
+            continue
+        if chosen and float((index.vectors[chosen] * index.vectors[row]).sum(axis=1).max()) >= DUPLICATE_SIMILARITY:
+            continue
+        chosen.append(row)
+        out.append(replace(index.passages[row], score=round(fused[row], 6), similarity=round(sim, 4)))
+        if len(out) == k:
+            break
+    return out
+
+
+def search(store: Store, kb_name: str, query: str, k: int = 4, *,
+           min_similarity: float = MIN_SIMILARITY) -> list[Passage]:
+    """The ``k`` passages of knowledge base ``kb_name`` that best answer ``query``, best first.
+
+    Each has ``score`` (fused rank) and ``similarity`` (cosine, the relevance floor is
+    ``min_similarity``; pass -1 to keep every candidate). Empty when nothing is relevant.
+    """
+    return search_index(load_index(store, kb_name), query, k, min_similarity=min_similarity)
+
+
+@dataclass(frozen=True)
+class Context:
+    """A numbered block of passages for a prompt; ``passages`` are those it holds, in its order."""
+
+    text: str
+    passages: list[Passage]
+    tokens: int
+
+    def citations(self) -> list[dict[str, str]]:
+        return [p.citation() for p in self.passages]
+
+
+def _piece(n: int, p: Passage, text: str | None = None) -> str:
+    return f"[{n}] {p.title}\n{p.text if text is None else text}"
+
+
+def format_context(passages: Sequence[Passage], budget: int, count_tokens: Callable[[str], int]) -> Context:
+    """Passages as ``[1] title\\ntext`` blocks, best first, in at most ``budget`` tokens.
+
+    Whole passages are added while they fit; the first that does not is cut at a word so
+    the budget is filled (when at least ``MIN_PIECE_TOKENS`` remain), and the rest left out.
+    ``count_tokens`` is the serving model's tokenizer (``str -> int``).
+    """
+    pieces: list[str] = []
+    kept: list[Passage] = []
+    used = 0
+    for p in passages:
+        candidate = "\n\n".join([*pieces, _piece(len(kept) + 1, p)])
+        tokens = count_tokens(candidate)
+        if tokens <= budget:
+            pieces.append(_piece(len(kept) + 1, p))
+            kept.append(p)
+            used = tokens
+            continue
+        if budget - used >= MIN_PIECE_TOKENS:
+            cut = _cut(pieces, len(kept) + 1, p, budget, count_tokens)
+            if cut is not None:
+                pieces.append(cut[0])
+                kept.append(p)
+                used = cut[1]
+        break
+    return Context("\n\n".join(pieces), kept, used if pieces else 0)
+
+
+def _cut(pieces: list[str], n: int, p: Passage, budget: int,
+         count_tokens: Callable[[str], int]) -> tuple[str, int] | None:
+    """The longest word prefix of ``p``'s text that fits (binary search), or None."""
+    words = p.text.split(" ")
+    lo, hi, best = 1, len(words) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        piece = _piece(n, p, " ".join(words[:mid]) + " …")
+        tokens = count_tokens("\n\n".join([*pieces, piece]))
+        if tokens <= budget:
+            best, lo = (piece, tokens), mid + 1
+        else:
+            hi = mid - 1
+    return best
