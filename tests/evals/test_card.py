@@ -54,7 +54,7 @@ def test_card_model_index_equals_the_ledger_eval_records(store: Store, tuned: st
                     "## Limitations", "## Lineage"):
         assert section in body
     assert "lr" in body and "compute estimate" in body and "energy estimate" in body
-    assert "Merkle root" in body and "Personal data: mode `scrub`" in body and "120 example ids" in body
+    assert "Merkle root" in body and "Personal data: mode `surrogates`" in body and "120 example ids" in body
 
 
 def test_card_parses_with_huggingface_hub(store: Store, tiny: str, eval_data: Path, tmp_path: Path) -> None:
