@@ -121,3 +121,11 @@ def test_bundled_model_decodes_through_every_path() -> None:
     logits = engine.backend.logits(tokens)  # type: ignore[attr-defined]  # the eval path's scorer
     assert logits.shape[0] == len(tokens) and int(logits[-1].argmax()) == out[0]
     engine.close()
+
+
+def test_doctor_without_the_model_says_how_to_go_on(capsys: pytest.CaptureFixture[str]) -> None:
+    from freehold.cli import main
+
+    code = main(["doctor", "--model", "ghost"])
+    err = capsys.readouterr().err
+    assert code != 0 and "model 'ghost' not found" in err and "--no-decode" in err and "Traceback" not in err

@@ -19,7 +19,7 @@ from freehold.cli.common import (
     progress_bar,
     settings,
 )
-from freehold.errors import UsageError
+from freehold.errors import ModelNotFoundError, UsageError
 from freehold.store import MediaType, ModelEntry
 
 
@@ -177,11 +177,15 @@ def doctor_cmd(
     }
     failed = bool(guard.missing)
     if decode:
-        entry = store.get(model)
+        try:
+            entry = store.get(model)
+        except ModelNotFoundError as exc:
+            raise UsageError(f"{exc.message}, so the decode check has nothing to load",
+                             "pass a model from 'freehold models' with --model, or skip it with --no-decode") from exc
         gguf = entry.manifest.layer(MediaType.GGUF)
         if gguf is None:
             raise UsageError(f"'{entry.name}' has no GGUF weights to decode with",
-                             "pass a GGUF model with --model (see 'freehold models')")
+                             "pass a GGUF model with --model (see 'freehold models'), or skip it with --no-decode")
         probe = cpu.probe_decode(store.blob_path(gguf.digest), settings().threads)
         report["decode"] = {"model": entry.name, **probe.to_dict()}
         failed |= not probe.ok
