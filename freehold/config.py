@@ -23,11 +23,9 @@ llama-server (8080) and vLLM (8000)."""
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bf16 matmul instructions (Linux: avx512_bf16 or AMX in /proc/cpuinfo)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    from freehold.engine.cpu import cpu_flags  # here, not at the top: the engine package imports config
+
+    return bool((cpu_flags() or frozenset()) & {"avx512_bf16", "amx_bf16"})
 
 
 def _default_threads() -> int:

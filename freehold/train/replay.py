@@ -105,13 +105,7 @@ class LoraReplayer:
         if path is None:
             return None
         # PEFT files drop the adapter name that parameter names carry.
-        return {_with_adapter_name(k): v for k, v in ckpt.load_checkpoint(path)["adapter"].items()}
-
-
-def _with_adapter_name(key: str) -> str:
-    for part in ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B"):
-        key = key.replace(f".{part}.weight", f".{part}.default.weight")
-    return key
+        return ckpt.parameter_tensors(ckpt.load_checkpoint(path)["adapter"])
 
 
 def factory(store: Any, config: Any, index: Any) -> LoraReplayer:
