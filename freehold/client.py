@@ -69,14 +69,18 @@ class RemoteEngine:
                 text = data.get("message", {}).get("content", "") if "message" in data else data.get("response", "")
                 if data.get("done"):
                     yield Chunk(text or "", [], data.get("done_reason") or "stop", data.get("prompt_eval_count", 0),
-                                data.get("eval_count", 0))
+                                data.get("eval_count", 0), grounding=data.get("grounding"))
                     return
                 yield Chunk(text)
 
-    def chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams | None = None) -> Iterator[Chunk]:
+    def chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams | None = None, *,
+             knowledge: str | None = None) -> Iterator[Chunk]:
+        """``knowledge``: ground the answer in this index (None: the server's choice; "none": off)."""
         params = (params or SamplingParams.given()).validate()
-        return self._stream("/api/chat", {"model": self.name, "messages": list(messages), "stream": True,
-                                          "options": self._options(params)})
+        body = {"model": self.name, "messages": list(messages), "stream": True, "options": self._options(params)}
+        if knowledge is not None:
+            body["knowledge"] = knowledge
+        return self._stream("/api/chat", body)
 
     def generate(self, prompt: str, params: SamplingParams | None = None) -> Iterator[Chunk]:
         params = (params or SamplingParams.given()).validate()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from freehold.cli import app
-from freehold.cli.common import console, err_console, open_store, progress_bar, settings
+from freehold.cli.common import console, err_console, open_store, print_json, progress_bar, settings
 from freehold.engine import Engine, SamplingParams, load_engine
 from freehold.errors import UsageError
 
@@ -31,10 +32,41 @@ def _load(name: str, backend: str, ctx: int | None, threads: int | None) -> Engi
                            threads=threads, progress=progress)
 
 
+def _chat(engine: Any, messages: list[dict[str, Any]], params: SamplingParams, knowledge: str | None) -> Any:
+    """The chat's chunks, grounded where ``knowledge`` (or, when None, the model) says so."""
+    from freehold.client import RemoteEngine
+
+    if isinstance(engine, RemoteEngine):
+        return engine.chat(messages, params, knowledge=knowledge)  # the server grounds it
+    from freehold.knowledge import answer, knowledge_for, load_index
+
+    kb = knowledge_for(engine.entry, knowledge)
+    if not kb:
+        return engine.chat(messages, params)
+    return answer(engine, load_index(open_store(), kb), messages, params)
+
+
+def print_sources(grounding: dict[str, Any] | None) -> None:
+    """The citations of a grounded answer, numbered as in its prompt."""
+    if not grounding:
+        return
+    cites = grounding.get("citations") or []
+    if not cites:
+        console.print(f"(nothing in {grounding.get('knowledge')} answers this)", style="dim", markup=False,
+                      highlight=False)
+        return
+    console.print("Sources:", style="dim", markup=False, highlight=False)
+    for n, c in enumerate(cites, 1):
+        console.print(f"  [{n}] {c['title']} ({c['source']}, {c['id'][:24]})", style="dim", markup=False,
+                      highlight=False)
+
+
 def _stream(engine: Engine, chunks: Any, verbose: bool) -> str:
-    completion = engine.complete(_echo(chunks))
+    last: list[Any] = [None]
+    completion = engine.complete(_echo(chunks, last))
     sys.stdout.write("\n")
     sys.stdout.flush()
+    print_sources(getattr(last[0], "grounding", None))
     if verbose:
         err_console.print(
             f"[dim]prompt {completion.prompt_tokens} tokens, output {completion.completion_tokens} tokens, "
@@ -43,11 +75,12 @@ def _stream(engine: Engine, chunks: Any, verbose: bool) -> str:
     return completion.text
 
 
-def _echo(chunks: Any) -> Any:
+def _echo(chunks: Any, last: list[Any]) -> Any:
     for chunk in chunks:
         if chunk.text:
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
+        last[0] = chunk
         yield chunk
 
 
@@ -71,13 +104,16 @@ def run_cmd(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads."),
     backend: str = typer.Option("llama", "--backend", help="llama (llama.cpp) or torch (PyTorch)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print token counts and speed."),
+    knowledge: str | None = typer.Option(
+        None, "--knowledge", "-k", help="Answer from this knowledge index, citing its sources; 'none': without. "
+        "Default: the model's own (tune --knowledge)."),
 ) -> None:
     """Run a model on one prompt and stream the answer (or chat, on a terminal with no prompt)."""
     params = SamplingParams.given(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
                                   repeat_penalty=repeat_penalty, seed=seed, stop=tuple(stop), max_tokens=max_tokens)
     if prompt is None:
         if sys.stdin.isatty():
-            _chat_loop(_load(name, backend, ctx, threads), params, system)
+            _chat_loop(_load(name, backend, ctx, threads), params, system, knowledge=knowledge)
             return
         prompt = sys.stdin.read()
         if not prompt.strip():
@@ -89,7 +125,7 @@ def run_cmd(
         else:
             messages = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": prompt}]
-            _stream(engine, engine.chat(messages, params), verbose)
+            _stream(engine, _chat(engine, messages, params, knowledge), verbose)
     finally:
         engine.close()
 
@@ -105,6 +141,8 @@ def chat_cmd(
     ctx: int | None = typer.Option(None, "--ctx"),
     backend: str = typer.Option("llama", "--backend"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    knowledge: str | None = typer.Option(None, "--knowledge", "-k",
+                                         help="Answer from this knowledge index; 'none': without."),
 ) -> None:
     """Chat with a model, multi-turn. /bye to quit."""
     params = SamplingParams.given(temperature=temperature, seed=seed, max_tokens=max_tokens)
@@ -112,7 +150,7 @@ def chat_cmd(
     from freehold.engine.chat import require_template
 
     require_template(engine.template, engine.name)
-    _chat_loop(engine, params, system, verbose)
+    _chat_loop(engine, params, system, verbose, knowledge=knowledge)
 
 
 def _read_message() -> str | None:
@@ -131,7 +169,8 @@ def _read_message() -> str | None:
         return "\n".join(lines)
 
 
-def _chat_loop(engine: Engine, params: SamplingParams, system: str | None, verbose: bool = False) -> None:
+def _chat_loop(engine: Engine, params: SamplingParams, system: str | None, verbose: bool = False,
+               knowledge: str | None = None) -> None:
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
     history: list[dict[str, str]] = []
@@ -163,7 +202,7 @@ def _chat_loop(engine: Engine, params: SamplingParams, system: str | None, verbo
             history.append({"role": "user", "content": text})
             messages = ([{"role": "system", "content": system}] if system else []) + history
             try:
-                answer = _stream(engine, engine.chat(messages, params), verbose)
+                answer = _stream(engine, _chat(engine, messages, params, knowledge), verbose)
             except KeyboardInterrupt:
                 sys.stdout.write("\n")
                 history.pop()
@@ -172,5 +211,47 @@ def _chat_loop(engine: Engine, params: SamplingParams, system: str | None, verbo
                 history.pop()
                 raise
             history.append({"role": "assistant", "content": answer})
+    finally:
+        engine.close()
+
+
+@app.command("reply")
+def reply_cmd(
+    name: str = typer.Argument(..., help="Model that drafts the reply, e.g. acme-support."),
+    mail: Path = typer.Option(..., "--mail", "-m", help="The incoming mail (.eml file)."),
+    knowledge: str | None = typer.Option(
+        None, "--knowledge", "-k", help="Answer from this knowledge index, citing its sources; 'none': without. "
+        "Default: the model's own (tune --knowledge)."),
+    temperature: float | None = typer.Option(None, "--temperature", "-t", help="Default: the model's."),
+    seed: int | None = typer.Option(None, "--seed", help="Fix the sampling seed."),
+    max_tokens: int | None = typer.Option(400, "--max-tokens", "-n", help="Limit the draft's tokens [400]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the draft and its sources as JSON."),
+) -> None:
+    """Draft a reply to an incoming mail in your voice, with the sources it is based on."""
+    from freehold.knowledge import knowledge_for, load_index
+    from freehold.knowledge.reply import draft_reply, read_mail
+
+    incoming = read_mail(mail)
+    params = SamplingParams.given(temperature=temperature, seed=seed, max_tokens=max_tokens)
+    store = open_store()
+    with progress_bar(transient=True) as progress:
+        engine = load_engine(name, store=store, settings=settings(), progress=progress)
+    try:
+        kb = knowledge_for(engine.entry, knowledge)
+        index = load_index(store, kb) if kb else None
+        if as_json:
+            draft = draft_reply(engine, incoming, index, params)
+            print_json(draft.to_dict())
+            return
+        console.print(f"To: {incoming.sender}\nSubject: {incoming.reply_subject}\n", markup=False, highlight=False)
+
+        def echo(piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        draft = draft_reply(engine, incoming, index, params, on_text=echo)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        print_sources(draft.grounding)
     finally:
         engine.close()

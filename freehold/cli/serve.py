@@ -25,6 +25,9 @@ def serve_cmd(
     max_queue: int = typer.Option(64, "--max-queue", min=0, help="Waiting requests per model before 503."),
     keep_alive: float = typer.Option(300, "--keep-alive", help="Seconds an idle model stays loaded."),
     max_loaded: int = typer.Option(2, "--max-loaded", min=1, help="Models kept loaded at once."),
+    knowledge: str | None = typer.Option(
+        None, "--knowledge", "-k", help="Ground every chat in this knowledge index (answers cite their sources "
+        "in a 'grounding' field); a request's own 'knowledge' wins. Default: each model's own (tune --knowledge)."),
 ) -> None:
     """Serve models over OpenAI- and Ollama-compatible HTTP APIs."""
     from freehold.server import ServerOptions, check_exposure, load_api_keys, serve
@@ -34,8 +37,14 @@ def serve_cmd(
     port = env_port if port is None else port
     options = ServerOptions(host=host, port=port, api_keys=load_api_keys(api_key, api_keys_file, settings()),
                             cors_origins=cors_origin, slots=slots, max_queue=max_queue, keep_alive=keep_alive,
-                            max_loaded=max_loaded)
+                            max_loaded=max_loaded, knowledge=knowledge)
     check_exposure(options)
+    if knowledge:
+        from freehold.cli.common import open_store
+        from freehold.knowledge import get_knowledge
+
+        get_knowledge(knowledge, open_store())  # a clear error now, not on every request
     console.print(f"freehold serving on http://{host}:{port}  (OpenAI: /v1, Ollama: /api, metrics: /metrics)"
-                  + ("  [API key required]" if options.api_keys else ""), highlight=False)
+                  + ("  [API key required]" if options.api_keys else "")
+                  + (f"  [answers grounded in {knowledge}]" if knowledge else ""), highlight=False)
     serve(options, settings())

@@ -42,6 +42,9 @@ def tune_cmd(
     precision: str | None = typer.Option(None, "--precision",
                                          help="auto, fp32 or bf16 (auto: bf16 where the hardware has it) \\[auto]."),
     quant: str | None = typer.Option(None, "--quant", help="GGUF type served by 'freehold run' \\[q8_0]."),
+    knowledge: str | None = typer.Option(
+        None, "--knowledge", "-k", help="Knowledge index (from 'freehold knowledge build'): train with each "
+        "example's sources in its prompt, so answers state what the sources say. Serve it with --knowledge too."),
     no_ledger: bool = typer.Option(False, "--no-ledger", help="Do not write step records (no audit trail)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     status: str | None = typer.Option(None, "--status", help="Show where run NAME stands, and exit."),
@@ -65,7 +68,8 @@ def tune_cmd(
         target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()) if target_modules else None,
         max_seq_len=max_seq_len, overlong=overlong, batch_tokens=batch_tokens, grad_accum=grad_accum, seed=seed,
         max_steps=max_steps, eval_every=eval_every, save_every=save_every, threads=threads, device=device,
-        precision=precision, quant=quant.lower() if quant else None, ledger=False if no_ledger else None)
+        precision=precision, quant=quant.lower() if quant else None, ledger=False if no_ledger else None,
+        knowledge=knowledge)
     store = open_store()
     display = _StepDisplay()
     with progress_bar(transient=True, byte_units=False) as progress:

@@ -602,8 +602,6 @@ def rerender_dataset(
     A re-import gives better stand-ins (it knows "Ann" from "Ann Smith" and the sex of a name,
     and keeps your side's names), but needs the mail.
     """
-    from freehold.ledger import layer_refs
-
     if _pii_mode(pii) != "surrogates":
         raise UsageError(f"re-rendering makes surrogates, not {pii!r}", "use --pii surrogates")
     parse_name(output)
@@ -621,6 +619,54 @@ def rerender_dataset(
     seed = int(pc.get("seed", 0)) if seed is None else seed
     avoid = frozenset(name_tokens((pc.get("ours_names") or {}).values()))
     replaced: Counter[str] = Counter()
+
+    def rerender(row: dict[str, Any]) -> dict[str, Any]:
+        thread = str(row.get("thread") or row["id"])
+        surrogates = Surrogates(seed, thread, avoid)
+        messages = [
+            {**m, "content": render_placeholders(m["content"], surrogates, replaced)}
+            if isinstance(m.get("content"), str) else m
+            for m in row["messages"]
+        ]
+        return {"thread": thread, "messages": messages}
+
+    def config(_: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "pii": {
+                "mode": "surrogates",
+                "replaced": dict(sorted(replaced.items())),
+                "from": "placeholders",
+                "surrogates": {"seed": seed, "by": "seed and thread hash", "name_lists": lists_digest()},
+            },
+            "rerendered_from": {"name": parent.name, "digest": parent.manifest_digest,
+                                "merkle_root": pc.get("merkle_root")},
+        }
+
+    return derive_dataset(store, parent, output, rerender, config, importer="freehold.data.rerender",
+                          stage="re-rendering", progress=progress)
+
+
+def derive_dataset(
+    store: Store,
+    parent: ModelEntry,
+    output: str,
+    transform: Any,
+    config: Any,
+    *,
+    importer: str,
+    stage: str,
+    inputs: list[dict[str, Any]] | None = None,
+    extra: dict[str, list[dict[str, Any]]] | None = None,
+    progress: ProgressFn | None = None,
+) -> ImportResult:
+    """A new dataset ``output`` made row by row from ``parent``: ``transform(row) -> row``
+    (without its id, which is recomputed). Splits and row order are kept, ``extra`` rows
+    are added at the end of their split (in the order given); ``config(parent
+    config) -> dict`` is merged over the parent's manifest config once every row is done; the
+    ledger record takes the parent's rows (and ``inputs``) as its inputs."""
+    from freehold.ledger import layer_refs
+
+    pc = parent.manifest.config
     written: Counter[str] = Counter()
     leaves: dict[str, list[bytes]] = {s: [] for s in SPLITS}
     layers_in = parent.manifest.layers_of(MediaType.DATASET)
@@ -636,45 +682,33 @@ def rerender_dataset(
             with store.blob_path(layer.digest).open("rb") as rows:
                 for line in rows:
                     row = json.loads(line)
-                    thread = str(row.get("thread") or row["id"])
-                    surrogates = Surrogates(seed, thread, avoid)
-                    messages = [
-                        {**m, "content": render_placeholders(m["content"], surrogates, replaced)}
-                        if isinstance(m.get("content"), str) else m
-                        for m in row["messages"]
-                    ]
-                    leaves[split].append(_write_row(files[split], {"thread": thread, "messages": messages}))
+                    new = {k: v for k, v in transform(row).items() if k != "id"}
+                    leaves[split].append(_write_row(files[split], new))
                     written[split] += 1
                     done += 1
                     if done % 200 == 0:
-                        emit(progress, "re-rendering", total, done)
+                        emit(progress, stage, total, done)
+        for split, rows_extra in (extra or {}).items():
+            for new in rows_extra:
+                leaves[split].append(_write_row(files[split], {k: v for k, v in new.items() if k != "id"}))
+                written[split] += 1
         for f in files.values():
             f.close()
-        emit(progress, "re-rendering", total, done)
+        emit(progress, stage, total, done)
         layers = _put_layers(store, workdir, written)
         ids = [leaf.hex() for s in SPLITS for leaf in leaves[s]]
-        config = {
-            **pc,
-            "pii": {
-                "mode": "surrogates",
-                "replaced": dict(sorted(replaced.items())),
-                "from": "placeholders",
-                "surrogates": {"seed": seed, "by": "seed and thread hash", "name_lists": lists_digest()},
-            },
-            "merkle_root": merkle_root([bytes.fromhex(i) for i in ids]).hex(),
-            "rerendered_from": {"name": parent.name, "digest": parent.manifest_digest,
-                                "merkle_root": pc.get("merkle_root")},
-        }
+        merged = {**pc, **config(pc), "merkle_root": merkle_root([bytes.fromhex(i) for i in ids]).hex()}
         manifest = Manifest(
             kind="dataset",
             name=output,
-            config=config,
+            config=merged,
             layers=layers,
-            source={"importer": "freehold.data.rerender", "dataset": parent.name, "digest": parent.manifest_digest},
+            source={"importer": importer, "dataset": parent.name, "digest": parent.manifest_digest},
         )
         entry = store.commit("dataset", output, manifest)
-        entry = _record(store, entry, config, ids, inputs=layer_refs(parent.manifest, role="dataset"))
-    return ImportResult(entry.name, entry, config)
+        entry = _record(store, entry, merged, ids,
+                        inputs=layer_refs(parent.manifest, role="dataset") + list(inputs or []))
+    return ImportResult(entry.name, entry, merged)
 
 
 # -- reading datasets back --------------------------------------------------------------------

@@ -15,6 +15,12 @@ generalise the shape.
     print(guard.flush())
 
 ``resolve_placeholders(text, name)`` does the same to a whole text.
+
+A tuned model also greets people it made up: trained on mail with realistic stand-ins it
+opens "Hi Katelyn," to a customer who never gave a name. With ``seen`` (the words of the
+conversation, ``conversation_words``) the guard checks the greeting lines at the start: a
+greeted name the conversation does not show becomes the customer's name when known, else
+goes ("Hi Katelyn," -> "Hi,"), and a second greeting after the first is dropped.
 """
 
 from __future__ import annotations
@@ -75,13 +81,52 @@ def _resolve(text: str, name: str | None, before: str) -> str:
     return "".join(out)
 
 
+_GREETING = re.compile(r"^(?P<word>(?i:hi|hello|hey|dear|good (?:morning|afternoon|evening)))"
+                       r"(?P<name>(?: [A-Z][a-zà-ÿ'-]+){1,2})?(?P<end>\s*[,!.]?\s*)$")
+_GREETING_HOLD = 60  # a first line longer than this is not a greeting
+
+
 class PlaceholderGuard:
     """Incremental filter over generated text (see the module docstring)."""
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, seen: frozenset[str] | None = None) -> None:
         self.name = name
         self.pending = ""
         self.last = ""  # the last character already given out: "" at the start
+        self.seen = seen  # None: greetings are not checked
+        self.head = ""  # the greeting lines at the start, held until they are complete
+        self.greeted = False
+        self.blank = False  # a blank line after the greeting went out
+
+    def _greeting(self, final: bool) -> str:
+        """What of ``head`` can go out now (lines checked), the rest held."""
+        out: list[str] = []
+        while self.seen is not None and self.head:
+            line, newline, rest = self.head.partition("\n")
+            if not newline and not final and len(line) <= _GREETING_HOLD:
+                break  # the line is not complete yet
+            m = _GREETING.match(line.strip())
+            if line.strip() and m is None:
+                self.seen = None  # the greeting is over: stop checking
+                break
+            self.head = rest
+            if m is not None:
+                if self.greeted:
+                    continue  # "Hi Francisco,\n\nDear Marco,": one greeting is enough
+                self.greeted = True
+                name = (m.group("name") or "").strip()
+                if name and not all(w in self.seen for w in name.split()):
+                    line = m.group("word") + (f" {self.name}" if self.name else "") + m.group("end").strip()
+            elif self.blank:
+                continue  # one blank line after the greeting is enough
+            self.blank = m is None
+            out.append(line + newline)
+            if not newline:
+                break
+        if self.seen is None or final:
+            out.append(self.head)
+            self.head = ""
+        return "".join(out)
 
     def _hold_from(self) -> int:
         text = self.pending
@@ -101,6 +146,8 @@ class PlaceholderGuard:
 
     def feed(self, text: str) -> str:
         self.pending += text
+        if not self.pending:
+            return ""
         if "[" not in self.pending and self.pending[-1:] not in _SPACE:
             out, self.pending = self.pending, ""
         else:
@@ -109,7 +156,7 @@ class PlaceholderGuard:
             self.pending = self.pending[hold:]
         if out:
             self.last = out[-1]
-        return out
+        return self._greet(out, final=False)
 
     def flush(self) -> str:
         text, self.pending = self.pending, ""
@@ -119,13 +166,35 @@ class PlaceholderGuard:
         out = _resolve(text, self.name, self.last)
         if out:
             self.last = out[-1]
-        return out
+        return self._greet(out, final=True)
+
+    def _greet(self, text: str, final: bool) -> str:
+        if self.seen is None and not self.head:
+            return text
+        self.head += text
+        return self._greeting(final)
 
 
-def resolve_placeholders(text: str, name: str | None = None) -> str:
+def resolve_placeholders(text: str, name: str | None = None, seen: frozenset[str] | None = None) -> str:
     """A whole text through ``PlaceholderGuard``."""
-    guard = PlaceholderGuard(name)
+    guard = PlaceholderGuard(name, seen)
     return guard.feed(text) + guard.flush()
+
+
+# Whom a reply may greet without a name: "Dear Sir", "Hi there", "Hello Team".
+_GREETABLE = frozenset(["Sir", "Madam", "Sirs", "There", "All", "Team", "Everyone", "Friend", "Friends", "Customer",
+                        "Folks"])
+
+
+def conversation_words(messages: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The capitalised words the customer's side of a conversation shows (not the system
+    prompt, whose sources greet other people): the names a reply may greet."""
+    words: set[str] = set(_GREETABLE)
+    for msg in messages:
+        content = msg.get("content")
+        if msg.get("role") != "system" and isinstance(content, str):
+            words.update(re.findall(r"[A-Z][a-zà-ÿ'-]+", content))
+    return frozenset(words)
 
 
 def conversation_name(messages: Iterable[Mapping[str, Any]]) -> str | None:

@@ -151,10 +151,11 @@ def guard_placeholders(chunks: Iterator[Chunk], messages: Sequence[dict[str, Any
 
     A model tuned on a placeholder dataset writes them; a reader must never see one. A name
     becomes the customer's where the conversation shows it, anything else goes, and text that
-    may begin one is held until it is clear (freehold.data.placeholders)."""
-    from freehold.data.placeholders import PlaceholderGuard, conversation_name
+    may begin one is held until it is clear; a greeting of a name the conversation does not
+    show loses the name (freehold.data.placeholders)."""
+    from freehold.data.placeholders import PlaceholderGuard, conversation_name, conversation_words
 
-    guard = PlaceholderGuard(conversation_name(messages))
+    guard = PlaceholderGuard(conversation_name(messages), conversation_words(messages))
     held: list[int] = []  # token ids of chunks whose text is held back, given with the next one
     try:
         for chunk in chunks:

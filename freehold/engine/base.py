@@ -117,6 +117,8 @@ class Chunk:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     logprobs: list[dict[str, Any]] | None = None  # OpenAI-style entries, when asked for
+    # On the last chunk of a grounded answer: {"knowledge", "found", "citations"} (knowledge.grounding)
+    grounding: dict[str, Any] | None = None
 
 
 @runtime_checkable

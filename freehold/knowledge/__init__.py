@@ -23,9 +23,26 @@ Answering (what the native path calls)::
 rank), ``similarity`` (cosine to the question); ``citation()`` -> ``{"id", "title", "source"}``.
 ``search`` returns [] when no passage reaches ``MIN_SIMILARITY``: the answer should then say
 it does not know. ``load_index`` keeps recently used indexes (and the embedder) in memory.
+
+Grounded answers (freehold.knowledge.grounding; the server's native path, ``freehold run
+--knowledge``, ``freehold reply``)::
+
+    for chunk in answer(engine, load_index(store, "acme-kb"), messages, params): ...
+    # the last chunk's .grounding: {"knowledge": "acme-kb:latest", "found": True, "citations": [...]}
+
+and for training, ``ground_dataset(store, "acme", "acme-kb", count_tokens)`` (what ``freehold
+tune --knowledge`` trains on): every row with the sources its question retrieves.
 """
 
 from freehold.knowledge.documents import FORMATS, Document, Passage, Section, convert_document
+from freehold.knowledge.grounding import (
+    UNKNOWN_ANSWER,
+    Grounding,
+    answer,
+    ground,
+    ground_dataset,
+    knowledge_for,
+)
 from freehold.knowledge.index import (
     KnowledgeIndex,
     KnowledgeResult,
@@ -43,18 +60,24 @@ from freehold.knowledge.search import MIN_SIMILARITY, Context, format_context, s
 __all__ = [
     "FORMATS",
     "MIN_SIMILARITY",
+    "UNKNOWN_ANSWER",
     "Context",
     "Document",
+    "Grounding",
     "KnowledgeIndex",
     "KnowledgeResult",
     "Passage",
     "Section",
     "SourceChange",
     "add_knowledge",
+    "answer",
     "build_knowledge",
     "convert_document",
     "format_context",
     "get_knowledge",
+    "ground",
+    "ground_dataset",
+    "knowledge_for",
     "list_knowledge",
     "load_index",
     "remove_knowledge",

@@ -53,6 +53,7 @@ class ServerOptions:
     keep_alive: float = 300.0  # seconds an idle model stays loaded
     max_loaded: int = 2  # models kept in memory at once
     max_body_bytes: int = 8 << 20
+    knowledge: str | None = None  # ground every chat in this index unless a request says otherwise
 
 
 def load_api_keys(cli_keys: list[str], keys_file: Path | None, settings: Settings | None = None) -> list[str]:
@@ -92,7 +93,7 @@ class FreeholdState:
         self.metrics = Metrics()
         self.models = ModelManager(store, settings, slots=options.slots, max_queue=options.max_queue,
                                    keep_alive=options.keep_alive, max_loaded=options.max_loaded,
-                                   on_step=self.metrics.on_step)
+                                   knowledge=options.knowledge, on_step=self.metrics.on_step)
         from freehold.engine.embedder import NAMES, minilm_dir
 
         self.embedders = NAMES if minilm_dir() is not None else ()

@@ -31,9 +31,10 @@ class Loaded:
 
 class ModelManager:
     def __init__(self, store: Store, settings: Settings, *, slots: int = 8, max_queue: int = 64,
-                 keep_alive: float = 300.0, max_loaded: int = 2,
+                 keep_alive: float = 300.0, max_loaded: int = 2, knowledge: str | None = None,
                  on_step: Callable[[StepStats], None] | None = None) -> None:
         self.store = store
+        self.knowledge = knowledge  # the index chats are grounded in unless a request says otherwise
         self.settings = settings
         self.slots = slots
         self.max_queue = max_queue

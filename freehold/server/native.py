@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from freehold.engine import Chunk, SamplingParams
 from freehold.errors import UsageError
+from freehold.knowledge import answer, knowledge_for, load_index
 from freehold.server.metrics import Metrics
 from freehold.server.models import ModelManager
 
@@ -27,6 +28,9 @@ class NativeRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     tools: list[dict[str, Any]] | None = None
     keep_alive: float | None = None
+    # A knowledge index to ground a chat in; None: the server's --knowledge, else the model's
+    # own (tuned with --knowledge); "" or "none": no grounding.
+    knowledge: str | None = None
 
 
 def run_native(manager: ModelManager, metrics: Metrics, req: NativeRequest) -> Iterator[Chunk]:
@@ -36,7 +40,12 @@ def run_native(manager: ModelManager, metrics: Metrics, req: NativeRequest) -> I
             if req.tools and not (engine.template and engine.template.supports_tools):
                 raise UsageError(f"{engine.name}'s chat template does not support tools",
                                  "drop 'tools' or use a model whose template handles them")
-            chunks = engine.chat(req.messages, req.params, tools=req.tools or None)
+            kb = knowledge_for(engine.entry, req.knowledge if req.knowledge is not None else manager.knowledge)
+            if kb:
+                chunks = answer(engine, load_index(manager.store, kb), req.messages, req.params,
+                                tools=req.tools or None)
+            else:
+                chunks = engine.chat(req.messages, req.params, tools=req.tools or None)
         else:
             if req.prompt is None:
                 raise UsageError("give either messages or a prompt", "e.g. {\"prompt\": \"Once upon a time\"}")

@@ -67,6 +67,7 @@ class _Request(_Base):
 class ChatRequest(_Request):
     messages: list[dict[str, Any]] = Field(default_factory=list)
     tools: list[dict[str, Any]] | None = None
+    knowledge: str | None = None  # Freehold extension: ground the answer in this index ("" = none)
 
 
 class GenerateRequest(_Request):
@@ -112,9 +113,10 @@ def _now() -> str:
 
 def _final(model: str, last: Chunk, started: float, extra: dict[str, Any]) -> dict[str, Any]:
     total = int((time.perf_counter() - started) * 1e9)
+    grounding = {"grounding": last.grounding} if last.grounding is not None else {}
     return {"model": model, "created_at": _now(), **extra, "done": True, "done_reason": last.finish_reason,
             "total_duration": total, "load_duration": 0, "prompt_eval_count": last.prompt_tokens,
-            "prompt_eval_duration": 0, "eval_count": last.completion_tokens, "eval_duration": total}
+            "prompt_eval_duration": 0, "eval_count": last.completion_tokens, "eval_duration": total, **grounding}
 
 
 def _ndjson(data: dict[str, Any]) -> str:
@@ -130,7 +132,7 @@ async def chat(body: ChatRequest, request: Request) -> Any:
     started = time.perf_counter()
     messages = [{**m, "content": m.get("content") or ""} for m in body.messages]
     native = NativeRequest(body.model, messages=messages, params=body.sampling(), tools=body.tools or None,
-                           keep_alive=body.keep_alive_seconds())
+                           keep_alive=body.keep_alive_seconds(), knowledge=body.knowledge)
     gen = run_native(app.models, app.metrics, native)
     if not body.stream:
         text, last, _ = await collect(gen)

@@ -57,6 +57,7 @@ class _Sampling(_Base):
 
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
+    knowledge: str | None = None  # Freehold extension: ground the answer in this index ("" = none)
     max_completion_tokens: int | None = Field(None, ge=0)
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
@@ -138,6 +139,11 @@ def _usage(last: Any) -> dict[str, int]:
             "total_tokens": last.prompt_tokens + last.completion_tokens}
 
 
+def _grounding(last: Any) -> dict[str, Any]:
+    """The extension field of a grounded answer: {"grounding": {"knowledge", "found", "citations"}}."""
+    return {"grounding": last.grounding} if last.grounding is not None else {}
+
+
 def _sse(data: Any) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
@@ -150,7 +156,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     native = NativeRequest(body.model, messages=_messages(body.messages),
                            params=body.sampling(max_tokens, _grammar(body.response_format), body.logprob_count()),
-                           tools=body.tools or None)
+                           tools=body.tools or None, knowledge=body.knowledge)
     gen = run_native(app.models, app.metrics, native)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
@@ -167,7 +173,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
         return {"id": cid, "object": "chat.completion", "created": created, "model": model,
                 "system_fingerprint": FINGERPRINT, "usage": _usage(last),
                 "choices": [{"index": 0, "message": message, "finish_reason": finish,
-                             "logprobs": {"content": lps, "refusal": None} if lps is not None else None}]}
+                             "logprobs": {"content": lps, "refusal": None} if lps is not None else None}],
+                **_grounding(last)}
     _, chunks = await stream(gen)
     include_usage = bool((body.stream_options or {}).get("include_usage"))
 
@@ -183,7 +190,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
                                                  "finish_reason": None, "logprobs": lp}]})
             if chunk.finish_reason is not None:
                 yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": chunk.finish_reason,
-                                                 "logprobs": None}]})
+                                                 "logprobs": None}], **_grounding(chunk)})
                 if include_usage:
                     yield _sse({**base, "choices": [], "usage": _usage(chunk)})
         yield "data: [DONE]\n\n"

@@ -58,6 +58,10 @@ class TuneConfig:
     # within 0.1%), fp32 elsewhere. Trainable LoRA weights and the optimizer stay fp32.
     precision: str = "auto"
     quant: str = "q8_0"  # the served GGUF; q8_0 keeps a short tune's effect, q4 may erase it
+    # A knowledge index: train on the dataset with each row's sources in its prompt (the
+    # grounded dataset freehold.knowledge.ground_dataset makes), so the model learns to read
+    # them; serve it with the same index (freehold run NAME --knowledge KB).
+    knowledge: str | None = None
     ledger: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -91,6 +91,8 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
     source = {"type": "tune", "base": s.base.name, "base_manifest": s.base.manifest_digest,
               "dataset": s.dataset.name, "dataset_root": s.dataset_root, "run": s.run,
               "run_dir": str(s.run_dir), "gguf_metadata": gguf_layer.digest}
+    if cfg.knowledge:  # trained to read this index's sources: serve it with them
+        source["knowledge"] = str(s.dataset.manifest.config.get("grounded", {}).get("knowledge") or cfg.knowledge)
     from freehold.store.names import format_name, parse_name
 
     name, tag = parse_name(cfg.output)

@@ -204,6 +204,18 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
     if not template:
         raise UsageError(f"{base.name} has no chat template, so conversations cannot be formatted for it",
                          "tune an instruction model that has one (e.g. smollm2)")
+    hf_dir = hf_directory(store, base, progress)
+    emit(progress, "tokenizing")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    if cfg.knowledge:
+        from freehold.knowledge.grounding import ground_dataset
+
+        dataset = ground_dataset(store, dataset.name, cfg.knowledge,
+                                 lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+                                 tokenizer=base.manifest_digest, progress=progress)
     rows = dataset_rows(store, dataset, "train")
     if not rows:
         raise UsageError(f"dataset {dataset.name} has no training examples",
@@ -215,13 +227,9 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
     if len(root_hex) != 64:
         raise UsageError(f"dataset {dataset.name} has no Merkle root in its manifest",
                          "re-import it with 'freehold data import', which records one")
-
-    hf_dir = hf_directory(store, base, progress)
-    emit(progress, "tokenizing")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    if saved is not None and saved.get("dataset_root") not in (None, root_hex):
+        raise UsageError(f"dataset {dataset.name} changed since the run started (its Merkle root differs)",
+                         "resume needs the same data; start a new run with another -o NAME")
     context = int(base.info.get("context_length") or 2048)
     max_seq_len = cfg.max_seq_len or min(context, 2048)
     if max_seq_len > context:

@@ -115,17 +115,37 @@ def test_engine_chat_streams_no_placeholder() -> None:
     engine, backend = _engine(PIECES)
     params = SamplingParams(temperature=0)
     chunks = list(engine.chat(ASK, params))
-    assert "".join(c.text for c in chunks) == "Hi Oliver,\n\nDear Oliver,\n\nYes, it is covered."
+    # one greeting is enough: the second ("Dear [NAME_2],") goes
+    assert "".join(c.text for c in chunks) == "Hi Oliver,\n\nYes, it is covered."
     assert not any(GUARDED.search(c.text) or "[" in c.text for c in chunks)
     assert sum(len(c.token_ids) for c in chunks) == len(PIECES)  # held tokens are passed on, not lost
     assert chunks[-1].finish_reason == "stop" and chunks[-1].completion_tokens == len(PIECES)
     anonymous = [{"role": "user", "content": "Hi, the zip broke. Is that covered?"}]
-    assert engine.complete(engine.chat(anonymous, params)).text == "Hi,\n\nDear,\n\nYes, it is covered."
+    assert engine.complete(engine.chat(anonymous, params)).text == "Hi,\n\nYes, it is covered."
     # Cut by max_tokens in the middle of a placeholder: the partial one is dropped too.
     cut = engine.complete(engine.chat(anonymous, SamplingParams(temperature=0, max_tokens=9)))
-    assert cut.finish_reason == "length" and cut.text == "Hi,\n\nDear"
+    assert cut.finish_reason == "length" and cut.text == "Hi,\n\n"
     # A client that stops reading closes the backend's generator at once.
     stream = engine.chat(anonymous, params)
     next(stream)
     stream.close()  # type: ignore[attr-defined]
     assert backend.closed == 4
+
+
+@pytest.mark.parametrize(("text", "name", "expected"), [
+    ("Hi Katelyn,\n\nYes, zips are covered.", None, "Hi,\n\nYes, zips are covered."),  # made up: dropped
+    ("Hi Katelyn,\n\nYes, zips are covered.", "Oliver", "Hi Oliver,\n\nYes, zips are covered."),
+    ("Hi Oliver,\n\nYes.", None, "Hi Oliver,\n\nYes."),  # the conversation shows Oliver: kept
+    ("Hi Francisco,\n\nDear Marco,\n\nThanks.", None, "Hi,\n\nThanks."),  # one greeting is enough
+    ("Dear Sir,\nYes.", None, "Dear Sir,\nYes."),
+    ("Hello!\n\nOur hours are 9 to 5.", None, "Hello!\n\nOur hours are 9 to 5."),
+    ("Yes, Katelyn Smith wrote the policy.", None, "Yes, Katelyn Smith wrote the policy."),  # not a greeting
+])
+def test_a_greeting_names_nobody_the_conversation_does_not_show(text: str, name: str | None, expected: str) -> None:
+    from freehold.data.placeholders import conversation_words
+
+    seen = conversation_words([{"role": "system", "content": "Sources: Hi Katelyn, ..."},  # not the customer
+                               {"role": "user", "content": "Hi, my zip broke.\n\nOliver"}])
+    assert resolve_placeholders(text, name, seen) == expected
+    guard = PlaceholderGuard(name, seen)
+    assert "".join(guard.feed(c) for c in text) + guard.flush() == expected  # streamed a character at a time
