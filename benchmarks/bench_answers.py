@@ -3,6 +3,7 @@ conversations from a later quarter of the same list, with paired intervals.
 
     .venv/bin/python benchmarks/bench_answers.py                    # ~20 min on 2 cores
     .venv/bin/python benchmarks/bench_answers.py --limit 20 --epochs 3 --lr 4e-4
+    .venv/bin/python benchmarks/bench_answers.py --knowledge        # + each with knowledge (~+25 min)
 
 Train on one quarter of r-package-devel (../shared/data/email, default 2023q4) with
 'freehold tune' (default flags unless given), evaluate every conversation of the other
@@ -15,6 +16,11 @@ perplexity ratio with its interval. Goal (issue 12): the tuned model above the b
 generated answers, not only on perplexity. The store lives in BENCH_HOME (default
 /tmp/freehold-bench-answers) and is reused: a dataset or model already there is not rebuilt
 (--fresh starts over).
+
+With --knowledge: the training quarter's threads are indexed (``rpd-kb``), a second model is
+tuned with ``--knowledge rpd-kb``, and the base and that model are evaluated with every
+prompt grounded in the index as served; the goal of issue 12 is tuned + knowledge <= 0.7x the
+base's (no knowledge) perplexity and above both alone on similarity.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--tag", default="default", help="name suffix of the tuned model (one per recipe)")
     ap.add_argument("--fresh", action="store_true", help="remove BENCH_HOME first")
+    ap.add_argument("--knowledge", action="store_true", help="also tune with knowledge and evaluate with it")
     args = ap.parse_args()
     if not MAIL.is_dir():
         sys.exit(f"needs the real archive at {MAIL} (clone with ../shared beside the repository)")
@@ -97,7 +104,51 @@ def main() -> None:
     print(f"{'perplexity':<30} {base.scores['perplexity']:>9.3f} {model.scores['perplexity']:>9.3f} "
           f"ratio {pr['ratio']:.3f} [{pr['ci95'][0]:.3f}, {pr['ci95'][1]:.3f}]")
     print(f"served sampling: {model.details['decoding']['served']}")
+    if args.knowledge:
+        _with_knowledge(args, store, settings, report, tuned)
     store.close()
+
+
+def _with_knowledge(args: Any, store: Any, settings: Any, plain: Any, tuned: str) -> None:
+    from freehold.errors import ModelNotFoundError
+    from freehold.evals import run_eval
+    from freehold.evals.compare import compare
+    from freehold.knowledge import build_knowledge, get_knowledge
+    from freehold.train import TuneConfig, tune
+
+    try:
+        get_knowledge("rpd-kb", store)
+    except ModelNotFoundError:
+        build_knowledge("rpd-kb", datasets=["rpd-train"], split="all", store=store)
+    tuned_kb = f"{tuned}-kb"
+    try:
+        store.get(tuned_kb)
+    except ModelNotFoundError:
+        overrides: dict[str, Any] = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+        start = time.perf_counter()
+        result = tune(TuneConfig(base="smollm2", dataset="rpd-train", output=tuned_kb, knowledge="rpd-kb",
+                                 **overrides), store=store, settings=settings)
+        print(f"tuned {tuned_kb}: {result.steps} steps in {(time.perf_counter() - start) / 60:.1f} min")
+    start = time.perf_counter()
+    grounded = run_eval(tuned_kb, suites="quality", data="rpd-eval", split="all", against="smollm2",
+                        knowledge="rpd-kb", limit=args.limit, max_tokens=args.max_tokens, store=store,
+                        settings=settings)
+    print(f"\nwith knowledge (rpd-kb: every {args.train} thread; eval {(time.perf_counter() - start) / 60:.1f} min); "
+          f"prompts with sources: {grounded.runs[0].result.details['knowledge']['found']} of "
+          f"{grounded.runs[0].result.scores['conversations']}")
+    setups = {"base": plain.base_runs, "tuned": plain.runs, "base + knowledge": grounded.base_runs,
+              "tuned with knowledge + knowledge": grounded.runs}
+    print(f"{'metric':<30}" + "".join(f"{k:>34}" for k in setups))
+    for score in ("embedding_similarity", "rouge_l", "chrf", "embedding_similarity_greedy", "perplexity"):
+        print(f"{score:<30}" + "".join(f"{runs[0].result.scores[score]:>34.4f}" for runs in setups.values()))
+    top = setups["tuned with knowledge + knowledge"]
+    for other in ("base", "tuned", "base + knowledge"):
+        paired = compare(top, setups[other])["quality"]["paired"]
+        pr = paired["perplexity_ratio"]
+        d = paired["similarity"]
+        print(f"tuned+knowledge vs {other:<17}: perplexity ratio {pr['ratio']:.3f} [{pr['ci95'][0]:.3f}, "
+              f"{pr['ci95'][1]:.3f}]; similarity (served) {d['delta']:+.4f} [{d['ci95'][0]:+.4f}, "
+              f"{d['ci95'][1]:+.4f}] {d['better']}/{d['worse']}")
 
 
 if __name__ == "__main__":

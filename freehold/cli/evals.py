@@ -98,6 +98,8 @@ def eval_cmd(
     split: str = typer.Option(None, "--split", help="Its split to evaluate: test (default, else validation), "
                               "validation, or all (a dataset the model never saw, e.g. a later quarter)."),
     against: str = typer.Option(None, "--against", help="Also evaluate this model (the base) on the same items."),
+    knowledge: str = typer.Option(None, "--knowledge", "-k",
+                                  help="Quality suite: ground every prompt in this knowledge index, as served."),
     limit: int = typer.Option(DEFAULT_LIMIT, "--limit", "-n",
                               help="At most N items per data source (per category), a seeded sample; 0: every "
                                    "item (hours on a small CPU)."),
@@ -127,7 +129,7 @@ def eval_cmd(
     store = open_store()
     with progress_bar(byte_units=False) as progress:
         report = run_eval(name, suites=suite, data=data, split=split, against=against, limit=limit or None,
-                          eval_data=eval_data,
+                          eval_data=eval_data, knowledge=knowledge,
                           prompt_files=prompts, backend=backend, batch=batch, max_tokens=max_tokens,
                           store=store, settings=settings(), progress=progress)
     if as_json:

@@ -697,7 +697,9 @@ def derive_dataset(
         emit(progress, stage, total, done)
         layers = _put_layers(store, workdir, written)
         ids = [leaf.hex() for s in SPLITS for leaf in leaves[s]]
-        merged = {**pc, **config(pc), "merkle_root": merkle_root([bytes.fromhex(i) for i in ids]).hex()}
+        counts = {**pc.get("counts", {}), "examples": len(ids), **{sp: written[sp] for sp in SPLITS}}
+        merged = {**pc, **config(pc), "merkle_root": merkle_root([bytes.fromhex(i) for i in ids]).hex(),
+                  "counts": counts}
         manifest = Manifest(
             kind="dataset",
             name=output,

@@ -47,6 +47,8 @@ class EvalContext:
     # (e.g. a later quarter of the same list).
     split: str | None = None
     prompt_files: list[Path] = field(default_factory=list)  # the user's own safety prompt sets
+    # A knowledge index for the quality suite: every prompt grounded in it as served (--knowledge)
+    knowledge: str | None = None
     max_tokens: int = 96
     seed: int = 0
     progress: ProgressFn | None = None

@@ -79,8 +79,31 @@ class QualitySuite:
         rows = ctx.sample(rows)
         data_refs = [ref("data", la.digest, media_type=la.media_type, dataset=entry.name,
                          split=la.annotations.get("split")) for la in used]
-        cache = ctx.cache(self.name, entry.manifest_digest if split == "all" else used[0].digest,
-                          {"max_tokens": ctx.max_tokens, "window": ctx.runner.window, "split": split})
+        index = None
+        params: dict[str, Any] = {"max_tokens": ctx.max_tokens, "window": ctx.runner.window, "split": split}
+        if ctx.knowledge:
+            from freehold.knowledge import load_index
+
+            index = load_index(ctx.store, ctx.knowledge)
+            params["knowledge"] = index.digest
+        found: dict[str, bool] = {}
+        citations: dict[str, list[str]] = {}
+        if index is not None:  # as served: the sources of the question before the scored reply
+            from freehold.knowledge.grounding import budget_for, ground
+
+            def count(text: str) -> int:
+                return len(ctx.runner.tokenize(text))
+
+            grounded = []
+            for r in rows:
+                last = max(i for i, m in enumerate(r["messages"]) if m["role"] == "assistant")
+                g = ground(index, r["messages"][:last], count, budget=budget_for(ctx.runner.window),
+                           exclude={r["id"]})
+                found[r["id"]] = g.found
+                citations[r["id"]] = [c["id"] for c in g.citations()]
+                grounded.append({**r, "messages": g.messages + r["messages"][last:]})
+            rows = grounded
+        cache = ctx.cache(self.name, entry.manifest_digest if split == "all" else used[0].digest, params)
         try:
             jobs: list[tuple[str, Callable[[], Any]]] = [
                 (f"nll:{r['id']}", partial(assistant_nll, ctx, r["messages"])) for r in rows]
@@ -88,12 +111,20 @@ class QualitySuite:
             prompts = []
             for r in rows:
                 last = max(i for i, m in enumerate(r["messages"]) if m["role"] == "assistant")
+                if index is not None and not found[r["id"]]:
+                    continue  # served, it would say it does not know (below)
                 prompts.append((r["id"], r["messages"][:last] or [{"role": "user", "content": ""}]))
             served = ctx.generate(cache, [(f"served:{k}", m) for k, m in prompts],
                                   "quality: replies (served sampling)", served=True)
             greedy = ctx.generate(cache, [(f"gen:{k}", m) for k, m in prompts], "quality: replies (greedy)")
         finally:
             cache.close()
+        if index is not None:
+            from freehold.knowledge import UNKNOWN_ANSWER
+
+            for r in rows:
+                if not found[r["id"]]:
+                    served[f"served:{r['id']}"] = greedy[f"gen:{r['id']}"] = UNKNOWN_ANSWER
 
         skipped = {r["id"] for r in rows if served[f"served:{r['id']}"] is None or greedy[f"gen:{r['id']}"] is None}
         rows = [r for r in rows if r["id"] not in skipped]
@@ -146,6 +177,11 @@ class QualitySuite:
             "truncated_conversations": sum(1 for v in nlls.values() if v["truncated"]),
             "embedder": embedder.name, "max_tokens": ctx.max_tokens, "resumed_items": cache.resumed,
         }
+        if index is not None:
+            details["knowledge"] = {"name": index.name, "digest": index.digest,
+                                    "found": sum(found.get(i, False) for i in ids), "conversations": len(ids)}
+            for id_ in ids:
+                items[id_]["sources"] = citations[id_]
         return SuiteResult(self.name, scores, data_refs, details, dataset_name=f"{entry.name} ({split})",
                            items=items)
 

@@ -114,12 +114,14 @@ def _run_all(store: Store, entry: ModelEntry, names: list[str], ctx_kwargs: dict
 def run_eval(name: str, *, suites: Sequence[str] | str | None = None, data: str | None = None,
              against: str | None = None, limit: int | None = None, eval_data: Path | str | None = None,
              prompt_files: Sequence[Path | str] = (), backend: str = "llama", batch: int = 8,
-             max_tokens: int = 96, seed: int = 0, split: str | None = None, store: Store | None = None,
-             settings: Settings | None = None, progress: ProgressFn | None = None) -> EvalReport:
+             max_tokens: int = 96, seed: int = 0, split: str | None = None, knowledge: str | None = None,
+             store: Store | None = None, settings: Settings | None = None,
+             progress: ProgressFn | None = None) -> EvalReport:
     """Evaluate ``name`` (and ``against``, its base, on the same items); every result is an eval record.
 
     ``eval_data``: a folder of public sets laid out like ``freehold/evals/sets`` (the packaged
-    copies, used when it is None)."""
+    copies, used when it is None). ``knowledge``: the quality suite grounds every prompt in this
+    index, as the server would (both models, the same passages)."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}", "give the number of items per data source")
     if batch < 1:
@@ -129,6 +131,10 @@ def run_eval(name: str, *, suites: Sequence[str] | str | None = None, data: str 
     entry = store.get(name)
     base_entry = store.get(against) if against else None
     dataset = store.get(data, kind="dataset") if data else None
+    if knowledge:
+        from freehold.knowledge import get_knowledge
+
+        get_knowledge(knowledge, store)  # a clear error before any model loads
     eval_dir = Path(eval_data).expanduser() if eval_data else packaged_sets()
     if eval_data and eval_dir is not None and not eval_dir.is_dir():
         raise EvalError(f"eval data folder {eval_dir} does not exist",
@@ -144,7 +150,8 @@ def run_eval(name: str, *, suites: Sequence[str] | str | None = None, data: str 
         raise EvalError("no eval suite can run with the data given",
                         "pass --data DATASET for quality, --eval-data DIR for safety/bias/languages")
     ctx_kwargs = {"limit": limit, "eval_data": eval_dir, "eval_data_given": bool(eval_data), "dataset": dataset,
-                  "prompt_files": files, "max_tokens": max_tokens, "seed": seed, "split": split}
+                  "prompt_files": files, "max_tokens": max_tokens, "seed": seed, "split": split,
+                  "knowledge": knowledge}
     runs = _run_all(store, entry, chosen, ctx_kwargs, backend, batch, settings, progress)
     report = EvalReport(entry.name, runs, skipped=skipped)
     if base_entry is not None:

@@ -226,3 +226,23 @@ def test_a_model_tuned_with_knowledge_answers_from_it_by_default(tiny_shop: Stor
     assert "Sources:" in capsys.readouterr().out
     assert main(["run", "tiny-kb", ZIP, "-t", "0", "-n", "4", "-k", "none"]) == 0
     assert "Sources:" not in capsys.readouterr().out
+
+
+def test_the_quality_suite_scores_answers_grounded_as_served(tiny_shop: Store) -> None:
+    from freehold.evals import run_eval
+
+    plain = run_eval("tiny", suites="quality", data="acme", split="test", max_tokens=4, store=tiny_shop)
+    grounded = run_eval("tiny", suites="quality", data="acme", split="test", max_tokens=4, knowledge="acme-kb",
+                        store=tiny_shop)
+    p, g = plain.runs[0].result, grounded.runs[0].result
+    # (the tiny model's context is 512 tokens: a long thread with its sources may not fit)
+    skipped = "skipped_longer_than_context"
+    assert g.scores["conversations"] + g.details[skipped] == p.scores["conversations"] + p.details[skipped] >= 2
+    k = g.details["knowledge"]
+    assert k["name"] == "acme-kb:latest" and k["conversations"] == g.scores["conversations"] >= 1
+    ids = {pa.id for pa in load_index(tiny_shop, "acme-kb").passages}
+    assert all(set(item["sources"]) <= ids for item in g.items.values())
+    assert any(item["sources"] for item in g.items.values())
+    assert g.scores["perplexity"] != p.scores["perplexity"]  # the sources are in the scored prompts
+    with pytest.raises(Exception, match="nope"):
+        run_eval("tiny", suites="quality", data="acme", knowledge="nope", store=tiny_shop)
