@@ -24,7 +24,7 @@ fh data import examples/acme-support.mbox -o acme --ours acme-outdoor.example
 step "3. The answered mail and the shop's policy page become knowledge to answer from"
 fh knowledge build acme-kb --data acme --docs examples/acme-policies.md
 
-step "4. LoRA fine-tune on the CPU, reading the sources in every example (each step signed; ~4.5 minutes on 2 cores)"
+step "4. LoRA fine-tune on the CPU, reading the sources in every example (each step signed; ~3 minutes on 2 cores)"
 fh tune smollm2 --data acme --knowledge acme-kb -o acme-support --epochs 3 --lr 5e-4 --eval-every 0 --save-every 25
 
 step "5. Anyone can verify what went into it"
