@@ -12,7 +12,7 @@ more; docs/benchmarks.md has the figures)::
     g.found         # False: nothing relevant was retrieved; answer UNKNOWN_ANSWER, not a guess
     g.report()      # {"knowledge": "acme-kb:latest", "found": True, "citations": [{"id", "title", "source"}]}
 
-``ground_rows`` does the same to a dataset's rows for training (each row's own thread is
+``ground_row`` does the same to a dataset's row for training (each row's own thread is
 left out of its sources: at answer time a question's thread is not in the index either).
 """
 
@@ -108,13 +108,12 @@ def ground(index: KnowledgeIndex, messages: Sequence[dict[str, Any]], count_toke
     return Grounding(with_sources(messages, context.text), context, index.name)
 
 
-def ground_rows(index: KnowledgeIndex, rows: Iterable[dict[str, Any]], count_tokens: Callable[[str], int], *,
-                budget: int = DEFAULT_BUDGET, k: int = DEFAULT_K) -> Iterable[tuple[dict[str, Any], Grounding]]:
-    """Training rows with sources in their prompts, searched for by each row's first customer
-    message, its own thread left out. Rows whose question finds nothing stay as they are."""
-    for row in rows:
-        yield row, ground(index, row["messages"], count_tokens, budget=budget, k=k, which="first",
-                          exclude={str(row.get("id"))})
+def ground_row(index: KnowledgeIndex, row: dict[str, Any], count_tokens: Callable[[str], int], *,
+               budget: int = DEFAULT_BUDGET, k: int = DEFAULT_K) -> Grounding:
+    """A training row with sources in its prompt, searched for by its first customer message,
+    its own thread left out. A row whose question finds nothing stays as it is."""
+    return ground(index, row["messages"], count_tokens, budget=budget, k=k, which="first",
+                  exclude={str(row.get("id"))})
 
 
 def grounded_name(dataset: str, knowledge: str) -> str:
@@ -150,7 +149,7 @@ def ground_dataset(store: Store, dataset: str, knowledge: str, count_tokens: Cal
 
     def transform(row: dict[str, Any]) -> dict[str, Any]:
         nonlocal found
-        g = next(iter(ground_rows(index, [row], count_tokens, budget=budget, k=k)))[1]
+        g = ground_row(index, row, count_tokens, budget=budget, k=k)
         found += g.found
         return {**row, "messages": g.messages, "sources": [c["id"] for c in g.citations()]}
 
