@@ -1,5 +1,6 @@
 """How often does the sample shop's assistant state the right policy fact? Base vs tuned vs
-each with knowledge, on the 16 paraphrased questions of tests/knowledge/questions.json.
+each with knowledge, on the paraphrased questions of tests/knowledge/questions.json: the 16
+that chose the prompt layout and 10 written afterwards (held out).
 
     .venv/bin/python benchmarks/bench_grounding.py             # ~10 min on 2 cores
 
@@ -10,7 +11,8 @@ the four set-ups, greedily and with the sampling the model is served with (seede
 question). A question counts when the answer contains its required phrase (case-insensitive).
 Goal (issue 12): >= 80% for tuned + knowledge. Prints one row per set-up and decoding, and
 the questions each got wrong. The store lives in BENCH_HOME (default
-/tmp/freehold-bench-grounding) and is reused (--fresh starts over).
+/tmp/freehold-bench-grounding) and is reused (--fresh starts over). ``--base gemma3`` tunes
+Gemma 3 270M instead (its base cannot chat, so only the tuned set-ups are asked).
 """
 
 from __future__ import annotations
@@ -27,12 +29,18 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 QUESTIONS = json.loads((REPO / "tests" / "knowledge" / "questions.json").read_text(encoding="utf-8"))
+# "questions" chose the prompt layout; "held_out" were written after and chose nothing.
+SETS = ("questions", "held_out")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fresh", action="store_true", help="remove BENCH_HOME first")
     ap.add_argument("--max-tokens", type=int, default=120)
+    ap.add_argument("--show", action="store_true", help="print the answers that missed their fact")
+    ap.add_argument("--show-all", action="store_true", help="print the answers that stated their fact too")
+    ap.add_argument("--base", default="smollm2", help="the model tuned: smollm2 or gemma3 (bundled)")
+    ap.add_argument("--only", help="ask only the set-ups whose label contains this")
     args = ap.parse_args()
     home = Path(os.environ.get("BENCH_HOME", "/tmp/freehold-bench-grounding"))
     if args.fresh:
@@ -59,11 +67,30 @@ def main() -> None:
     except ModelNotFoundError:
         build_knowledge("acme-kb", datasets=["acme"], documents=[REPO / "examples" / "acme-policies.md"],
                         store=store)
-    recipes = {"acme-mail": TuneConfig("smollm2", "acme", "acme-mail", epochs=4, lr=1e-3, eval_every=0,
-                                       save_every=0),
-               "acme-support": TuneConfig("smollm2", "acme", "acme-support", epochs=3, lr=5e-4, eval_every=0,
-                                          save_every=0, knowledge="acme-kb")}
+    # The base's own set-ups only where it can chat (Gemma 3 270M is a base model: no template).
+    base = args.base
+    prefix = "acme" if base == "smollm2" else f"acme-{base}"
+    setups = [("base", base, False), ("base + knowledge", base, True),
+              ("tuned on the mail", f"{prefix}-mail", False),
+              ("tuned with knowledge, without it", f"{prefix}-support", False),
+              ("tuned with knowledge + knowledge", f"{prefix}-support", True)]
+    if base != "smollm2":
+        setups = setups[2:]
+    setups = [s for s in setups if not args.only or args.only in s[0]]
+    recipes = {f"{prefix}-mail": TuneConfig(base, "acme", f"{prefix}-mail", epochs=4, lr=1e-3, eval_every=0,
+                                            save_every=0),
+               f"{prefix}-support": TuneConfig(base, "acme", f"{prefix}-support", epochs=3, lr=5e-4, eval_every=0,
+                                               save_every=0, knowledge="acme-kb")}
+    if base != "smollm2":
+        try:
+            store.get(base)
+        except ModelNotFoundError:
+            from freehold.store.bundled import register
+
+            register(store, base)
     for name, cfg in recipes.items():
+        if not any(model == name for _, model, _ in setups):
+            continue
         try:
             store.get(name)
         except ModelNotFoundError:
@@ -72,36 +99,39 @@ def main() -> None:
             print(f"tuned {name}: {result.steps} steps in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
 
     index = load_index(store, "acme-kb")
-    items = QUESTIONS["questions"]
-    setups = [("base", "smollm2", False), ("base + knowledge", "smollm2", True),
-              ("tuned on the mail", "acme-mail", False), ("tuned with knowledge, without it", "acme-support", False),
-              ("tuned with knowledge + knowledge", "acme-support", True)]
     rows = []
     for label, model, grounded in setups:
         engine = load_engine(model, store=store, settings=settings)
         try:
             for decoding, temperature in (("greedy", 0.0), ("served", None)):
-                hits, missed = 0, []
                 t0 = time.perf_counter()
-                for i, item in enumerate(items):
-                    params = SamplingParams.given(temperature=temperature, seed=i, max_tokens=args.max_tokens)
-                    messages = [{"role": "user", "content": item["question"]}]
-                    chunks: Any = answer(engine, index, messages, params) if grounded else engine.chat(messages,
-                                                                                                     params)
-                    text = "".join(c.text for c in chunks)
-                    if item["phrase"].lower() in text.lower():
-                        hits += 1
-                    else:
-                        missed.append(item["phrase"])
-                rows.append((label, decoding, hits, time.perf_counter() - t0, missed))
-                print(f"{label:36s} {decoding:7s} {hits:2d}/{len(items)} ({hits / len(items):4.0%})  "
-                      f"{time.perf_counter() - t0:5.1f} s  missed: {', '.join(missed)}", flush=True)
+                counts = []
+                for set_name in SETS:
+                    hits, missed = 0, []
+                    for i, item in enumerate(QUESTIONS[set_name]):
+                        params = SamplingParams.given(temperature=temperature, seed=i, max_tokens=args.max_tokens)
+                        messages = [{"role": "user", "content": item["question"]}]
+                        chunks: Any = (answer(engine, index, messages, params) if grounded
+                                       else engine.chat(messages, params))
+                        text = "".join(c.text for c in chunks)
+                        if item["phrase"].lower() in text.lower():
+                            hits += 1
+                            if args.show_all:
+                                print(f"  + {item['question']}\n    {text.strip()!r}", flush=True)
+                        else:
+                            missed.append(item["phrase"])
+                            if args.show:
+                                print(f"  - {item['question']}\n    [{item['phrase']}] {text.strip()!r}", flush=True)
+                    counts.append((hits, len(QUESTIONS[set_name])))
+                    print(f"{label:36s} {decoding:7s} {set_name:9s} {hits:2d}/{len(QUESTIONS[set_name])} "
+                          f"({hits / len(QUESTIONS[set_name]):4.0%})  missed: {', '.join(missed)}", flush=True)
+                rows.append((label, decoding, counts, time.perf_counter() - t0))
         finally:
             engine.close()
-    print("\n| set-up | decoding | facts stated | share |\n|---|---|---|---|")
-    for label, decoding, hits, _, _ in rows:
-        print(f"| {label} | {decoding} | {hits}/{len(items)} | {hits / len(items):.0%} |")
-
+    print("\n| set-up | decoding | the 16 questions | the 10 held out | s |\n|---|---|---|---|---|")
+    for label, decoding, counts, seconds in rows:
+        cells = " | ".join(f"{h}/{n} ({h / n:.0%})" for h, n in counts)
+        print(f"| {label} | {decoding} | {cells} | {seconds:.0f} |")
 
 if __name__ == "__main__":
     main()

@@ -171,3 +171,23 @@ def test_batched_backend_reuses_a_shared_prompt_prefix(store: Store, tiny_gguf: 
     engine.complete(engine.chat([system, {"role": "user", "content": "a dog"}], GREEDY))
     assert backend.reused_prefix_tokens > reused  # the system prompt again
     backend.close()
+
+
+def test_family_templates_render_the_family_turns_and_are_prefix_stable() -> None:
+    from freehold.engine.chat import FAMILY_TEMPLATES, family_template
+
+    convo = [{"role": "system", "content": "You are Maya."}, {"role": "user", "content": "Is the zip covered? "},
+             {"role": "assistant", "content": "Yes, for two years."}, {"role": "user", "content": "Thanks"}]
+    gemma = ChatTemplate(family_template("gemma"), "<bos>", "<eos>")
+    assert gemma.render(convo) == (
+        "<bos><start_of_turn>user\nYou are Maya.\n\nIs the zip covered?<end_of_turn>\n"
+        "<start_of_turn>model\nYes, for two years.<end_of_turn>\n"
+        "<start_of_turn>user\nThanks<end_of_turn>\n<start_of_turn>model\n")
+    assert gemma.render(convo[1:2]) == ("<bos><start_of_turn>user\nIs the zip covered?<end_of_turn>\n"
+                                        "<start_of_turn>model\n")
+    for name in FAMILY_TEMPLATES:  # training finds the replies by rendering prefixes
+        t = ChatTemplate(family_template(name), "<bos>", "<eos>")
+        full = t.render(convo, add_generation_prompt=False)
+        assert all(full.startswith(t.render(convo[:n], add_generation_prompt=False)) for n in range(1, 4)), name
+    with pytest.raises(UsageError, match="use one of gemma, chatml"):
+        family_template("alpaca")

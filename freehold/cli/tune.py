@@ -45,6 +45,9 @@ def tune_cmd(
     knowledge: str | None = typer.Option(
         None, "--knowledge", "-k", help="Knowledge index (from 'freehold knowledge build'): train with each "
         "example's sources in its prompt, so answers state what the sources say. Serve it with --knowledge too."),
+    template: str | None = typer.Option(
+        None, "--template", help="Chat template to teach: gemma, chatml or a Jinja file. Default: the base's own; "
+        "a base model with none (Gemma 3 270M) gets its family's."),
     no_ledger: bool = typer.Option(False, "--no-ledger", help="Do not write step records (no audit trail)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     status: str | None = typer.Option(None, "--status", help="Show where run NAME stands, and exit."),
@@ -69,7 +72,7 @@ def tune_cmd(
         max_seq_len=max_seq_len, overlong=overlong, batch_tokens=batch_tokens, grad_accum=grad_accum, seed=seed,
         max_steps=max_steps, eval_every=eval_every, save_every=save_every, threads=threads, device=device,
         precision=precision, quant=quant.lower() if quant else None, ledger=False if no_ledger else None,
-        knowledge=knowledge)
+        knowledge=knowledge, template=template)
     store = open_store()
     display = _StepDisplay()
     with progress_bar(transient=True, byte_units=False) as progress:
@@ -89,6 +92,9 @@ def tune_cmd(
                 + (f", resuming from {session.resume_from.name}" if session.resume_from else ""), highlight=False)
             if r.overlong:
                 err_console.print(f"  {_overlong_line(r, session.max_seq_len, session.cfg.overlong)}", highlight=False)
+            if "template_note" in session.extra:
+                err_console.print(f"  {session.extra['template_note']} (--template to choose another)",
+                                  highlight=False)
             if "saved_total_steps" in session.extra:
                 err_console.print(f"  {session.extra['saved_total_steps']} steps were planned when the run started; "
                                   f"its epochs really have {'+'.join(map(str, session.plan.epoch_steps))}",

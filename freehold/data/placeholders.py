@@ -82,7 +82,7 @@ def _resolve(text: str, name: str | None, before: str) -> str:
 
 
 _GREETING = re.compile(r"^(?P<word>(?i:hi|hello|hey|dear|good (?:morning|afternoon|evening)))"
-                       r"(?P<name>(?: [A-Z][a-zà-ÿ'-]+){1,2})?(?P<end>\s*[,!.]?\s*)$")
+                       r"(?P<name>(?: [A-Z][A-Za-zÀ-ÿ'-]+){1,2})?(?P<end>\s*[,!.]?\s*)$")
 _GREETING_HOLD = 60  # a first line longer than this is not a greeting
 
 
@@ -193,7 +193,7 @@ def conversation_words(messages: Iterable[Mapping[str, Any]]) -> frozenset[str]:
     for msg in messages:
         content = msg.get("content")
         if msg.get("role") != "system" and isinstance(content, str):
-            words.update(re.findall(r"[A-Z][a-zà-ÿ'-]+", content))
+            words.update(re.findall(r"[A-Z][A-Za-zÀ-ÿ'-]+", content))  # McKenzie, SmolLM
     return frozenset(words)
 
 

@@ -85,6 +85,43 @@ class ChatTemplate:
                              "to alternate)") from exc
 
 
+# Chat templates for base models that ship none (Gemma 3 270M base): what 'freehold tune'
+# teaches them, named by 'tune --template'. Each is the family's own turn format, so the
+# special tokens the tokenizer already has mark the turns, and prefix-stable (a
+# conversation's rendering starts with the rendering of its first turns), which training
+# needs to mask everything but the replies.
+FAMILY_TEMPLATES = {
+    # Gemma's turn format (google/gemma-3 tokenizer_config.json): no system role, so a system
+    # message opens the first user turn; the assistant is "model".
+    "gemma": (
+        "{{ bos_token }}"
+        "{% if messages[0]['role'] == 'system' %}{% set first = messages[0]['content'] + '\n\n' %}"
+        "{% set turns = messages[1:] %}{% else %}{% set first = '' %}{% set turns = messages %}{% endif %}"
+        "{% for message in turns %}"
+        "{% set role = 'model' if message['role'] == 'assistant' else 'user' %}"
+        "{{ '<start_of_turn>' + role + '\n' + (first if loop.first else '') + message['content'] | trim"
+        " + '<end_of_turn>\n' }}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"),
+    # ChatML (Qwen, SmolLM): the tokens <|im_start|> and <|im_end|>.
+    "chatml": (
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+        "'<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"),
+}
+# The family template a base model of an architecture gets when it has none.
+ARCHITECTURE_TEMPLATES = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "qwen2": "chatml",
+                          "qwen3": "chatml"}
+
+
+def family_template(name: str) -> str:
+    """The source of the named family template (``FAMILY_TEMPLATES``)."""
+    try:
+        return FAMILY_TEMPLATES[name]
+    except KeyError:
+        raise UsageError(f"there is no chat template named {name!r}",
+                         f"use one of {', '.join(FAMILY_TEMPLATES)}, or a file with a Jinja template") from None
+
+
 def require_template(template: ChatTemplate | None, model_name: str) -> ChatTemplate:
     if template is None:
         raise NoChatTemplateError(

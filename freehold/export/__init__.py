@@ -87,7 +87,7 @@ def export_model(name: str, quant: str = "q4_k_m", *, output: str | None = None,
         out = export_gguf(hf_dir, template_gguf, Path(tmp) / f"{base_name}-{q}.gguf", q,
                           chat_template=chat_template, threads=settings.threads, progress=progress)
         source = {"type": "export", "from": entry.name, "from_manifest": entry.manifest_digest, "quant": q,
-                  **{k: v for k, v in entry.manifest.source.items() if k in ("base", "dataset", "run")}}
+                  **{k: v for k, v in entry.manifest.source.items() if k in ("base", "dataset", "run", "knowledge")}}
         params = store.text_layer(entry.manifest, MediaType.PARAMS)  # an export samples like its source
         new = store.import_gguf(out, target, source=source, params=json.loads(params) if params else None,
                                 progress=progress)

@@ -417,7 +417,7 @@ def document_passages(doc: Document, digest: str, source: str) -> list[Passage]:
     return out
 
 
-_GREETING_LINE = re.compile(r"^(hi|hello|hey|dear|good (morning|afternoon|evening))\b.{0,40}$", re.IGNORECASE)
+GREETING_LINE = re.compile(r"^(hi|hello|hey|dear|good (morning|afternoon|evening))\b.{0,40}$", re.IGNORECASE)
 ROLE_LABELS = {"user": "Question", "assistant": "Answer"}
 
 
@@ -428,7 +428,7 @@ def thread_title(row: dict[str, Any]) -> str:
         return subject
     first = next((t["content"] for t in row.get("messages", []) if t.get("role") == "user"), "")
     for para in re.split(r"\n\s*\n", first):
-        lines = [ln for ln in para.strip().splitlines() if not _GREETING_LINE.match(ln.strip())]
+        lines = [ln for ln in para.strip().splitlines() if not GREETING_LINE.match(ln.strip())]
         text = " ".join(" ".join(lines).split())  # mail is hard-wrapped: a sentence spans lines
         if not text:
             continue

@@ -27,7 +27,7 @@ from freehold.engine.base import Chunk, SamplingParams
 from freehold.errors import ModelNotFoundError
 from freehold.knowledge.documents import ROLE_LABELS
 from freehold.knowledge.index import KnowledgeIndex
-from freehold.knowledge.search import MIN_SIMILARITY, Context, format_context, search_index
+from freehold.knowledge.search import MIN_SIMILARITY, Context, for_prompt, format_context, search_index
 from freehold.progress import ProgressFn
 from freehold.store import ModelEntry, Store
 
@@ -35,6 +35,8 @@ from freehold.store import ModelEntry, Store
 # sample shop fit in 400 SmolLM2 tokens with room for a long customer mail in a 2048 context.
 DEFAULT_K = 3
 DEFAULT_BUDGET = 400
+# Passages searched per source shown: replies made from one template are shown once.
+CANDIDATES_PER_SOURCE = 3
 # The budget never takes more than this share of the context window.
 MAX_BUDGET_SHARE = 0.4
 
@@ -100,9 +102,10 @@ def ground(index: KnowledgeIndex, messages: Sequence[dict[str, Any]], count_toke
     """
     skip = set(exclude)
     question = question_of(messages, which)
-    passages = [p for p in search_index(index, question, k + len(skip), min_similarity=min_similarity)
-                if p.id.split("#")[0] not in skip][:k]
-    context = format_context(passages, budget, count_tokens)
+    found = [p for p in search_index(index, question, CANDIDATES_PER_SOURCE * k + len(skip),
+                                     min_similarity=min_similarity)
+             if p.id.split("#")[0] not in skip]
+    context = format_context(for_prompt(found, question, k), budget, count_tokens)
     if not context.passages:
         return Grounding([dict(m) for m in messages], context, index.name)
     return Grounding(with_sources(messages, context.text), context, index.name)
@@ -138,7 +141,8 @@ def ground_dataset(store: Store, dataset: str, knowledge: str, count_tokens: Cal
     index = load_index(store, knowledge)
     output = output or grounded_name(parent.name, index.name)
     recipe = {"knowledge": index.name, "knowledge_digest": index.digest, "dataset_digest": parent.manifest_digest,
-              "budget": budget, "k": k, "tokenizer": tokenizer, "instruction": INSTRUCTION, "query": "first user turn"}
+              "budget": budget, "k": k, "tokenizer": tokenizer, "instruction": INSTRUCTION, "query": "first user turn",
+              "shown": "for_prompt: replies only, distinct, documents first, focused"}
     extra = {"train": document_rows(index, count_tokens, budget=budget, k=k)} if documents else None
     recipe["document_rows"] = len(extra["train"]) if extra else 0
     with contextlib.suppress(ModelNotFoundError):

@@ -62,6 +62,9 @@ class TuneConfig:
     # grounded dataset freehold.knowledge.ground_dataset makes), so the model learns to read
     # them; serve it with the same index (freehold run NAME --knowledge KB).
     knowledge: str | None = None
+    # The chat template to teach: a family name (gemma, chatml) or a Jinja file. None: the
+    # base's own, or for a base model that has none (Gemma 3 270M) its family's.
+    template: str | None = None
     ledger: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 

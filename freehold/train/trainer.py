@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import threading
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from freehold.config import Settings, load_settings
+from freehold.engine.chat import ARCHITECTURE_TEMPLATES, FAMILY_TEMPLATES, family_template
 from freehold.errors import FreeholdError, ModelNotFoundError, TrainingError, TrainingInterrupted, UsageError
 from freehold.progress import ProgressFn, emit
 from freehold.store import MediaType, ModelEntry, Store
@@ -188,7 +190,12 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
     else:
         cfg.validate()
         if (root / "config.json").is_file():
-            state = _read_status(root).get("state", "unknown")
+            status = _read_status(root)
+            state = status.get("state", "unknown")
+            if state == "done" and not _model_exists(store, str(status.get("model", cfg.output))):
+                # its model was removed ('freehold rm'): the finished run's checkpoints serve nothing
+                shutil.rmtree(root)
+        if (root / "config.json").is_file():
             raise UsageError(f"a run named {cfg.output} already exists ({state})",
                              "add --resume to continue it, or choose another -o NAME")
         with contextlib.suppress(ModelNotFoundError):
@@ -200,16 +207,14 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
     dataset = store.get(cfg.dataset, kind="dataset")
     if saved is not None and saved["base_digest"] != base.manifest_digest:
         raise UsageError(f"{cfg.base} changed since the run started", "resume needs the same base model")
-    template = store.text_layer(base.manifest, MediaType.TEMPLATE)
-    if not template:
-        raise UsageError(f"{base.name} has no chat template, so conversations cannot be formatted for it",
-                         "tune an instruction model that has one (e.g. smollm2)")
+    template = chat_template_for(store, base, cfg.template)
     hf_dir = hf_directory(store, base, progress)
     emit(progress, "tokenizing")
     import transformers
 
     transformers.logging.set_verbosity_error()
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    _check_template_tokens(template, tokenizer, base.name)
     if cfg.knowledge:
         from freehold.knowledge.grounding import ground_dataset
 
@@ -265,6 +270,9 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
     resume_from = ckpt.latest_checkpoint(root) if resume else None
     run = saved["run"] if saved else new_run_id(cfg.output)
     extra: dict[str, Any] = {}
+    if not cfg.template and not store.text_layer(base.manifest, MediaType.TEMPLATE):
+        extra["template_note"] = (f"{base.name} has no chat template: it learns the "
+                                  f"{ARCHITECTURE_TEMPLATES[str(base.info.get('architecture'))]} turn format")
     if saved is not None and saved.get("total_steps") not in (None, plan.total):
         # Planned before each epoch's own step count was taken (issue 11): say why the total moved.
         extra["saved_total_steps"] = saved["total_steps"]
@@ -291,6 +299,46 @@ def _resumed_config(saved: dict[str, Any], given: TuneConfig) -> TuneConfig:
         raise UsageError(f"run {cfg.output} was started on {cfg.base} with {cfg.dataset}",
                          f"resume with: freehold tune {cfg.base} --data {cfg.dataset} -o {cfg.output} --resume")
     return cfg.with_overrides(**{k: given_d[k] for k in changed & _RESUMABLE_CHANGES})
+
+
+def chat_template_for(store: Store, base: ModelEntry, requested: str | None) -> str:
+    """The chat template a tune teaches: ``requested`` (a family name or a Jinja file), else
+    the base's own, else its architecture's family template (a base model such as Gemma 3
+    270M has none: it learns the turns from the training rows)."""
+    if requested:
+        path = Path(requested).expanduser()
+        if requested not in FAMILY_TEMPLATES and path.is_file():
+            return path.read_text(encoding="utf-8")
+        return family_template(requested)
+    own = store.text_layer(base.manifest, MediaType.TEMPLATE)
+    if own:
+        return own
+    family = ARCHITECTURE_TEMPLATES.get(str(base.info.get("architecture", "")))
+    if family is None:
+        raise UsageError(f"{base.name} has no chat template, so conversations cannot be formatted for it",
+                         f"name one: freehold tune {base.name} --template chatml (or gemma, or a Jinja file)")
+    return FAMILY_TEMPLATES[family]
+
+
+def _check_template_tokens(template: str, tokenizer: Any, base_name: str) -> None:
+    """A family template's turn markers must be single tokens of the base's vocabulary, or
+    the model learns to spell them out."""
+    import re
+
+    vocab = tokenizer.get_vocab()
+    missing = sorted({t for t in re.findall(r"<[|a-z_]+[|]?>", template)
+                      if t.startswith(("<start_of", "<end_of", "<|im")) and t not in vocab})
+    if missing:
+        raise UsageError(f"{base_name}'s tokenizer has no {', '.join(missing)} token, which the chat template uses",
+                         "choose the template of the model's family with --template (gemma, chatml) or a file")
+
+
+def _model_exists(store: Store, name: str) -> bool:
+    try:
+        store.get(name)
+    except ModelNotFoundError:
+        return False
+    return True
 
 
 def _read_status(root: Path) -> dict[str, Any]:

@@ -136,6 +136,8 @@ def test_engine_chat_streams_no_placeholder() -> None:
     ("Hi Katelyn,\n\nYes, zips are covered.", None, "Hi,\n\nYes, zips are covered."),  # made up: dropped
     ("Hi Katelyn,\n\nYes, zips are covered.", "Oliver", "Hi Oliver,\n\nYes, zips are covered."),
     ("Hi Oliver,\n\nYes.", None, "Hi Oliver,\n\nYes."),  # the conversation shows Oliver: kept
+    ("Hi SmolLM,\n\nYes.", None, "Hi,\n\nYes."),  # capitals inside a name (seen in a real answer)
+    ("Hi McKenzie,\n\nYes.", None, "Hi McKenzie,\n\nYes."),  # the customer signed as McKenzie
     ("Hi Francisco,\n\nDear Marco,\n\nThanks.", None, "Hi,\n\nThanks."),  # one greeting is enough
     ("Dear Sir,\nYes.", None, "Dear Sir,\nYes."),
     ("Hello!\n\nOur hours are 9 to 5.", None, "Hello!\n\nOur hours are 9 to 5."),
@@ -145,7 +147,7 @@ def test_a_greeting_names_nobody_the_conversation_does_not_show(text: str, name:
     from freehold.data.placeholders import conversation_words
 
     seen = conversation_words([{"role": "system", "content": "Sources: Hi Katelyn, ..."},  # not the customer
-                               {"role": "user", "content": "Hi, my zip broke.\n\nOliver"}])
+                               {"role": "user", "content": "Hi, my zip broke.\n\nOliver McKenzie"}])
     assert resolve_placeholders(text, name, seen) == expected
     guard = PlaceholderGuard(name, seen)
     assert "".join(guard.feed(c) for c in text) + guard.flush() == expected  # streamed a character at a time

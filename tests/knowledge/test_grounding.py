@@ -17,6 +17,7 @@ from freehold.data import import_dataset, iter_examples
 from freehold.engine import SamplingParams, load_engine
 from freehold.knowledge import UNKNOWN_ANSWER, answer, build_knowledge, ground, ground_dataset, load_index
 from freehold.knowledge.grounding import INSTRUCTION, document_rows, grounded_name
+from freehold.knowledge.search import for_prompt, search_index, sentences
 from freehold.server import ServerOptions
 from freehold.store import Store
 from tests.knowledge.conftest import MAILBOX, POLICIES, QUESTIONS, Shop
@@ -50,6 +51,32 @@ def test_the_sources_go_in_front_within_the_budget(shop: Shop) -> None:
     for question in QUESTIONS["unrelated"]:
         nothing = ground(index, [{"role": "user", "content": question}], _count)
         assert not nothing.found and nothing.messages == [{"role": "user", "content": question}], question
+
+
+def test_sources_show_our_replies_once_policies_first_and_the_asked_sentence_first(shop: Shop) -> None:
+    index = load_index(shop.store, shop.kb)
+    late = "My parcel still hasn't turned up and tracking hasn't moved. What will you do?"
+    found = search_index(index, late, 9)
+    assert [p.kind for p in found[:3]] == ["thread"] * 3  # three replies from one template rank first
+    shown = for_prompt(found, late, 3)
+    assert shown[0].kind == "document" and shown[0].id.endswith(":delivery")
+    threads = [p for p in shown if p.kind == "thread"]
+    assert threads, "the late-parcel replies are shown too, once"
+    for p in threads:  # the business's words only: no customer text, no greeting with someone's name
+        original = next(q for q in found if q.id == p.id)
+        assert original.text.startswith("Question: ") and "Question:" not in p.text and "Answer:" not in p.text
+        assert not p.text.lower().startswith(("hi ", "hello", "dear"))
+        assert p.text in original.text.replace("Answer: ", "") or p.text.split("\n")[0] in original.text
+    replies = [set(p.text.lower().split()) for p in threads]
+    assert all(len(a & b) < 0.7 * len(a | b) for i, a in enumerate(replies) for b in replies[i + 1:])
+    # a policy section's sentence that answers the question comes first, the rest kept
+    accident = "Does the guarantee cover damage I caused by accident?"
+    warranty = next(p for p in for_prompt(search_index(index, accident, 9), accident, 3) if p.kind == "document")
+    assert warranty.text.startswith("The warranty does not cover normal wear and tear, accidental damage")
+    page = next(p for p in index.passages if p.id == warranty.id)
+    assert sorted(sentences(warranty.text)) == sorted(sentences(page.text)) and len(sentences(page.text)) == 5
+    g = ground(index, [{"role": "user", "content": accident}], _count)
+    assert "[1] Acme Outdoor customer policies: Warranty and repairs\nThe warranty does not cover" in g.context.text
 
 
 def test_a_grounded_dataset_has_sources_in_every_row_but_its_own_thread(shop: Shop) -> None:
@@ -226,6 +253,12 @@ def test_a_model_tuned_with_knowledge_answers_from_it_by_default(tiny_shop: Stor
     assert "Sources:" in capsys.readouterr().out
     assert main(["run", "tiny-kb", ZIP, "-t", "0", "-n", "4", "-k", "none"]) == 0
     assert "Sources:" not in capsys.readouterr().out
+    # an export reads like its source, as it samples like it
+    assert main(["export", "tiny-kb", "--quant", "q8_0"]) == 0
+    assert tiny_shop.get("tiny-kb:q8_0").manifest.source["knowledge"] == "acme-kb:latest"
+    capsys.readouterr()
+    assert main(["run", "tiny-kb:q8_0", ZIP, "-t", "0", "-n", "4"]) == 0
+    assert "Sources:" in capsys.readouterr().out
 
 
 def test_the_quality_suite_scores_answers_grounded_as_served(tiny_shop: Store) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from freehold.errors import ModelNotFoundError, TrainingError, UsageError
+from freehold.errors import ModelNotFoundError, NoChatTemplateError, TrainingError, UsageError
 from freehold.store import MediaType, Store
 from tests.train.conftest import chat_rows, make_dataset, served_answer, tiny_config
 
@@ -144,6 +144,43 @@ def test_cli_tune_status_and_errors_exit_cleanly(tiny_store: Store, capsys: pyte
     assert main(["export", "cli-tuned", "--quant", "q4_k_m"]) == 0
     assert "cli-tuned:q4_k_m" in capsys.readouterr().out
     assert main(["run", "cli-tuned:q4_k_m", "What colour is item 1?", "-t", "0", "--max-tokens", "4"]) == 0
+    # removing the model frees its name: the finished run's checkpoints go, a new run starts
+    assert main(["rm", "cli-tuned", "cli-tuned:q4_k_m"]) == 0
+    capsys.readouterr()
+    assert main(args) == 0, capsys.readouterr().err
+    assert "tuned cli-tuned:latest" in capsys.readouterr().out
+
+
+def test_a_base_model_without_a_chat_template_learns_one(tiny_store: Store, tiny_base_gguf: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import freehold.cli.tune  # noqa: F401 - registers the command
+    from freehold.cli import main
+    from freehold.engine import SamplingParams, load_engine
+    from freehold.engine.chat import FAMILY_TEMPLATES
+
+    tiny_store.import_gguf(tiny_base_gguf, "tinybase")
+    args = ["tune", "tinybase", "--data", "colours", "-o", "base-tuned", "--max-steps", "2", "--quant", "f32",
+            "--threads", "1", "--lora-r", "4", "--batch-tokens", "256"]
+    assert main(args) == 2  # a llama with no template: which turn format is not guessed
+    err = capsys.readouterr().err
+    assert "no chat template" in err and "--template chatml" in err
+    assert main([*args, "--template", "vicuna"]) == 2
+    assert "no chat template named 'vicuna'" in capsys.readouterr().err
+    assert main([*args, "--template", "chatml"]) == 0, capsys.readouterr().err
+    entry = tiny_store.get("base-tuned")
+    assert tiny_store.text_layer(entry.manifest, MediaType.TEMPLATE) == FAMILY_TEMPLATES["chatml"]
+    question = [{"role": "user", "content": "What colour is item 1?"}]
+    for name, chats in (("tinybase", False), ("base-tuned", True)):  # the tuned model chats, its base cannot
+        engine = load_engine(name, store=tiny_store)
+        try:
+            if chats:
+                assert engine.render_chat(question).startswith("<|im_start|>user\nWhat colour is item 1?<|im_end|>")
+                list(engine.chat(question, SamplingParams.given(temperature=0, max_tokens=4)))
+            else:
+                with pytest.raises(NoChatTemplateError):
+                    list(engine.chat(question, SamplingParams.given(temperature=0, max_tokens=4)))
+        finally:
+            engine.close()
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
