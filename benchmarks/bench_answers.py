@@ -26,8 +26,6 @@ base's (no knowledge) perplexity and above both alone on similarity.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -52,33 +50,18 @@ def main() -> None:
     args = ap.parse_args()
     if not MAIL.is_dir():
         sys.exit(f"needs the real archive at {MAIL} (clone with ../shared beside the repository)")
-    home = Path(os.environ.get("BENCH_HOME", "/tmp/freehold-bench-answers"))
-    if args.fresh:
-        shutil.rmtree(home, ignore_errors=True)
-    os.environ["FREEHOLD_HOME"] = str(home)
+    from benchmarks.common import open_bench_store
 
-    from freehold.config import load_settings
+    settings, store = open_bench_store("/tmp/freehold-bench-answers", args.fresh)
     from freehold.data import import_dataset
-    from freehold.errors import ModelNotFoundError
     from freehold.evals import run_eval
-    from freehold.store import Store
     from freehold.train import TuneConfig, tune
 
-    settings = load_settings()
-    store = Store.open(settings)
-
-    def exists(name: str, kind: str) -> bool:
-        try:
-            store.get(name, kind=kind)
-            return True
-        except ModelNotFoundError:
-            return False
-
     for quarter, name in ((args.train, "rpd-train"), (args.eval, "rpd-eval")):
-        if not exists(name, "dataset"):
+        if not store.has(name, "dataset"):
             import_dataset([MAIL / f"{quarter}.txt"], name, store=store, settings=settings)
     tuned = f"rpd-tuned-{args.tag}"
-    if not exists(tuned, "model"):
+    if not store.has(tuned):
         overrides: dict[str, Any] = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
         start = time.perf_counter()
         result = tune(TuneConfig(base="smollm2", dataset="rpd-train", output=tuned, **overrides),
@@ -110,20 +93,15 @@ def main() -> None:
 
 
 def _with_knowledge(args: Any, store: Any, settings: Any, plain: Any, tuned: str) -> None:
-    from freehold.errors import ModelNotFoundError
     from freehold.evals import run_eval
     from freehold.evals.compare import compare
-    from freehold.knowledge import build_knowledge, get_knowledge
+    from freehold.knowledge import build_knowledge
     from freehold.train import TuneConfig, tune
 
-    try:
-        get_knowledge("rpd-kb", store)
-    except ModelNotFoundError:
+    if not store.has("rpd-kb", "knowledge"):
         build_knowledge("rpd-kb", datasets=["rpd-train"], split="all", store=store)
     tuned_kb = f"{tuned}-kb"
-    try:
-        store.get(tuned_kb)
-    except ModelNotFoundError:
+    if not store.has(tuned_kb):
         overrides: dict[str, Any] = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
         start = time.perf_counter()
         result = tune(TuneConfig(base="smollm2", dataset="rpd-train", output=tuned_kb, knowledge="rpd-kb",

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,29 +40,18 @@ def main() -> None:
     ap.add_argument("--base", default="smollm2", help="the model tuned: smollm2 or gemma3 (bundled)")
     ap.add_argument("--only", help="ask only the set-ups whose label contains this")
     args = ap.parse_args()
-    home = Path(os.environ.get("BENCH_HOME", "/tmp/freehold-bench-grounding"))
-    if args.fresh:
-        shutil.rmtree(home, ignore_errors=True)
-    os.environ["FREEHOLD_HOME"] = str(home)
+    from benchmarks.common import open_bench_store
 
-    from freehold.config import load_settings
+    settings, store = open_bench_store("/tmp/freehold-bench-grounding", args.fresh)
     from freehold.data import import_dataset
     from freehold.engine import SamplingParams, load_engine
-    from freehold.errors import ModelNotFoundError
-    from freehold.knowledge import answer, build_knowledge, get_knowledge, load_index
-    from freehold.store import Store
+    from freehold.knowledge import answer, build_knowledge, load_index
     from freehold.train import TuneConfig, tune
 
-    settings = load_settings()
-    store = Store.open(settings)
-    try:
-        store.get("acme", kind="dataset")
-    except ModelNotFoundError:
+    if not store.has("acme", "dataset"):
         import_dataset([REPO / "examples" / "acme-support.mbox"], "acme", ours=["acme-outdoor.example"],
                        store=store)
-    try:
-        get_knowledge("acme-kb", store)
-    except ModelNotFoundError:
+    if not store.has("acme-kb", "knowledge"):
         build_knowledge("acme-kb", datasets=["acme"], documents=[REPO / "examples" / "acme-policies.md"],
                         store=store)
     # The base's own set-ups only where it can chat (Gemma 3 270M is a base model: no template).
@@ -81,19 +68,14 @@ def main() -> None:
                                             save_every=0),
                f"{prefix}-support": TuneConfig(base, "acme", f"{prefix}-support", epochs=3, lr=5e-4, eval_every=0,
                                                save_every=0, knowledge="acme-kb")}
-    if base != "smollm2":
-        try:
-            store.get(base)
-        except ModelNotFoundError:
-            from freehold.store.bundled import register
+    if not store.has(base):
+        from freehold.store.bundled import register
 
-            register(store, base)
+        register(store, base)
     for name, cfg in recipes.items():
         if not any(model == name for _, model, _ in setups):
             continue
-        try:
-            store.get(name)
-        except ModelNotFoundError:
+        if not store.has(name):
             t0 = time.perf_counter()
             result = tune(cfg, store=store, settings=settings)
             print(f"tuned {name}: {result.steps} steps in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-          "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
-          "{% endif %}")
+from freehold.engine.chat import FAMILY_TEMPLATES
+
+CHATML = FAMILY_TEMPLATES["chatml"]
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 MERGE_PAIRS = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n"), ("a", "n"), ("e", "r"), ("o", "n"),
                ("Ġ", "a"), ("r", "e"), ("Ġ", "s")]

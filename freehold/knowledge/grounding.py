@@ -27,7 +27,14 @@ from freehold.engine.base import Chunk, SamplingParams
 from freehold.errors import ModelNotFoundError
 from freehold.knowledge.documents import ROLE_LABELS
 from freehold.knowledge.index import KnowledgeIndex
-from freehold.knowledge.search import MIN_SIMILARITY, Context, for_prompt, format_context, search_index
+from freehold.knowledge.search import (
+    MIN_SIMILARITY,
+    Context,
+    for_prompt,
+    format_context,
+    question_vector,
+    search_index,
+)
 from freehold.progress import ProgressFn
 from freehold.store import ModelEntry, Store
 
@@ -102,10 +109,11 @@ def ground(index: KnowledgeIndex, messages: Sequence[dict[str, Any]], count_toke
     """
     skip = set(exclude)
     question = question_of(messages, which)
+    qvec = question_vector(question) if question.strip() else None
     found = [p for p in search_index(index, question, CANDIDATES_PER_SOURCE * k + len(skip),
-                                     min_similarity=min_similarity)
+                                     min_similarity=min_similarity, qvec=qvec)
              if p.id.split("#")[0] not in skip]
-    context = format_context(for_prompt(found, question, k), budget, count_tokens)
+    context = format_context(for_prompt(found, question, k, qvec=qvec), budget, count_tokens)
     if not context.passages:
         return Grounding([dict(m) for m in messages], context, index.name)
     return Grounding(with_sources(messages, context.text), context, index.name)

@@ -63,12 +63,19 @@ def query_terms(question: str, max_terms: int = 32) -> list[str]:
     return terms[:max_terms]
 
 
-def search_index(index: KnowledgeIndex, query: str, k: int = 4, *,
-                 min_similarity: float = MIN_SIMILARITY) -> list[Passage]:
-    """The ``k`` best passages of a loaded index for ``query`` (see ``search``)."""
+def question_vector(question: str) -> np.ndarray:
+    """The question's embedding (search and ``focus`` share it)."""
+    return embed_texts([question], bulk=False)[0]
+
+
+def search_index(index: KnowledgeIndex, query: str, k: int = 4, *, min_similarity: float = MIN_SIMILARITY,
+                 qvec: np.ndarray | None = None) -> list[Passage]:
+    """The ``k`` best passages of a loaded index for ``query`` (see ``search``); ``qvec``: its
+    embedding, when the caller already has it."""
     if not query.strip() or k <= 0 or not index.passages:
         return []
-    qvec = embed_texts([query], bulk=False)[0]
+    if qvec is None:
+        qvec = question_vector(query)
     sims = index.similarities(qvec)
     n = min(CANDIDATES, len(sims))
     top = np.argpartition(-sims, n - 1)[:n]
@@ -129,7 +136,7 @@ def _sentence_vectors(texts: list[str]) -> np.ndarray:
     return np.stack([_SENTENCE_VECTORS[t] for t in texts])
 
 
-def focus(passages: Sequence[Passage], question: str) -> list[Passage]:
+def focus(passages: Sequence[Passage], question: str, qvec: np.ndarray | None = None) -> list[Passage]:
     """Document passages with their sentences reordered, the one closest in meaning to
     ``question`` first (ties keep the page's order); threads stay as they are.
 
@@ -140,7 +147,8 @@ def focus(passages: Sequence[Passage], question: str) -> list[Passage]:
     docs = [p for p in passages if p.kind == "document"]
     if not docs or not question.strip():
         return list(passages)
-    qvec = embed_texts([question], bulk=False)[0]
+    if qvec is None:
+        qvec = question_vector(question)
     out = []
     for p in passages:
         parts = sentences(p.text) if p.kind == "document" else []
@@ -192,7 +200,8 @@ def _words(text: str) -> set[str]:
     return set(WORD.findall(text.lower()))
 
 
-def for_prompt(passages: Sequence[Passage], question: str, k: int) -> list[Passage]:
+def for_prompt(passages: Sequence[Passage], question: str, k: int, *,
+               qvec: np.ndarray | None = None) -> list[Passage]:
     """The first ``k`` distinct passages as a prompt shows them: threads as their replies
     (``replies_only``), one of several replies made from the same template, documents
     first (the business's policies before its past replies: when they differ, the page is
@@ -200,7 +209,7 @@ def for_prompt(passages: Sequence[Passage], question: str, k: int) -> list[Passa
 
     Each step measured on the sample shop's 16 policy questions (SmolLM2-135M tuned with
     knowledge, greedy): whole threads as found 11/16; replies only 13/16; with distinct
-    replies and documents first, 13/16; with focus too, 16/16 (docs/benchmarks.md)."""
+    replies and documents first, 13/16; with focus too, 13-16/16 (two tunes; docs/benchmarks.md)."""
     kept: list[Passage] = []
     seen: list[set[str]] = []
     for p in passages:
@@ -213,7 +222,7 @@ def for_prompt(passages: Sequence[Passage], question: str, k: int) -> list[Passa
         if len(kept) == k:
             break
     kept.sort(key=lambda p: p.kind != "document")
-    return focus(kept, question)
+    return focus(kept, question, qvec)
 
 
 @dataclass(frozen=True)

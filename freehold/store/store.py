@@ -151,6 +151,14 @@ class Store:
     def get(self, text: str, kind: str = "model") -> ModelEntry:
         return self._entry(self.resolve_ref(text, kind))
 
+    def has(self, text: str, kind: str = "model") -> bool:
+        """Whether ``get(text, kind)`` would find something."""
+        try:
+            self.resolve_ref(text, kind)
+        except ModelNotFoundError:
+            return False
+        return True
+
     def close_names(self, text: str, kind: str = "model") -> builtins.list[str]:
         names = [r.full_name for r in self.catalog.refs(kind)]
         if kind == "model":

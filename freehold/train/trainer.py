@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from freehold.config import Settings, load_settings
-from freehold.engine.chat import ARCHITECTURE_TEMPLATES, FAMILY_TEMPLATES, family_template
+from freehold.engine.chat import ARCHITECTURE_TEMPLATES, FAMILY_MARKERS, FAMILY_TEMPLATES, family_template
 from freehold.errors import FreeholdError, ModelNotFoundError, TrainingError, TrainingInterrupted, UsageError
 from freehold.progress import ProgressFn, emit
 from freehold.store import MediaType, ModelEntry, Store
@@ -192,14 +192,13 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
         if (root / "config.json").is_file():
             status = _read_status(root)
             state = status.get("state", "unknown")
-            if state == "done" and not _model_exists(store, str(status.get("model", cfg.output))):
+            if state == "done" and not store.has(str(status.get("model", cfg.output))):
                 # its model was removed ('freehold rm'): the finished run's checkpoints serve nothing
                 shutil.rmtree(root)
         if (root / "config.json").is_file():
             raise UsageError(f"a run named {cfg.output} already exists ({state})",
                              "add --resume to continue it, or choose another -o NAME")
-        with contextlib.suppress(ModelNotFoundError):
-            store.get(cfg.output)
+        if store.has(cfg.output):
             raise UsageError(f"a model named {cfg.output} already exists",
                              f"choose another -o NAME, or remove it with 'freehold rm {cfg.output}'")
 
@@ -207,14 +206,15 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
     dataset = store.get(cfg.dataset, kind="dataset")
     if saved is not None and saved["base_digest"] != base.manifest_digest:
         raise UsageError(f"{cfg.base} changed since the run started", "resume needs the same base model")
-    template = chat_template_for(store, base, cfg.template)
+    template, family = chat_template_for(store, base, cfg.template)
     hf_dir = hf_directory(store, base, progress)
     emit(progress, "tokenizing")
     import transformers
 
     transformers.logging.set_verbosity_error()
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
-    _check_template_tokens(template, tokenizer, base.name)
+    if family:
+        _check_markers(family, tokenizer, base.name)
     if cfg.knowledge:
         from freehold.knowledge.grounding import ground_dataset
 
@@ -270,9 +270,8 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
     resume_from = ckpt.latest_checkpoint(root) if resume else None
     run = saved["run"] if saved else new_run_id(cfg.output)
     extra: dict[str, Any] = {}
-    if not cfg.template and not store.text_layer(base.manifest, MediaType.TEMPLATE):
-        extra["template_note"] = (f"{base.name} has no chat template: it learns the "
-                                  f"{ARCHITECTURE_TEMPLATES[str(base.info.get('architecture'))]} turn format")
+    if family and not cfg.template:
+        extra["template_note"] = f"{base.name} has no chat template: it learns the {family} turn format"
     if saved is not None and saved.get("total_steps") not in (None, plan.total):
         # Planned before each epoch's own step count was taken (issue 11): say why the total moved.
         extra["saved_total_steps"] = saved["total_steps"]
@@ -301,44 +300,35 @@ def _resumed_config(saved: dict[str, Any], given: TuneConfig) -> TuneConfig:
     return cfg.with_overrides(**{k: given_d[k] for k in changed & _RESUMABLE_CHANGES})
 
 
-def chat_template_for(store: Store, base: ModelEntry, requested: str | None) -> str:
-    """The chat template a tune teaches: ``requested`` (a family name or a Jinja file), else
-    the base's own, else its architecture's family template (a base model such as Gemma 3
-    270M has none: it learns the turns from the training rows)."""
+def chat_template_for(store: Store, base: ModelEntry, requested: str | None) -> tuple[str, str | None]:
+    """The chat template a tune teaches, and its family when it is a family template:
+    ``requested`` (a family name or a Jinja file), else the base's own, else its
+    architecture's family template (a base model such as Gemma 3 270M has none: it learns
+    the turns from the training rows)."""
     if requested:
         path = Path(requested).expanduser()
         if requested not in FAMILY_TEMPLATES and path.is_file():
-            return path.read_text(encoding="utf-8")
-        return family_template(requested)
+            return path.read_text(encoding="utf-8"), None
+        return family_template(requested), requested
     own = store.text_layer(base.manifest, MediaType.TEMPLATE)
     if own:
-        return own
+        return own, None
     family = ARCHITECTURE_TEMPLATES.get(str(base.info.get("architecture", "")))
     if family is None:
         raise UsageError(f"{base.name} has no chat template, so conversations cannot be formatted for it",
                          f"name one: freehold tune {base.name} --template chatml (or gemma, or a Jinja file)")
-    return FAMILY_TEMPLATES[family]
+    return FAMILY_TEMPLATES[family], family
 
 
-def _check_template_tokens(template: str, tokenizer: Any, base_name: str) -> None:
+def _check_markers(family: str, tokenizer: Any, base_name: str) -> None:
     """A family template's turn markers must be single tokens of the base's vocabulary, or
     the model learns to spell them out."""
-    import re
-
     vocab = tokenizer.get_vocab()
-    missing = sorted({t for t in re.findall(r"<[|a-z_]+[|]?>", template)
-                      if t.startswith(("<start_of", "<end_of", "<|im")) and t not in vocab})
+    missing = [t for t in FAMILY_MARKERS[family] if t not in vocab]
     if missing:
-        raise UsageError(f"{base_name}'s tokenizer has no {', '.join(missing)} token, which the chat template uses",
-                         "choose the template of the model's family with --template (gemma, chatml) or a file")
-
-
-def _model_exists(store: Store, name: str) -> bool:
-    try:
-        store.get(name)
-    except ModelNotFoundError:
-        return False
-    return True
+        raise UsageError(f"{base_name}'s tokenizer has no {', '.join(missing)} token, which the {family} chat "
+                         "template uses", "choose the template of the model's family with --template (gemma, "
+                         "chatml) or a file")
 
 
 def _read_status(root: Path) -> dict[str, Any]:
