@@ -14,7 +14,7 @@ import threading
 
 from freehold.engine import Engine, SamplingParams
 from freehold.engine.batched import BatchedLlamaBackend
-from freehold.store import MediaType, Store
+from freehold.store import MediaType
 
 PROMPTS = ["Explain how a rainbow forms.", "Write a haiku about autumn.", "What is the capital of Japan?",
            "Give three tips for better sleep.", "Describe a cat to someone who has never seen one.",
@@ -23,7 +23,9 @@ N = 64
 
 
 def main() -> None:
-    store = Store.open()
+    from freehold.home import open_store
+
+    store = open_store()
     entry = store.get("smollm2")
     backend = BatchedLlamaBackend(store.blob_path(entry.manifest.weights[0].digest), 4096, 2, slots=8)
     engine = Engine(backend, entry, store.text_layer(entry.manifest, MediaType.TEMPLATE))

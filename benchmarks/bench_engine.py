@@ -29,9 +29,10 @@ N_DECODE = 128
 
 
 def model_path() -> Path:
-    from freehold.store import Store
 
-    store = Store.open()
+    from freehold.home import open_store
+
+    store = open_store()
     entry = store.get("smollm2")
     return store.blob_path(entry.manifest.weights[0].digest).resolve()
 

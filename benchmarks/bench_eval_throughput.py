@@ -36,7 +36,6 @@ def main() -> None:
 
     from freehold.config import load_settings
     from freehold.evals.runner import ModelRunner
-    from freehold.store import Store
 
     with (args.eval_data / "xstest" / "xstest_prompts.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -44,7 +43,9 @@ def main() -> None:
     rows = rows[::step][: args.prompts]
     convs = [[{"role": "user", "content": r["prompt"]}] for r in rows]
     settings = load_settings()
-    store = Store.open(settings)
+    from freehold.home import open_store
+
+    store = open_store(settings)
     results = {}
     for batch in (1, args.batch):
         with ModelRunner(store, "smollm2", batch=batch, settings=settings) as runner:

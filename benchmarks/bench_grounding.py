@@ -69,7 +69,7 @@ def main() -> None:
                f"{prefix}-support": TuneConfig(base, "acme", f"{prefix}-support", epochs=3, lr=5e-4, eval_every=0,
                                                save_every=0, knowledge="acme-kb")}
     if not store.has(base):
-        from freehold.store.bundled import register
+        from freehold.home import register_bundled as register
 
         register(store, base)
     for name, cfg in recipes.items():

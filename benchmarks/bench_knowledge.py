@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="freehold-bench-kb-") as tmp:
         store = Store(args.home or Path(tmp) / "home")
-        if store.catalog.get_ref("knowledge", "bench-kb", "latest") is None:
+        if not store.has("bench-kb:latest", "knowledge"):
             build(store, args.messages, args.shared, Path(tmp))
         latency(store, args.queries)
 

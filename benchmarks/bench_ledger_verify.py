@@ -24,14 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from freehold.home import commit_recorded, import_record
 from freehold.ledger import (
     MERKLE,
     Ledger,
     Recorder,
-    attach_lineage,
     dataset_root,
     layer_refs,
-    record_store_import,
     ref,
     verify,
 )
@@ -48,8 +47,8 @@ def build(home: Path, steps: int, model_mb: int) -> Store:
         for _ in range(model_mb):
             f.write(os.urandom(1 << 20))
     layer = store.put_file_blob(model, MediaType.GGUF, "model.gguf")
-    store.commit("model", "base:latest", Manifest("model", "base:latest", {}, [layer]))
-    record_store_import(store, "base")
+    base_manifest = Manifest("model", "base:latest", {}, [layer])
+    commit_recorded(store, base_manifest, import_record(base_manifest))
     rows = []
     for i in range(2000):
         ex = {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
@@ -59,15 +58,9 @@ def build(home: Path, steps: int, model_mb: int) -> Store:
     )
     ids = [r["id"] for r in rows]
     root = dataset_root(ids)
-    store.commit("dataset", "ds:latest", Manifest("dataset", "ds:latest", {"merkle_root": root}, [ds_layer]))
-    ds_rec = rec.record_dataset(
-        "ds:latest",
-        sources=[],
-        merkle_root=root,
-        example_ids=ids,
-        outputs=layer_refs(store.get("ds", "dataset").manifest),
-    )
-    attach_lineage(store, "ds", ds_rec, "dataset")
+    commit_recorded(store, Manifest("dataset", "ds:latest", {"merkle_root": root}, [ds_layer]),
+                    lambda r, m: r.record_dataset(m.name, sources=[], merkle_root=root, example_ids=ids,
+                                                  outputs=layer_refs(m)))
     base = store.get("base")
     rec.record_config(
         "run",
@@ -84,14 +77,10 @@ def build(home: Path, steps: int, model_mb: int) -> Store:
         rec.record_step("run", step, example_ids=batch, lr=2e-4, loss=1.0 / step, weights=digest)
     adapter = store.put_stream_blob(os.urandom(1 << 20), MediaType.SAFETENSORS, {"filename": "adapter.bin"})
     rec.record_checkpoint("run", steps, weights=digest, outputs=[ref("adapter", adapter.digest)])
-    store.commit("model", "tuned:latest", Manifest("model", "tuned:latest", {}, [layer]))
-    merge = rec.record_merge(
-        inputs=[*layer_refs(base.manifest, "base"), ref("adapter", adapter.digest)],
-        outputs=layer_refs(store.get("tuned").manifest, "merged"),
-        method="lora",
-        run="run",
-    )
-    attach_lineage(store, "tuned", merge)
+    merge_inputs = [*layer_refs(base.manifest, "base"), ref("adapter", adapter.digest)]
+    commit_recorded(store, Manifest("model", "tuned:latest", {}, [layer]),
+                    lambda r, m: r.record_merge(inputs=merge_inputs, outputs=layer_refs(m, "merged"), method="lora",
+                                                run="run"))
     model.unlink()
     return store
 

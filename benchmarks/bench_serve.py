@@ -39,9 +39,10 @@ PROMPTS = [f"Write a short story about a {animal} who opens a bakery." for anima
 
 
 def gguf_path() -> Path:
-    from freehold.store import Store
 
-    store = Store.open()
+    from freehold.home import open_store
+
+    store = open_store()
     return store.blob_path(store.get("smollm2").manifest.weights[0].digest).resolve()
 
 
@@ -106,9 +107,10 @@ async def load(url: str, model: str, n_clients: int, tokens: int) -> dict[str, f
 def chat_prompt(text: str) -> str:
     """The prompt text a server builds from one user message: SmolLM2's own chat template."""
     from freehold.engine.chat import ChatTemplate
-    from freehold.store import MediaType, Store
+    from freehold.home import open_store
+    from freehold.store import MediaType
 
-    store = Store.open()
+    store = open_store()
     source = store.text_layer(store.get("smollm2").manifest, MediaType.TEMPLATE) or ""
     return ChatTemplate(source).render([{"role": "user", "content": text}])
 

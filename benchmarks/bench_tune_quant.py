@@ -30,9 +30,9 @@ NAME = "quant-bench"
 
 def _store() -> Any:
     from freehold.config import load_settings
-    from freehold.store import Store
+    from freehold.home import open_store
 
-    return Store.open(load_settings({"FREEHOLD_HOME": str(HOME)}))
+    return open_store(load_settings({"FREEHOLD_HOME": str(HOME)}))
 
 
 def tune_phase(steps: int) -> None:

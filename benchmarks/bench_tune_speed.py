@@ -37,10 +37,10 @@ def setup(n: int) -> None:
     """The store (bundled SmolLM2, dequantised once) and the dataset, built once."""
     from freehold.config import load_settings
     from freehold.engine.torch import hf_directory
-    from freehold.store import Store
+    from freehold.home import open_store
     from tests.train.conftest import email_conversations, make_dataset
 
-    store = Store.open(load_settings({"FREEHOLD_HOME": str(HOME)}))
+    store = open_store(load_settings({"FREEHOLD_HOME": str(HOME)}))
     hf_directory(store, store.get("smollm2"))
     try:
         store.get(f"email{n}", kind="dataset")
@@ -51,11 +51,12 @@ def setup(n: int) -> None:
 
 def _session(args: argparse.Namespace, ledger: bool) -> Any:
     from freehold.config import load_settings
-    from freehold.store import Store
     from freehold.train import TuneConfig, prepare
 
     settings = load_settings({"FREEHOLD_HOME": str(HOME)})
-    store = Store.open(settings)
+    from freehold.home import open_store
+
+    store = open_store(settings)
     cfg = TuneConfig(base="smollm2", dataset=f"email{args.examples}", output=f"bench-{time.time_ns()}",
                      max_steps=args.steps, max_seq_len=args.seq, overlong="truncate",
                      batch_tokens=args.batch * args.seq, eval_every=0, save_every=0, threads=args.threads,

@@ -16,7 +16,8 @@ def open_bench_store(default: str, fresh: bool) -> tuple[Any, Any]:
         shutil.rmtree(home, ignore_errors=True)
     os.environ["FREEHOLD_HOME"] = str(home)
     from freehold.config import load_settings
-    from freehold.store import Store
 
     settings = load_settings()
-    return settings, Store.open(settings)
+    from freehold.home import open_store
+
+    return settings, open_store(settings)

@@ -93,9 +93,9 @@ def smollm2_model(path: str | None) -> tuple[Any, str]:
         return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), f"weights from {path}"
     try:
         from freehold.engine.torch import hf_directory
-        from freehold.store import Store
+        from freehold.home import open_store
 
-        store = Store.open()
+        store = open_store()
         directory = hf_directory(store, store.get("smollm2"))
         return (transformers.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32),
                 "the store's bundled SmolLM2-135M-Instruct")

@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from freehold.engine.chat import FAMILY_TEMPLATES
+
+if TYPE_CHECKING:
+    from freehold.ledger import Record
+    from freehold.store import ModelEntry, Store
 
 CHATML = FAMILY_TEMPLATES["chatml"]
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -174,3 +178,11 @@ def write_tiny_gguf(path: Path, seed: int = 0, f16: bool = False, chat_template:
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def point_at(store: Store, name: str, record: Record, kind: str = "model") -> ModelEntry:
+    """Re-point an entry's manifest at another ledger record, as a tampered or hand-edited store
+    would (tests of verify). Real writers commit once, through ``freehold.home.commit_recorded``."""
+    entry = store.get(name, kind)
+    manifest = entry.manifest.with_lineage(ledger_head=record.hash, ledger_record=record.number)
+    return store.commit(kind, entry.name, manifest)

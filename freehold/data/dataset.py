@@ -22,7 +22,7 @@ import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from freehold.errors import UsageError
 from freehold.ledger.merkle import canonical_json, example_id, leaf_hash, merkle_root
 from freehold.progress import ProgressFn, emit
 from freehold.store import Layer, Manifest, MediaType, ModelEntry, Store
-from freehold.store.names import parse_name
+from freehold.store.names import format_name, parse_name
 
 SPLITS = ("train", "validation", "test")
 # 80/10/10 by thread: the usual fine-tuning split, and enough held out for an eval pass.
@@ -400,7 +400,7 @@ def import_dataset(
         raise UsageError(f"unknown --others mode {others!r}", "use --others auto (default), user or drop")
     parse_name(name)  # a bad name fails now, not after the whole archive is read
     sources = resolve_sources([Path(p) for p in paths], fmt)
-    store = store or Store.open(settings, bundled=False)
+    store = store or Store.open(settings)
     st = _Pass()
     info: dict[str, Any] = {"ours_inferred": False}
     dedupe = Deduper()
@@ -489,8 +489,7 @@ def import_dataset(
             layers=layers,
             source={"importer": "freehold.data", "paths": [str(s.path) for s in sources]},
         )
-        entry = store.commit("dataset", name, manifest)
-        entry = _record(store, entry, config, [leaf.hex() for s in SPLITS for leaf in leaves[s]])
+        entry = _commit(store, manifest, config, [leaf.hex() for s in SPLITS for leaf in leaves[s]])
         emit(progress, "writing", len(SPLITS), len(SPLITS))
     return ImportResult(entry.name, entry, config)
 
@@ -553,21 +552,28 @@ def _pii_config(pii: str, st: _Pass, seed: int, info: dict[str, Any]) -> dict[st
     return out
 
 
-def _record(
-    store: Store, entry: Any, config: dict[str, Any], ids: list[str], inputs: list[dict[str, Any]] | None = None
-) -> Any:
-    """Write the signed ``dataset`` record (sources, Merkle root, every example id) and link it.
-    ``inputs``: what it was made from when not the raw sources (a re-rendered dataset's rows)."""
-    from freehold.ledger import Ledger, Recorder, attach_lineage, layer_refs, ref
+def _commit(
+    store: Store, manifest: Manifest, config: dict[str, Any], ids: list[str],
+    inputs: list[dict[str, Any]] | None = None,
+) -> ModelEntry:
+    """Write the signed ``dataset`` record (sources, Merkle root, every example id) and commit the
+    dataset once, headed by it. ``inputs``: what it was made from when not the raw sources (a
+    re-rendered or grounded dataset's rows)."""
+    from freehold.home import commit_recorded
+    from freehold.ledger import Record, Recorder, layer_refs, ref
 
     if inputs is None:
         inputs = [ref("source", s["digest"], filename=Path(s["path"]).name) for s in config["sources"]]
-    rec = Recorder(Ledger.open(store.home)).record_dataset(
-        entry.name, sources=inputs, merkle_root=config["merkle_root"], example_ids=ids,
-        outputs=layer_refs(entry.manifest), filters={**config["filters"], "pii": config["pii"]["mode"]},
-        counts=config["counts"])
-    attach_lineage(store, entry.name, rec, "dataset")
-    return store.get(entry.name, kind="dataset")
+    base, tag = parse_name(manifest.name)
+    name = format_name(base, tag or "latest")
+
+    def record(rec: Recorder, m: Manifest) -> Record:
+        return rec.record_dataset(
+            name, sources=inputs, merkle_root=config["merkle_root"], example_ids=ids,
+            outputs=layer_refs(m), filters={**config["filters"], "pii": config["pii"]["mode"]},
+            counts=config["counts"])
+
+    return commit_recorded(store, replace(manifest, name=name), record)
 
 
 def _empty_hint(st: _Pass, info: dict[str, Any]) -> str:
@@ -605,7 +611,7 @@ def rerender_dataset(
     if _pii_mode(pii) != "surrogates":
         raise UsageError(f"re-rendering makes surrogates, not {pii!r}", "use --pii surrogates")
     parse_name(output)
-    store = store or Store.open(settings, bundled=False)
+    store = store or Store.open(settings)
     parent = store.get(name, kind="dataset")
     pc = parent.manifest.config
     mode = PII_ALIASES.get(str((pc.get("pii") or {}).get("mode")), str((pc.get("pii") or {}).get("mode")))
@@ -707,8 +713,7 @@ def derive_dataset(
             layers=layers,
             source={"importer": importer, "dataset": parent.name, "digest": parent.manifest_digest},
         )
-        entry = store.commit("dataset", output, manifest)
-        entry = _record(store, entry, merged, ids,
+        entry = _commit(store, manifest, merged, ids,
                         inputs=layer_refs(parent.manifest, role="dataset") + list(inputs or []))
     return ImportResult(entry.name, entry, merged)
 
@@ -717,12 +722,12 @@ def derive_dataset(
 
 
 def list_datasets(store: Store | None = None, settings: Settings | None = None) -> list[ModelEntry]:
-    store = store or Store.open(settings, bundled=False)
+    store = store or Store.open(settings)
     return store.list("dataset")
 
 
 def get_dataset(name: str, store: Store | None = None, settings: Settings | None = None) -> ModelEntry:
-    store = store or Store.open(settings, bundled=False)
+    store = store or Store.open(settings)
     return store.get(name, kind="dataset")
 
 
@@ -747,7 +752,7 @@ def show_dataset(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Counts, filters with counts, and ``examples`` random examples (reservoir sampled)."""
-    store = store or Store.open(settings, bundled=False)
+    store = store or Store.open(settings)
     entry = store.get(name, kind="dataset")
     rng = random.Random(seed)
     sample: list[dict[str, Any]] = []
@@ -765,7 +770,7 @@ def export_dataset(
     name: str, out: Path, *, split: str = "all", store: Store | None = None, settings: Settings | None = None
 ) -> int:
     """Write a dataset as chat JSONL (``{"id", "messages"}`` per line); returns the row count."""
-    store = store or Store.open(settings, bundled=False)
+    store = store or Store.open(settings)
     entry = store.get(name, kind="dataset")
     out = Path(out)
     if out.is_dir():
@@ -785,5 +790,5 @@ def export_dataset(
 
 
 def remove_dataset(name: str, store: Store | None = None, settings: Settings | None = None) -> str:
-    store = store or Store.open(settings, bundled=False)
+    store = store or Store.open(settings)
     return store.remove(name, kind="dataset").name

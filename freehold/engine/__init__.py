@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from freehold.config import Settings, load_settings
-from freehold.engine.base import Backend, Chunk, SamplingParams, ScoredToken, StopScanner
+from freehold.engine.base import Backend, Chunk, SamplingParams, ScoredToken, Scorer, StopScanner
 from freehold.engine.chat import ChatTemplate, require_template, validate_messages
 from freehold.errors import ContextOverflowError, InvalidModelError, UsageError
 from freehold.progress import ProgressFn
 from freehold.store import MediaType, ModelEntry, Store
 
-__all__ = ["Backend", "Chunk", "Completion", "Engine", "SamplingParams", "load_engine", "model_params"]
-
-BACKENDS = ("llama", "torch")
-
+__all__ = ["BACKENDS", "Backend", "BackendKind", "Chunk", "Completion", "Engine", "SamplingParams", "Scorer",
+           "load_engine", "load_scorer", "model_params", "register_backend"]
 
 @dataclass
 class Completion:
@@ -195,31 +194,101 @@ def model_params(store: Store, entry: ModelEntry) -> dict[str, Any]:
     return json.loads(text) if text else {}
 
 
+def _gguf_path(store: Store, entry: ModelEntry) -> Path:
+    gguf = entry.manifest.layer(MediaType.GGUF)
+    if gguf is None:
+        raise InvalidModelError(f"{entry.name} has no GGUF weights for llama.cpp",
+                                f"export it ('freehold export {entry.name}'), or use the PyTorch backend "
+                                "(--backend torch)")
+    return store.blob_path(gguf.digest)
+
+
+def _load_llama(store: Store, entry: ModelEntry, n_ctx: int, threads: int, options: LoadOptions) -> Backend:
+    if options.slots:  # many sequences at once: the server's and the evals' continuous batching
+        from freehold.engine.batched import BatchedLlamaBackend
+
+        return BatchedLlamaBackend(_gguf_path(store, entry), n_ctx, threads, slots=options.slots,
+                                   max_queue=options.max_queue, on_step=options.on_step)
+    from freehold.engine.llama import LlamaCppBackend
+
+    return LlamaCppBackend(_gguf_path(store, entry), n_ctx, threads)
+
+
+def _llama_scorer(store: Store, entry: ModelEntry, engine: Engine, window: int, threads: int) -> Scorer:
+    from freehold.engine.llama import LlamaScorer
+
+    return LlamaScorer(_gguf_path(store, entry), window, threads)  # its own context keeps every position's logits
+
+
+def _load_torch(store: Store, entry: ModelEntry, n_ctx: int, threads: int, options: LoadOptions) -> Backend:
+    from freehold.engine.torch import TorchBackend, hf_directory
+
+    return TorchBackend(hf_directory(store, entry, options.progress), n_ctx, threads)
+
+
+def _torch_scorer(store: Store, entry: ModelEntry, engine: Engine, window: int, threads: int) -> Scorer:
+    if isinstance(engine.backend, Scorer):
+        return engine.backend  # the loaded model scores as it is: no second copy
+    return cast(Scorer, _load_torch(store, entry, window, threads, LoadOptions()))
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    slots: int | None = None  # > 0: a batched backend serving that many sequences at once
+    max_queue: int = 64
+    on_step: Callable[[Any], None] | None = None
+    progress: ProgressFn | None = None
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """One way to run store models, registered in ``BACKENDS`` under its name."""
+
+    name: str
+    help: str
+    load: Callable[[Store, ModelEntry, int, int, LoadOptions], Backend]
+    scorer: Callable[[Store, ModelEntry, Engine, int, int], Scorer]
+
+
+BACKENDS: dict[str, BackendKind] = {}
+
+
+def register_backend(kind: BackendKind) -> None:
+    BACKENDS[kind.name] = kind
+
+
+register_backend(BackendKind("llama", "llama.cpp over the model's GGUF", _load_llama, _llama_scorer))
+register_backend(BackendKind("torch", "PyTorch/transformers (a GGUF is dequantised once)", _load_torch,
+                             _torch_scorer))
+
+
+def backend_kind(name: str) -> BackendKind:
+    if name not in BACKENDS:
+        raise UsageError(f"unknown backend {name!r}", f"choose one of: {', '.join(BACKENDS)}")
+    return BACKENDS[name]
+
+
 def load_engine(name: str | ModelEntry, *, store: Store | None = None, backend: str = "llama",
                 settings: Settings | None = None, threads: int | None = None, context: int | None = None,
+                slots: int | None = None, max_queue: int = 64, on_step: Callable[[Any], None] | None = None,
                 progress: ProgressFn | None = None) -> Engine:
-    """Load a store model for inference."""
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}", f"choose one of: {', '.join(BACKENDS)}")
+    """Load a store model for inference: the one loader behind ``freehold run``, the server
+    (``slots``: continuous batching) and the evals."""
+    kind = backend_kind(backend)
     settings = settings or load_settings()
-    store = store or Store.open(settings)
+    from freehold.home import open_store
+
+    store = store or open_store(settings)
     entry = name if isinstance(name, ModelEntry) else store.get(name)
     trained_ctx = int(entry.info.get("context_length") or settings.context)
     n_ctx = min(context or settings.context, trained_ctx)
-    n_threads = threads or settings.threads
-    template = store.text_layer(entry.manifest, MediaType.TEMPLATE)
-    gguf = entry.manifest.layer(MediaType.GGUF)
-    impl: Backend
-    if backend == "llama":
-        if gguf is None:
-            raise InvalidModelError(f"{entry.name} has no GGUF weights for llama.cpp",
-                                    f"use the PyTorch backend (--backend torch) or export it: "
-                                    f"'freehold export {entry.name}'")
-        from freehold.engine.llama import LlamaCppBackend
+    impl = kind.load(store, entry, n_ctx, threads or settings.threads,
+                     LoadOptions(slots, max_queue, on_step, progress))
+    return Engine(impl, entry, store.text_layer(entry.manifest, MediaType.TEMPLATE), model_params(store, entry))
 
-        impl = LlamaCppBackend(store.blob_path(gguf.digest), n_ctx, n_threads)
-    else:
-        from freehold.engine.torch import TorchBackend, hf_directory
 
-        impl = TorchBackend(hf_directory(store, entry, progress), n_ctx, n_threads)
-    return Engine(impl, entry, template, model_params(store, entry))
+def load_scorer(store: Store, entry: ModelEntry, engine: Engine, *, backend: str = "llama", window: int,
+                threads: int) -> Scorer:
+    """Logits at every position for ``entry`` (loaded as ``engine`` by ``backend``), at most ``window``
+    tokens: evaluation's perplexity and choice scoring."""
+    return backend_kind(backend).scorer(store, entry, engine, window, threads)

@@ -147,6 +147,16 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class Scorer(Protocol):
+    """Next-token logits at every position of a text: what evaluation (perplexity, choice
+    scoring) and distillation need. ``logits(tokens)`` is a numpy array [len(tokens), vocab]."""
+
+    def logits(self, tokens: Sequence[int]) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 class StopScanner:
     """Incremental detokenizer that cuts output at stop strings.
 

@@ -194,7 +194,7 @@ _BUFFER = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s+([\d.]+) MiB"
 
 def probe_decode(path: Path, threads: int, timeout: float = 120.0) -> Probe:
     """Load ``path`` and decode one token in a child process; a crash becomes a report."""
-    return run_probe([sys.executable, "-m", "freehold.engine.cpu", str(path), str(threads)], timeout)
+    return run_probe([sys.executable, "-m", "freehold.engine.llama", str(path), str(threads)], timeout)
 
 
 def run_probe(cmd: list[str], timeout: float) -> Probe:
@@ -214,18 +214,3 @@ def run_probe(cmd: list[str], timeout: float) -> Probe:
         return Probe(False, buffers, error=f"exit {done.returncode}: {tail}")
     result = json.loads(lines[-1])
     return Probe(True, buffers, token=result["token"], seconds=result["seconds"])
-
-
-def _child(path: str, threads: int) -> None:
-    import time
-
-    from freehold.engine.llama import load_llama
-
-    start = time.perf_counter()
-    llm = load_llama(Path(path), n_ctx=256, threads=threads, verbose=True)
-    out = llm.create_completion("The capital of France is", max_tokens=1, temperature=0.0)
-    print(json.dumps({"token": out["choices"][0]["text"], "seconds": time.perf_counter() - start}), flush=True)
-
-
-if __name__ == "__main__":
-    _child(sys.argv[1], int(sys.argv[2]))

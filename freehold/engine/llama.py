@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import sys
@@ -111,6 +112,41 @@ def json_grammar(schema: dict[str, Any] | None = None) -> str:
                          "numbers, booleans, enums)") from exc
 
 
+class LlamaScorer:
+    """A llama.cpp context that keeps every position's logits (the ``Scorer`` protocol).
+
+    The prefix shared with the previous call stays in the KV cache and only the rest is
+    decoded: evaluation texts share openings (BBQ's three answers share their context, chat
+    templates share their system turn), so most of a scoring pass is skipped."""
+
+    def __init__(self, path: Path, n_ctx: int, threads: int) -> None:
+        self.llm = load_llama(path, n_ctx, threads, logits_all=True)
+        self.n_ctx = int(self.llm.n_ctx())
+        self.lock = threading.Lock()
+
+    def logits(self, tokens: Sequence[int]) -> Any:
+        import numpy as np
+
+        tokens = list(tokens)
+        with self.lock:
+            llm = self.llm
+            shared = 0
+            for a, b in zip(llm.input_ids[: llm.n_tokens], tokens, strict=False):
+                if a != b:
+                    break
+                shared += 1
+            if shared < len(tokens):
+                llm.n_tokens = shared  # eval() drops the cache past n_tokens before decoding
+                llm.eval(tokens[shared:])
+            elif llm.n_tokens > len(tokens):
+                llm.n_tokens = len(tokens)  # a shorter text: its rows are the cached prefix's
+            return np.array(llm.scores[: len(tokens)], copy=True)
+
+    def close(self) -> None:
+        with self.lock, contextlib.suppress(Exception):
+            self.llm.close()
+
+
 class LlamaCppBackend:
     name = "llama.cpp"
 
@@ -159,24 +195,10 @@ class LlamaCppBackend:
 
     def logits(self, tokens: Sequence[int]) -> Any:
         """Next-token logits after every position (numpy array [len(tokens), vocab])."""
-        import numpy as np
-
         with self.lock:
-            # A second context that keeps every position's logits, made once and reused; the
-            # cached prefix of the previous call is kept (evaluation prompts share openings).
             if self._scorer is None:
-                self._scorer = load_llama(self.path, self.n_ctx, self.threads, logits_all=True)
-            scorer = self._scorer
-            tokens = list(tokens)
-            keep = 0
-            for a, b in zip(scorer.input_ids[: scorer.n_tokens], tokens, strict=False):
-                if a != b:
-                    break
-                keep += 1
-            keep = min(keep, len(tokens) - 1)
-            scorer.n_tokens = keep
-            scorer.eval(tokens[keep:])
-            return np.array(scorer.scores[: len(tokens)], copy=True)
+                self._scorer = LlamaScorer(self.path, self.n_ctx, self.threads)
+        return self._scorer.logits(tokens)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         with self.lock:
@@ -194,3 +216,17 @@ class LlamaCppBackend:
                 if obj is not None:
                     with contextlib.suppress(Exception):
                         obj.close()
+
+
+def _probe_child(path: str, threads: int) -> None:
+    """The one-token decode ``freehold.engine.cpu.probe_decode`` runs in a child process."""
+    import time
+
+    start = time.perf_counter()
+    llm = load_llama(Path(path), n_ctx=256, threads=threads, verbose=True)
+    out = llm.create_completion("The capital of France is", max_tokens=1, temperature=0.0)
+    print(json.dumps({"token": out["choices"][0]["text"], "seconds": time.perf_counter() - start}), flush=True)
+
+
+if __name__ == "__main__":
+    _probe_child(sys.argv[1], int(sys.argv[2]))

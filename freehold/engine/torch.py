@@ -11,7 +11,6 @@ import contextlib
 import inspect
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,7 +63,7 @@ def convert_gguf_to_hf(store: Store, gguf_digest: str, entry: ModelEntry,
     torch, transformers = _imports()
     emit(progress, f"dequantising {entry.name} for PyTorch (once)")
     blob = store.blob_path(gguf_digest)
-    with tempfile.TemporaryDirectory(dir=store.blobs.tmp) as tmp_s:
+    with store.temp_dir("dequantise") as tmp_s:
         tmp = Path(tmp_s)
         os.symlink(blob.resolve(), tmp / "model.gguf")
         try:

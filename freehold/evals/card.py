@@ -453,8 +453,9 @@ def write_card(name: str, *, output: Path | str | None = None, annex_xi: bool = 
     """Write ``README.md`` (the model card) and, with ``annex_xi``, ``ANNEX_XI.md`` + ``annex_xi.json``."""
     if store is None:
         from freehold.config import load_settings
+        from freehold.home import open_store
 
-        store = Store.open(load_settings())
+        store = open_store(load_settings())
     entry = store.get(name)
     try:
         card = _Card(store, entry, watts_per_thread)

@@ -21,7 +21,7 @@ from freehold.evals.base import EvalContext, SuiteResult, get_suite, packaged_se
 from freehold.evals.runner import ModelRunner
 from freehold.ledger import Ledger, Recorder, ref
 from freehold.progress import ProgressFn, emit
-from freehold.store import ModelEntry, Store
+from freehold.store import Layer, Manifest, ModelEntry, Store
 
 REPORT_MEDIA = "application/vnd.freehold.eval-report+json"
 DEFAULT_SUITES = ("quality", "safety", "bias", "languages")
@@ -95,6 +95,13 @@ def _record(store: Store, runner: ModelRunner, result: SuiteResult, seconds: flo
     rec = Recorder(Ledger.open(store.home)).record_eval(
         suite=result.suite, model=runner.refs, data=result.data, scores=result.scores,
         outputs=[ref("report", layer.digest, media_type=REPORT_MEDIA)])
+    # The report and the built-in data it cites live as long as the model does (a derived
+    # artefact of its manifest): no manifest names them, so garbage collection would take them.
+    cited = [Layer("text/plain", d["digest"], store.blob_path(d["digest"]).stat().st_size)
+             for d in result.data if store.has_blob(d["digest"])]
+    store.put_derived(runner.entry.manifest_digest, f"eval-report:{rec.hash}",
+                      Manifest("eval-report", f"{runner.name}/{result.suite}", {"record": rec.number},
+                               [layer, *cited]))
     return SuiteRun(runner.name, result, rec.number, rec.hash, layer.digest, seconds)
 
 
@@ -127,7 +134,9 @@ def run_eval(name: str, *, suites: Sequence[str] | str | None = None, data: str 
     if batch < 1:
         raise UsageError(f"--batch must be at least 1, got {batch}", "use 1 for one prompt at a time")
     settings = settings or load_settings()
-    store = store or Store.open(settings)
+    from freehold.home import open_store
+
+    store = store or open_store(settings)
     entry = store.get(name)
     base_entry = store.get(against) if against else None
     dataset = store.get(data, kind="dataset") if data else None

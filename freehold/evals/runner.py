@@ -23,6 +23,7 @@ from typing import Any
 
 from freehold.config import Settings, load_settings
 from freehold.engine import Engine, SamplingParams, load_engine
+from freehold.engine.base import Scorer
 from freehold.errors import ContextOverflowError, EngineError, InvalidModelError
 from freehold.ledger import ref
 from freehold.store import MediaType, ModelEntry, Store
@@ -62,8 +63,7 @@ class ModelRunner:
         self.digest = model_digest(self.entry)
         self.refs = weights_refs(self.entry)
         self._engine: Engine | None = None
-        self._scorer: Any = None
-        self._scored: list[int] = []  # tokens whose logits the scorer holds
+        self._scorer: Scorer | None = None
         self._lock = threading.Lock()
 
     # lifecycle ----------------------------------------------------------------------------
@@ -74,29 +74,21 @@ class ModelRunner:
         self.close()
 
     def close(self) -> None:
+        if self._scorer is not None and self._scorer is not getattr(self._engine, "backend", None):
+            with contextlib.suppress(Exception):
+                self._scorer.close()  # its own context; a backend that scores closes with the engine
+        self._scorer = None
         if self._engine is not None:
             self._engine.close()
             self._engine = None
-        if self._scorer is not None and self._scorer is not True:
-            with contextlib.suppress(Exception):
-                self._scorer.close()
-        self._scorer = None
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            gguf = self.entry.manifest.layer(MediaType.GGUF)
-            if self.backend_name == "llama" and self.batch > 1 and gguf is not None:
-                from freehold.engine.batched import BatchedLlamaBackend
-
-                trained = int(self.entry.info.get("context_length") or self.settings.context)
-                backend = BatchedLlamaBackend(self.store.blob_path(gguf.digest), min(self.settings.context, trained),
-                                              self.threads, slots=self.batch)
-                self._engine = Engine(backend, self.entry,
-                                      self.store.text_layer(self.entry.manifest, MediaType.TEMPLATE))
-            else:
-                self._engine = load_engine(self.entry, store=self.store, backend=self.backend_name,
-                                           settings=self.settings, threads=self.threads)
+            # llama.cpp with continuous batching evaluates ``batch`` conversations at once.
+            batched = self.backend_name == "llama" and self.batch > 1
+            self._engine = load_engine(self.entry, store=self.store, backend=self.backend_name, settings=self.settings,
+                                       threads=self.threads, slots=self.batch if batched else None)
         return self._engine
 
     @property
@@ -170,36 +162,12 @@ class ModelRunner:
         return template.render(validate_messages(list(messages)), add_generation_prompt=add_generation_prompt)
 
     def _logits(self, tokens: Sequence[int]) -> Any:
-        import numpy as np
-
-        if self.backend_name == "torch":
-            return self.engine.backend.logits(tokens)  # type: ignore[attr-defined]
         if self._scorer is None:
-            gguf = self.entry.manifest.layer(MediaType.GGUF)
-            if gguf is None:
-                raise InvalidModelError(f"{self.name} has no GGUF weights for llama.cpp",
-                                        "evaluate it with --backend torch")
-            from freehold.engine.llama import load_llama
+            from freehold.engine import load_scorer
 
-            trained = int(self.entry.info.get("context_length") or SCORE_WINDOW)
-            self._scorer = load_llama(self.store.blob_path(gguf.digest), min(SCORE_WINDOW, trained),
-                                      self.threads, logits_all=True)
-        scorer = self._scorer
-        tokens = list(tokens)
-        with self._lock:
-            # Reuse the KV cache for the prefix shared with the last scored text (BBQ's three
-            # answers share their context; templates share their opening): only the rest is
-            # decoded. Rows of ``scores`` for the shared prefix are still valid.
-            shared = 0
-            for a, b in zip(self._scored, tokens, strict=False):
-                if a != b:
-                    break
-                shared += 1
-            if shared < len(tokens):
-                scorer.n_tokens = shared  # eval() drops the cache past n_tokens before decoding
-                scorer.eval(tokens[shared:])
-                self._scored = tokens
-            return np.array(scorer.scores[: len(tokens)], copy=True)
+            self._scorer = load_scorer(self.store, self.entry, self.engine, backend=self.backend_name,
+                                       window=self.window, threads=self.threads)
+        return self._scorer.logits(tokens)
 
     @property
     def window(self) -> int:

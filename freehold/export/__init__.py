@@ -24,7 +24,7 @@ from freehold.errors import InvalidModelError, UsageError
 from freehold.export.quantize import QUANTS, check_quant, quantize_gguf
 from freehold.export.writer import SUPPORTED, WRITE_TYPES, write_gguf
 from freehold.progress import ProgressFn, emit
-from freehold.store import MediaType, ModelEntry, Store
+from freehold.store import Manifest, MediaType, ModelEntry, Store
 
 __all__ = ["QUANTS", "SUPPORTED", "WRITE_TYPES", "export_gguf", "export_model", "logits_gap", "metadata_gguf",
            "quantize_gguf", "write_gguf"]
@@ -67,35 +67,39 @@ def export_model(name: str, quant: str = "q4_k_m", *, output: str | None = None,
     """Export store model ``name`` to a ``quant`` GGUF, import it as ``output`` (default NAME:QUANT)
     with a ledger ``export`` record linking the two."""
     from freehold.engine.torch import hf_directory
-    from freehold.ledger import Ledger, Recorder, attach_lineage, layer_refs
+    from freehold.home import commit_recorded, open_store
+    from freehold.ledger import Record, Recorder, layer_refs
     from freehold.store.names import format_name, parse_name
 
     settings = settings or load_settings()
-    store = store or Store.open(settings)
+    store = store or open_store(settings)
     q = check_quant(quant)
     entry = store.get(name)
     base_name, _ = parse_name(entry.name)
     target = output or format_name(base_name, q)
     target_name, target_tag = parse_name(target)
-    if store.catalog.get_ref("model", target_name, target_tag or "latest") is not None:
+    if store.has(format_name(target_name, target_tag or "latest")):
         raise UsageError(f"a model named {target} already exists",
                          f"choose another name with -o, or remove it with 'freehold rm {target}'")
     template_gguf = metadata_gguf(store, entry)
     hf_dir = hf_directory(store, entry, progress)
     chat_template = store.text_layer(entry.manifest, MediaType.TEMPLATE)
-    with tempfile.TemporaryDirectory(dir=store.blobs.tmp, prefix="export-") as tmp:
+    with store.temp_dir("export") as tmp:
         out = export_gguf(hf_dir, template_gguf, Path(tmp) / f"{base_name}-{q}.gguf", q,
                           chat_template=chat_template, threads=settings.threads, progress=progress)
         source = {"type": "export", "from": entry.name, "from_manifest": entry.manifest_digest, "quant": q,
                   **{k: v for k, v in entry.manifest.source.items() if k in ("base", "dataset", "run", "knowledge")}}
         params = store.text_layer(entry.manifest, MediaType.PARAMS)  # an export samples like its source
-        new = store.import_gguf(out, target, source=source, params=json.loads(params) if params else None,
-                                progress=progress)
+        staged = store.stage_gguf(out, target, source=source, params=json.loads(params) if params else None,
+                                  progress=progress)
     weights = [r for r in layer_refs(entry.manifest, "model") if r["media_type"] in MediaType.WEIGHTS]
-    rec = Recorder(Ledger.open(store.home)).record_export(
-        new.name, inputs=weights, outputs=layer_refs(new.manifest, "gguf"), method=f"gguf/{q}",
-        params={"writer": "freehold.export", "quantizer": "llama.cpp" if QUANTS[q] and q != "q8_0" else "gguf"})
-    return attach_lineage(store, new.name, rec)
+
+    def record(rec: Recorder, m: Manifest) -> Record:
+        return rec.record_export(
+            m.name, inputs=weights, outputs=layer_refs(m, "gguf"), method=f"gguf/{q}",
+            params={"writer": "freehold.export", "quantizer": "llama.cpp" if QUANTS[q] and q != "q8_0" else "gguf"})
+
+    return commit_recorded(store, staged, record)
 
 
 def logits_gap(gguf_path: Path, hf_dir: Path, tokens: Sequence[int], threads: int = 2) -> dict[str, Any]:
@@ -105,10 +109,10 @@ def logits_gap(gguf_path: Path, hf_dir: Path, tokens: Sequence[int], threads: in
     """
     import numpy as np
 
-    from freehold.engine.llama import LlamaCppBackend
+    from freehold.engine.llama import LlamaScorer
     from freehold.engine.torch import TorchBackend
 
-    llama = LlamaCppBackend(gguf_path, max(64, len(tokens) + 8), threads)
+    llama = LlamaScorer(gguf_path, max(64, len(tokens) + 8), threads)
     torch_backend = TorchBackend(hf_dir, max(64, len(tokens) + 8), threads, device="cpu")
     try:
         a = np.asarray(llama.logits(list(tokens)), dtype=np.float64)

@@ -440,15 +440,13 @@ def _update(
         np.save(work / "vectors.npy", vectors)
         _write_lexical(work / "lexical.sqlite3", passages)
         emit(progress, "writing", 3, 0)
-        with store.lock():
-            layers: list[Layer] = [
-                store.put_file_blob(work / "passages.jsonl", MediaType.KNOWLEDGE_PASSAGES),
-                store.put_file_blob(work / "vectors.npy", MediaType.KNOWLEDGE_VECTORS),
-                store.put_file_blob(work / "lexical.sqlite3", MediaType.KNOWLEDGE_LEXICAL),
-            ]
-            manifest = Manifest(KIND, f"{base}:{tag}", config, layers, {"builder": "freehold.knowledge"})
-            entry = store.commit(KIND, manifest.name, manifest)
-        entry = _record(store, entry, sources)
+        layers: list[Layer] = [
+            store.put_file_blob(work / "passages.jsonl", MediaType.KNOWLEDGE_PASSAGES),
+            store.put_file_blob(work / "vectors.npy", MediaType.KNOWLEDGE_VECTORS),
+            store.put_file_blob(work / "lexical.sqlite3", MediaType.KNOWLEDGE_LEXICAL),
+        ]
+        manifest = Manifest(KIND, f"{base}:{tag}", config, layers, {"builder": "freehold.knowledge"})
+        entry = _commit(store, manifest, sources)
         emit(progress, "writing", 3, 3)
     return KnowledgeResult(entry.name, entry, changes, len(todo), len(passages) - len(todo), True)
 
@@ -485,10 +483,12 @@ def _write_lexical(path: Path, passages: list[Passage]) -> None:
         db.close()
 
 
-def _record(store: Store, entry: ModelEntry, sources: list[dict[str, Any]]) -> ModelEntry:
-    """The ledger record of this version: inputs (dataset layers and roots, document digests) -> layers."""
+def _commit(store: Store, manifest: Manifest, sources: list[dict[str, Any]]) -> ModelEntry:
+    """Commit this version once, headed by its ledger record: inputs (dataset layers and roots,
+    document digests) -> layers."""
     from freehold.data import get_dataset
-    from freehold.ledger import MERKLE, Ledger, Recorder, attach_lineage, layer_refs, ref
+    from freehold.home import commit_recorded
+    from freehold.ledger import MERKLE, Record, Recorder, layer_refs, ref
 
     inputs: list[dict[str, Any]] = []
     for s in sources:
@@ -504,19 +504,21 @@ def _record(store: Store, entry: ModelEntry, sources: list[dict[str, Any]]) -> M
                     for r, la in zip(layer_refs(ds.manifest, "dataset"), ds.manifest.layers, strict=True)
                     if la.annotations.get("split") in s["splits"]
                 ]
-    rec = Recorder(Ledger.open(store.home)).record_export(
-        entry.name, inputs=inputs, outputs=layer_refs(entry.manifest), method="knowledge-index",
-        params={"passages": entry.manifest.config["passages"], "embedder": entry.manifest.config["embedder"]["name"],
-                "version": entry.manifest.config["version"]},
-    )
-    return attach_lineage(store, entry.name, rec, KIND)
+
+    def record(rec: Recorder, m: Manifest) -> Record:
+        return rec.record_export(
+            m.name, inputs=inputs, outputs=layer_refs(m), method="knowledge-index",
+            params={"passages": m.config["passages"], "embedder": m.config["embedder"]["name"],
+                    "version": m.config["version"]})
+
+    return commit_recorded(store, manifest, record)
 
 
 # -- public operations ------------------------------------------------------------------------
 
 
 def _open(store: Store | None, settings: Settings | None) -> Store:
-    return store or Store.open(settings, bundled=False)
+    return store or Store.open(settings)
 
 
 def build_knowledge(

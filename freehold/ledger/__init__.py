@@ -2,10 +2,11 @@
 
 Writers (importers, the data pipeline, the trainer, merge/export, evals)::
 
-    from freehold.ledger import Ledger, Recorder, ref, layer_refs, weights_digest, attach_lineage
+    from freehold.ledger import Ledger, Recorder, ref, layer_refs, weights_digest
     rec = Recorder(Ledger.open(store.home))
     r = rec.record_step(run, step, example_ids=ids, lr=lr, loss=loss, weights=weights_digest(trainable))
 
+An artefact and the record that made it are committed together by ``freehold.home``.
 Readers: ``verify``, ``lineage``, ``prove``, ``replay`` (in ``ops``), the in-toto and
 model-signing exports (in ``attest``). See docs/ledger.md for the record schema.
 """
@@ -14,7 +15,7 @@ from freehold.ledger.chain import Ledger, Record
 from freehold.ledger.graph import LedgerIndex, Lineage
 from freehold.ledger.keys import Identity, load_identity, trust_key, trusted_keys
 from freehold.ledger.membership import MembershipProof
-from freehold.ledger.ops import attach_lineage, lineage, note, prove, record_store_import, replay, verify
+from freehold.ledger.ops import lineage, note, prove, replay, verify
 from freehold.ledger.records import (
     BLOB,
     MERKLE,
@@ -42,14 +43,12 @@ __all__ = [
     "ReplayReport",
     "ReplayTrainer",
     "VerifyReport",
-    "attach_lineage",
     "dataset_root",
     "layer_refs",
     "lineage",
     "load_identity",
     "note",
     "prove",
-    "record_store_import",
     "ref",
     "register_replayer",
     "replay",

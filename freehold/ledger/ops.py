@@ -1,12 +1,10 @@
 """Operations on a named model or dataset: one function per CLI command, usable by the server.
 
-Each takes an open ``Store`` (its home is where the ledger and keys live) and a name.
+Each takes an open ``Store`` (its home is where the ledger and keys live) and a name. They
+read the store; writing an artefact together with its record is ``freehold.home``'s job.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
 
 from freehold.errors import LedgerError
 from freehold.ledger.chain import Ledger, Record
@@ -16,55 +14,23 @@ from freehold.ledger.records import Recorder, layer_refs
 from freehold.ledger.replay import ReplayReport, load_trainer, replay_run, select_steps
 from freehold.ledger.verify import VerifyReport, verify_model
 from freehold.progress import ProgressFn
+from freehold.store import Store
 
 
-def attach_lineage(store: Any, name: str, record: Record, kind: str = "model") -> Any:
-    """Point ``name``'s manifest at ``record`` (``lineage.ledger_head``); returns the new entry.
-
-    Call after writing the record that produced the artefact (import, merge, export, dataset).
-    The manifest is content-addressed, so this commits a new manifest under the same name.
-    """
-    from freehold.store.manifest import Manifest
-
-    entry = store.get(name, kind)
-    m = entry.manifest
-    lineage = {**(m.lineage or {}), "ledger_head": record.hash, "ledger_record": record.number}
-    updated = Manifest(m.kind, m.name, m.config, m.layers, m.source, lineage, m.schema_version)
-    return store.commit(kind, entry.name, updated)
-
-
-def record_store_import(store: Any, name: str, *, kind: str = "model", home: Path | None = None) -> Record:
-    """Write an ``import`` record for an entry already in the store and link its manifest to it."""
-    from freehold.store.manifest import MediaType
-
-    entry = store.get(name, kind)
-    license_text = store.text_layer(entry.manifest, MediaType.LICENSE)
-    licence = (
-        entry.manifest.config.get("license")
-        or entry.manifest.source.get("license")
-        or (license_text.strip().splitlines()[0][:120] if license_text and license_text.strip() else None)
-    )
-    rec = Recorder(Ledger.open(home or store.home)).record_import(
-        entry.name, layer_refs(entry.manifest, "weights"), source=entry.manifest.source, license=licence
-    )
-    attach_lineage(store, entry.name, rec, kind)
-    return rec
-
-
-def verify(store: Any, name: str, progress: ProgressFn | None = None) -> VerifyReport:
+def verify(store: Store, name: str, progress: ProgressFn | None = None) -> VerifyReport:
     return verify_model(store, name, store.home, progress=progress)
 
 
-def lineage(store: Any, name: str) -> Lineage:
+def lineage(store: Store, name: str) -> Lineage:
     index, head, full = lineage_index(store, name)
     return build_lineage(index, head, full)
 
 
-def prove(store: Any, name: str, example_ids: list[str]) -> list[MembershipProof]:
+def prove(store: Store, name: str, example_ids: list[str]) -> list[MembershipProof]:
     return prove_membership(store, name, example_ids)
 
 
-def note(store: Any, name: str, text: str, kind: str = "model") -> Record:
+def note(store: Store, name: str, text: str, kind: str = "model") -> Record:
     """A decision note about ``name``, citing its layers so it joins the lineage."""
     entry = store.get(name, kind)
     return Recorder(Ledger.open(store.home)).record_note(
@@ -73,7 +39,7 @@ def note(store: Any, name: str, text: str, kind: str = "model") -> Record:
 
 
 def replay(
-    store: Any,
+    store: Store,
     name: str,
     span: tuple[int, int] | None = None,
     sample: float | None = None,

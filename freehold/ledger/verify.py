@@ -231,7 +231,7 @@ class _BlobChecker:
         if not path.exists():
             self.results[digest] = None
             return None
-        ok = bool(self.store.blobs.verify(digest, self.progress))
+        ok = self.store.verify_blob(digest, self.progress)
         self.report.blobs_checked += 1
         self.report.bytes_hashed += path.stat().st_size
         self.results[digest] = ok

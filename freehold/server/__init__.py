@@ -185,7 +185,9 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
                store: Store | None = None) -> FastAPI:
     options = options or ServerOptions()
     settings = settings or load_settings()
-    store = store or Store.open(settings)
+    from freehold.home import open_store
+
+    store = store or open_store(settings)
     state = FreeholdState(settings, options, store)
 
     @contextlib.asynccontextmanager

@@ -7,9 +7,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from freehold.config import Settings
-from freehold.engine import Engine, model_params
+from freehold.engine import Engine, load_engine
 from freehold.engine.batched import BatchedLlamaBackend, StepStats
 from freehold.errors import InvalidModelError
 from freehold.store import MediaType, ModelEntry, Store
@@ -69,8 +70,7 @@ class ModelManager:
                 loaded.last_used = time.time()
 
     def _load(self, entry: ModelEntry) -> Loaded:
-        gguf = entry.manifest.layer(MediaType.GGUF)
-        if gguf is None:
+        if entry.manifest.layer(MediaType.GGUF) is None:  # before anything is unloaded to make room
             raise InvalidModelError(f"{entry.name} has no GGUF weights to serve",
                                     f"export it first: 'freehold export {entry.name}'")
         # Make room: unload idle models, least recently used first.
@@ -80,14 +80,9 @@ class ModelManager:
                 break  # all busy: go over the limit rather than fail a request
             victim = min(idle, key=lambda kv: kv[1].last_used)[0]
             self._unload(victim)
-        trained = int(entry.info.get("context_length") or self.settings.context)
-        backend = BatchedLlamaBackend(self.store.blob_path(gguf.digest), min(self.settings.context, trained),
-                                      self.settings.threads, slots=self.slots, max_queue=self.max_queue,
-                                      on_step=self.on_step)
-        template = self.store.text_layer(entry.manifest, MediaType.TEMPLATE)
-        now = time.time()
-        loaded = Loaded(Engine(backend, entry, template, model_params(self.store, entry)), backend, now,
-                        self.keep_alive)
+        engine = load_engine(entry, store=self.store, settings=self.settings, slots=self.slots,
+                             max_queue=self.max_queue, on_step=self.on_step)
+        loaded = Loaded(engine, cast(BatchedLlamaBackend, engine.backend), time.time(), self.keep_alive)
         self._loaded[entry.name] = loaded
         return loaded
 

@@ -1,9 +1,11 @@
 """Content-addressed blobs: ``blobs/sha256-<hex>``, written atomically.
 
 A blob is written to a temp file in ``blobs/.tmp`` while it is hashed, fsync'd, then
-renamed into place; a crash leaves only a temp file, removed on the next open. Identical
-bytes are stored once. A file can also be *linked* in (hard link when on the same
-filesystem, else a symlink reference), which is how bundled models avoid a second copy.
+renamed into place; a crash leaves only a temp file, removed by the next open once the
+process that wrote it is gone (every name in ``.tmp`` carries its writer's pid, so an open
+never removes what a live process is still writing). Identical bytes are stored once. A
+file can also be *linked* in (hard link when on the same filesystem, else a symlink
+reference), which is how bundled models avoid a second copy.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import errno
 import hashlib
 import os
 import re
+import shutil
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -37,6 +42,20 @@ def store_os_error(exc: OSError, where: Path) -> StoreError:
                       "check the path in FREEHOLD_HOME and the disk")
 
 
+_TMP_OWNER = re.compile(r"^[A-Za-z]+-(\d+)-")
+LEGACY_TMP_AGE = 24 * 3600  # a leftover without a pid (older versions) goes after a day
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def sha256_file(path: Path, progress: ProgressFn | None = None, status: str = "hashing") -> str:
     h = hashlib.sha256()
     total = path.stat().st_size
@@ -59,10 +78,25 @@ class BlobStore:
             self.tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise store_os_error(exc, self.root) from exc
-        # Leftovers of interrupted writes are never visible as blobs; clear them.
+        # Leftovers of interrupted writes are never visible as blobs; clear those whose
+        # writer is gone (another process may be writing into .tmp right now).
+        now = time.time()
         for leftover in self.tmp.iterdir():
+            owner = _TMP_OWNER.match(leftover.name)
             with contextlib.suppress(OSError):
-                leftover.unlink()
+                if owner and pid_alive(int(owner.group(1))):
+                    continue
+                if not owner and now - leftover.lstat().st_mtime < LEGACY_TMP_AGE:
+                    continue
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink()
+
+    def temp_dir(self, prefix: str) -> tempfile.TemporaryDirectory[str]:
+        """A scratch directory inside the store (same filesystem: its files can be linked in),
+        named so that no other process's open clears it while this one is alive."""
+        return tempfile.TemporaryDirectory(dir=self.tmp, prefix=f"{prefix}-{os.getpid()}-")
 
     def path(self, digest: str) -> Path:
         if not DIGEST_RE.match(digest):

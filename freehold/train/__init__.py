@@ -54,7 +54,9 @@ def tune(cfg: TuneConfig, *, store: Store | None = None, settings: Settings | No
 
     started = time.perf_counter()
     settings = settings or load_settings()
-    store = store or Store.open(settings)
+    from freehold.home import open_store
+
+    store = store or open_store(settings)
     session = prepare(store, cfg, settings=settings, resume=resume, progress=progress)
     if on_ready is not None:
         on_ready(session)

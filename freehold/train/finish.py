@@ -11,15 +11,17 @@ record (merged -> GGUF), and the manifest points at the latter.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freehold.progress import ProgressFn, emit
 from freehold.store import Layer, Manifest, MediaType, ModelEntry
 from freehold.store.formats import read_gguf_info
 from freehold.train import checkpoint as ckpt
 from freehold.train.trainer import Session
+
+if TYPE_CHECKING:
+    from freehold.home import WriteRecord
 
 RUN_MEDIA = "application/vnd.freehold.run+json"
 
@@ -42,7 +44,7 @@ def _hf_media(path: Path) -> str:
 def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
     """Merge, export, import and record; returns the new model's store entry."""
     from freehold.export import export_gguf, metadata_gguf
-    from freehold.ledger import Ledger, Recorder, attach_lineage, layer_refs, ref
+    from freehold.home import commit_recorded
 
     s, cfg, store = session, session.cfg, session.store
     last = ckpt.latest_checkpoint(s.run_dir)
@@ -58,7 +60,7 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
     if s.device != "cpu":
         merged = merged.to("cpu")
     merged.config.use_cache = True
-    with tempfile.TemporaryDirectory(dir=store.blobs.tmp, prefix="tune-") as tmp_s:
+    with store.temp_dir("tune") as tmp_s:
         tmp = Path(tmp_s)
         hf_out = tmp / "merged"
         merged.save_pretrained(hf_out, safe_serialization=True)
@@ -97,24 +99,34 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
 
     name, tag = parse_name(cfg.output)
     manifest = Manifest("model", format_name(name, tag or "latest"), info, layers, source)
-    entry = store.commit("model", manifest.name, manifest)
+    record = _merge_and_export(s, adapter_layer, gguf_layer, merged_layers) if cfg.ledger else None
+    entry = commit_recorded(store, manifest, record)
     _commit_run(session)
+    return entry
 
-    if not cfg.ledger:
-        return entry
-    rec = Recorder(Ledger.open(store.home))
+
+def _merge_and_export(s: Session, adapter: Layer, gguf: Layer, merged_layers: list[Layer]) -> WriteRecord:
+    """The ``merge`` record (base + adapter -> merged safetensors) and the ``export`` record
+    (merged -> GGUF) that heads the tuned model's manifest."""
+    from freehold.ledger import Record, Recorder, layer_refs, ref
+
+    cfg = s.cfg
     base_refs = [r for r in layer_refs(s.base.manifest, "base") if r["media_type"] in MediaType.WEIGHTS]
     merged_refs = [ref("merged", la.digest, media_type=la.media_type, filename=la.annotations.get("filename", ""))
                    for la in merged_layers if la.media_type == MediaType.SAFETENSORS]
-    rec.record_merge(inputs=[*base_refs, ref("adapter", adapter_layer.digest, media_type=MediaType.ADAPTER)],
-                     outputs=merged_refs, method="lora", run=s.run,
-                     params={"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": list(cfg.target_modules)})
-    # The export record is the manifest's head, so its outputs list every weights layer the
-    # model carries: the GGUF it produced and the merged safetensors it kept.
-    export = rec.record_export(entry.name, inputs=merged_refs,
-                               outputs=[ref("gguf", gguf_layer.digest, media_type=MediaType.GGUF), *merged_refs],
-                               method=f"gguf/{cfg.quant}", params={"writer": "freehold.export"})
-    return attach_lineage(store, entry.name, export)
+
+    def record(rec: Recorder, m: Manifest) -> Record:
+        rec.record_merge(inputs=[*base_refs, ref("adapter", adapter.digest, media_type=MediaType.ADAPTER)],
+                         outputs=merged_refs, method="lora", run=s.run,
+                         params={"r": cfg.lora_r, "alpha": cfg.lora_alpha,
+                                 "target_modules": list(cfg.target_modules)})
+        # The export record is the manifest's head, so its outputs list every weights layer the
+        # model carries: the GGUF it produced and the merged safetensors it kept.
+        return rec.record_export(m.name, inputs=merged_refs,
+                                 outputs=[ref("gguf", gguf.digest, media_type=MediaType.GGUF), *merged_refs],
+                                 method=f"gguf/{cfg.quant}", params={"writer": "freehold.export"})
+
+    return record
 
 
 def _metrics(checkpoint_dir: Path) -> list[dict[str, Any]]:

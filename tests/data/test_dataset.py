@@ -77,7 +77,7 @@ def test_splits_share_no_thread_and_ids_and_root_verify(rpd: tuple[Store, dict])
 
 def test_rerun_is_byte_identical_and_seed_changes_split(email_dir: Path) -> None:
     archive = email_dir / "numpy-discussion-2001-11" / "2001-November.txt"
-    store = Store.open(bundled=False)
+    store = Store.open()
     a = import_dataset([archive], "np-a", store=store)
     b = import_dataset([archive], "np-b", store=store)
     assert [la.to_dict() for la in a.entry.manifest.layers] == [
@@ -93,7 +93,7 @@ def test_rerun_is_byte_identical_and_seed_changes_split(email_dir: Path) -> None
 
 def test_ours_given_and_pii_keep(email_dir: Path) -> None:
     archive = email_dir / "numpy-discussion-2001-11" / "2001-November.txt"
-    store = Store.open(bundled=False)
+    store = Store.open()
     nobody = "nobody@nowhere.invalid"
     with pytest.raises(UsageError, match="no training examples") as exc:
         import_dataset([archive], "np", ours=[nobody], store=store)
@@ -111,7 +111,7 @@ def test_ours_given_and_pii_keep(email_dir: Path) -> None:
 
 
 def test_maildir_and_perceval_import(email_dir: Path) -> None:
-    store = Store.open(bundled=False)
+    store = Store.open()
     lkml = import_dataset([email_dir / "notmuch-corpora" / "test" / "corpora" / "lkml"], "lkml", store=store)
     assert lkml.counts["messages_read"] == 210 and lkml.counts["examples"] >= 1
     files = sorted((email_dir / "perceval-mbox-edgecases" / "tests" / "data").rglob("*.mbox"))
@@ -175,7 +175,7 @@ def test_roles_filters_and_dedupe_units() -> None:
 
 
 def test_tables_import_show_export_rm(tmp_path: Path) -> None:
-    store = Store.open(bundled=False)
+    store = Store.open()
     table = tmp_path / "faq.jsonl"
     lines = [
         json.dumps(

@@ -86,7 +86,7 @@ def test_scrub_both_gives_placeholders_for_dedupe_and_keeps_what_keep_says() -> 
 
 
 def test_acme_import_has_stand_ins_is_reproducible_and_matches_placeholder_counts() -> None:
-    store = Store.open(bundled=False)
+    store = Store.open()
     a = import_dataset([ACME], "acme-a", ours=["acme-outdoor.example"], store=store)
     b = import_dataset([ACME], "acme-b", ours=["acme-outdoor.example"], store=store)
     assert _layers(a) == _layers(b) and a.config == b.config  # byte-identical rows, same digests
@@ -122,7 +122,7 @@ def test_real_list_mail_gets_no_placeholder_and_only_reserved_addresses(rpd: tup
 
 
 def test_rerender_replaces_placeholders_with_lineage_to_the_import(capsys: pytest.CaptureFixture[str]) -> None:
-    store = Store.open(bundled=False)
+    store = Store.open()
     ph = import_dataset([ACME], "acme", ours=["acme-outdoor.example"], pii="placeholders", store=store)
     new = rerender_dataset("acme", "acme-real", store=store)
     again = rerender_dataset("acme", "acme-real2", store=store)

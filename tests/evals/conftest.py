@@ -24,7 +24,7 @@ def eval_data(shared_data: Path) -> Path:
 @pytest.fixture
 def tiny(store: Store, tiny_gguf: Path) -> str:
     """The tiny chat model imported as 'tiny' (with its signed import record)."""
-    from freehold.store.importing import import_model
+    from freehold.home import import_model
 
     import_model(store, tiny_gguf, "tiny")
     return "tiny"
@@ -60,11 +60,12 @@ def support(store: Store, tmp_path: Path) -> str:
 @pytest.fixture
 def tuned(store: Store, tiny: str, support: str, tmp_path: Path) -> str:
     """'tiny-tuned': different weights (seed 1) with a recorded training lineage from tiny + support."""
-    from freehold.ledger import MERKLE, Ledger, Recorder, attach_lineage, layer_refs, ref
+    from freehold.home import commit_recorded
+    from freehold.ledger import MERKLE, Ledger, Recorder, layer_refs, ref
     from freehold.testing import write_tiny_gguf
 
     path = write_tiny_gguf(tmp_path / "tuned.gguf", seed=1)
-    entry = store.import_gguf(path, "tiny-tuned")
+    staged = store.stage_gguf(path, "tiny-tuned")
     base = store.get(tiny)
     ds = store.get(support, kind="dataset")
     rec = Recorder(Ledger.open(store.home))
@@ -78,10 +79,11 @@ def tuned(store: Store, tiny: str, support: str, tmp_path: Path) -> str:
     for step in range(1, 4):
         rec.record_step("run-1", step, example_ids=[], lr=2e-4, loss=2.0 / step, weights="sha256:" + "0" * 64,
                         extra={"tokens": 1000})
-    gguf = entry.manifest.layer(MediaType.GGUF)
+    gguf = staged.layer(MediaType.GGUF)
     assert gguf is not None
     merged = [ref("merged", "sha256:" + "1" * 64)]
     rec.record_merge(inputs=base_refs, outputs=merged, method="lora", run="run-1")
-    export = rec.record_export(entry.name, inputs=merged, outputs=[ref("gguf", gguf.digest)], method="gguf/f32")
-    attach_lineage(store, entry.name, export)
+    gguf_refs = [ref("gguf", gguf.digest)]
+    commit_recorded(store, staged, lambda r, m: r.record_export(m.name, inputs=merged, outputs=gguf_refs,
+                                                                method="gguf/f32"))
     return "tiny-tuned"

@@ -15,7 +15,9 @@ from freehold.store import Store
 
 @pytest.mark.slow
 def test_smollm2_all_suites_and_card(eval_data: Path, support: str, store: Store, tmp_path: Path) -> None:
-    full = Store.open(load_settings())  # the same home, with the bundled model registered
+    from freehold.home import open_store
+
+    full = open_store(load_settings())  # the same home, with the bundled model registered
     try:
         full.get("smollm2")
     except Exception:

@@ -29,12 +29,13 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from freehold.config import load_settings
     from freehold.data import import_dataset
     from freehold.knowledge import build_knowledge
-    from freehold.store import Store
     from freehold.train import TuneConfig, tune
 
     home = tmp_path_factory.mktemp("answers-home")
     settings = load_settings({"FREEHOLD_HOME": str(home)})
-    store = Store.open(settings)  # the bundled SmolLM2
+    from freehold.home import open_store
+
+    store = open_store(settings)  # the bundled SmolLM2
     import_dataset([MAILBOX], "acme", ours=["acme-outdoor.example"], store=store)
     build_knowledge("acme-kb", datasets=["acme"], documents=[POLICIES], store=store)
     tune(TuneConfig("smollm2", "acme", "acme-support", knowledge="acme-kb", **RECIPE), store=store,

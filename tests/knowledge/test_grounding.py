@@ -15,6 +15,7 @@ import pytest
 from freehold.cli import main
 from freehold.data import import_dataset, iter_examples
 from freehold.engine import SamplingParams, load_engine
+from freehold.home import import_model
 from freehold.knowledge import UNKNOWN_ANSWER, answer, build_knowledge, ground, ground_dataset, load_index
 from freehold.knowledge.grounding import INSTRUCTION, document_rows, grounded_name
 from freehold.knowledge.search import for_prompt, search_index, sentences
@@ -107,7 +108,7 @@ def test_a_grounded_dataset_has_sources_in_every_row_but_its_own_thread(shop: Sh
 @pytest.fixture
 def tiny_shop(store: Store, tiny_gguf: Path) -> Store:
     """The FREEHOLD_HOME store with the tiny chat model, the sample shop's mail and its index."""
-    store.import_gguf(tiny_gguf, "tiny")
+    import_model(store, tiny_gguf, "tiny")
     import_dataset([MAILBOX], "acme", ours=["acme-outdoor.example"], store=store)
     build_knowledge("acme-kb", datasets=["acme"], documents=[POLICIES], store=store)
     return store
@@ -232,9 +233,7 @@ def test_reply_reads_a_real_client_mail(tiny_shop: Store, shared_data: Path,
 def test_a_model_tuned_with_knowledge_answers_from_it_by_default(tiny_shop: Store,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     from freehold.ledger import Ledger
-    from freehold.store.importing import record_import
 
-    record_import(tiny_shop, "tiny")
     assert main(["tune", "tiny", "--data", "acme", "--knowledge", "acme-kb", "-o", "tiny-kb", "--max-steps", "2",
                  "--eval-every", "0", "--batch-tokens", "2048"]) == 0
     capsys.readouterr()

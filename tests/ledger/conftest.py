@@ -16,15 +16,14 @@ from typing import Any
 
 import pytest
 
+from freehold.home import commit_recorded, import_record
 from freehold.ledger import (
     MERKLE,
     Ledger,
     Record,
     Recorder,
-    attach_lineage,
     dataset_root,
     layer_refs,
-    record_store_import,
     ref,
     register_replayer,
     weights_digest,
@@ -48,15 +47,19 @@ def make_rows(n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def put_dataset(store: Store, name: str, rows: list[dict[str, Any]]) -> Any:
+def stage_dataset(store: Store, name: str, rows: list[dict[str, Any]]) -> Manifest:
     train, valid = rows[: len(rows) * 3 // 4], rows[len(rows) * 3 // 4 :]
     layers = []
     for split, part in (("train", train), ("valid", valid)):
         data = "".join(json.dumps(r) + "\n" for r in part).encode()
         layers.append(store.put_stream_blob(data, MediaType.DATASET, {"filename": f"{split}.jsonl", "split": split}))
     root = dataset_root([r["id"] for r in rows])
-    manifest = Manifest("dataset", f"{name}:latest", {"merkle_root": root, "examples": len(rows)}, layers)
-    return store.commit("dataset", f"{name}:latest", manifest)
+    return Manifest("dataset", f"{name}:latest", {"merkle_root": root, "examples": len(rows)}, layers)
+
+
+def put_dataset(store: Store, name: str, rows: list[dict[str, Any]]) -> Any:
+    manifest = stage_dataset(store, name, rows)
+    return store.commit("dataset", manifest.name, manifest)
 
 
 def save_tensors(store: Store, tensors: Mapping[str, Any], filename: str) -> Layer:
@@ -152,25 +155,25 @@ def build_world(home: Path, steps: int = 24, n_rows: int = 40) -> World:
         io.BytesIO(b"GGUF" + bytes(range(256)) * 8).read(), MediaType.GGUF, {"filename": "base.gguf"}
     )
     lic = store.put_stream_blob(b"Apache-2.0\n", MediaType.LICENSE)
-    store.commit(
-        "model",
-        "base:latest",
-        Manifest("model", "base:latest", {"license": "apache-2.0"}, [gguf, lic], {"type": "test"}),
-    )
-    world.records["import"] = record_store_import(store, "base")
+    base_manifest = Manifest("model", "base:latest", {"license": "apache-2.0"}, [gguf, lic], {"type": "test"})
+    commit_recorded(store, base_manifest, import_record(base_manifest))
+    world.records["import"] = ledger.records()[-1]
     # dataset
-    ds = put_dataset(store, "support", world.rows)
     ids = [r["id"] for r in world.rows]
-    world.records["dataset"] = rec.record_dataset(
-        "support:latest",
-        sources=[ref("source", "sha256:" + "ab" * 32, filename="support.mbox")],
-        merkle_root=ds.manifest.config["merkle_root"],
-        example_ids=ids,
-        outputs=layer_refs(ds.manifest),
-        filters={"pii": "scrubbed"},
-        counts={"examples": len(ids), "train": 30, "valid": 10},
-    )
-    attach_lineage(store, "support", world.records["dataset"], kind="dataset")
+
+    def dataset_record(r: Recorder, m: Manifest) -> Record:
+        return r.record_dataset(
+            m.name,
+            sources=[ref("source", "sha256:" + "ab" * 32, filename="support.mbox")],
+            merkle_root=m.config["merkle_root"],
+            example_ids=ids,
+            outputs=layer_refs(m),
+            filters={"pii": "scrubbed"},
+            counts={"examples": len(ids), "train": 30, "valid": 10},
+        )
+
+    ds = commit_recorded(store, stage_dataset(store, "support", world.rows), dataset_record)
+    world.records["dataset"] = ledger.records()[-1]
     # training run
     base = store.get("base")
     trainer = TinyTrainer(store, {r["id"]: r for r in world.rows}, world.seed)
@@ -202,14 +205,18 @@ def build_world(home: Path, steps: int = 24, n_rows: int = 40) -> World:
             )
     assert last_ckpt is not None
     merged = save_tensors(store, trainer.state, "model.safetensors")
-    store.commit("model", "tuned:latest", Manifest("model", "tuned:latest", {"format": "safetensors"}, [merged]))
-    world.records["merge"] = rec.record_merge(
-        inputs=[*layer_refs(base.manifest, "base"), ref("adapter", last_ckpt.digest)],
-        outputs=layer_refs(store.get("tuned").manifest, "merged"),
-        method="toy-merge",
-        run=world.run,
-    )
-    attach_lineage(store, "tuned", world.records["merge"])
+    ckpt = last_ckpt
+
+    def merge_record(r: Recorder, m: Manifest) -> Record:
+        return r.record_merge(
+            inputs=[*layer_refs(base.manifest, "base"), ref("adapter", ckpt.digest)],
+            outputs=layer_refs(m, "merged"),
+            method="toy-merge",
+            run=world.run,
+        )
+
+    commit_recorded(store, Manifest("model", "tuned:latest", {"format": "safetensors"}, [merged]), merge_record)
+    world.records["merge"] = ledger.records()[-1]
     return world
 
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from freehold.errors import LedgerError
-from freehold.ledger import Recorder, attach_lineage, layer_refs, lineage, ref, verify, weights_digest
+from freehold.ledger import Recorder, layer_refs, lineage, ref, verify, weights_digest
 from freehold.store import Manifest, MediaType
+from freehold.testing import point_at
 from tests.ledger.conftest import World
 
 
@@ -34,7 +35,7 @@ def test_export_and_eval_join_the_lineage(world: World) -> None:
         outputs=layer_refs(world.store.get("tuned-q4").manifest, "gguf"),
         method="gguf/q4_k_m",
     )
-    attach_lineage(world.store, "tuned-q4", exp)
+    point_at(world.store, "tuned-q4", exp)
     rec.record_eval(
         suite="quality",
         model=layer_refs(world.store.get("tuned-q4").manifest, "model"),

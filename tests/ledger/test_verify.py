@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from freehold.ledger import attach_lineage, verify, verify_ledger
+from freehold.ledger import verify, verify_ledger
 from freehold.store import Manifest, MediaType
+from freehold.testing import point_at
 from tests.ledger.conftest import World, build_world
 
 
@@ -72,7 +73,7 @@ def test_a_tuned_model_with_no_checkpoint_checked_says_so_plainly(
     blob = world.store.put_stream_blob(b"run-3 weights", MediaType.SAFETENSORS, {"filename": "m.safetensors"})
     world.store.commit("model", "third:latest", Manifest("model", "third:latest", {}, [blob]))
     merge = rec.record_merge(inputs=[], outputs=layer_refs(world.store.get("third").manifest), method="x", run="run-3")
-    attach_lineage(world.store, "third", merge)
+    point_at(world.store, "third", merge)
     report = verify(world.store, "third")
     assert report.ok and report.runs == 1 and report.checkpoints_checked == 0
     assert any(n.kind == "checkpoint" and "no checkpoint record" in n.reason for n in report.not_checked)
@@ -96,7 +97,7 @@ def test_a_checkpoint_whose_tensors_are_not_its_steps_weights_is_caught(world: W
         weights=step8.payload["weights"],
         outputs=[ref("checkpoint", layer.digest, media_type=layer.media_type)],
     )
-    attach_lineage(world.store, "tuned", rec.ledger.append("merge", dict(world.records["merge"].payload)))
+    point_at(world.store, "tuned", rec.ledger.append("merge", dict(world.records["merge"].payload)))
     report = verify(world.store, "tuned")
     assert report.first_problem is not None and report.first_problem.record == forged.number
     assert "does not hold that step's weights" in report.first_problem.what
@@ -213,7 +214,7 @@ def test_model_without_lineage_fails_clearly(world: World) -> None:
 
 
 def test_head_missing_from_ledger_fails(world: World) -> None:
-    attach_lineage(world.store, "tuned", world.records["merge"])
+    point_at(world.store, "tuned", world.records["merge"])
     tuned = world.store.get("tuned")
     m = tuned.manifest
     lineage = {**m.lineage, "ledger_head": "sha256:" + "0" * 64}
@@ -275,7 +276,7 @@ def test_a_step_using_an_example_outside_the_dataset_is_caught(world: World) -> 
     from freehold.ledger import layer_refs
 
     merge = rec.record_merge(inputs=[], outputs=layer_refs(world.store.get("second").manifest), method="x", run="run-2")
-    attach_lineage(world.store, "second", merge)
+    point_at(world.store, "second", merge)
     report = verify(world.store, "second")
     assert report.first_problem is not None and report.first_problem.record == bad.number
     assert "not in the run's dataset" in report.first_problem.what

@@ -90,7 +90,7 @@ def live_shared(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path, tiny_
 
     home = tmp_path_factory.mktemp("shared-home")
     settings = dataclasses.replace(load_settings(), home=home)
-    store = Store.open(settings, bundled=False)
+    store = Store.open(settings)
     store.import_gguf(tiny_gguf, "tiny")
     store.import_gguf(tiny_base_gguf, "tiny-base")
     options = ServerOptions(port=_free_port(), slots=4, max_queue=8)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from freehold.store import Store
 from freehold.store.bundled import smollm2_path
 
 from .conftest import Live, _free_port, start_server
@@ -22,9 +21,10 @@ WORDS = ["apple", "banana", "cherry", "dragon", "falcon", "guitar"]
 @pytest.fixture
 def smol(freehold_home) -> Iterator[Live]:  # type: ignore[no-untyped-def]
     from freehold.config import load_settings
+    from freehold.home import open_store
     from freehold.server import ServerOptions
 
-    store = Store.open(load_settings())
+    store = open_store(load_settings())
     yield from start_server(ServerOptions(port=_free_port(), slots=8), store)
 
 

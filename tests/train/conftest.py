@@ -52,10 +52,9 @@ def make_dataset(store: Store, name: str, splits: dict[str, list[dict[str, Any]]
 @pytest.fixture
 def tiny_store(store: Store, tiny_gguf: Path, tmp_path: Path) -> Store:
     """The store with the tiny GGUF model as 'tiny' and a 48-example dataset 'colours'."""
-    from freehold.store.importing import record_import
+    from freehold.home import import_model
 
-    store.import_gguf(tiny_gguf, "tiny")
-    record_import(store, "tiny")
+    import_model(store, tiny_gguf, "tiny")
     make_dataset(store, "colours", {"train": chat_rows(48), "validation": chat_rows(8, seed=3)}, tmp_path / "ds")
     return store
 

@@ -54,11 +54,10 @@ def test_unknown_quant_is_a_usage_error_with_the_choices() -> None:
 def test_export_model_quantizes_with_llama_cpp_and_records_lineage(store: Store, tiny_gguf: Path) -> None:
     import gguf
 
+    from freehold.home import import_model
     from freehold.ledger import verify
-    from freehold.store.importing import record_import
 
-    store.import_gguf(tiny_gguf, "tiny")
-    record_import(store, "tiny")
+    import_model(store, tiny_gguf, "tiny")
     entry = export_model("tiny", "q4_0", store=store)
     assert entry.name == "tiny:q4_0" and entry.manifest.source["from"] == "tiny:latest"
     path = store.blob_path(entry.manifest.layer(MediaType.GGUF).digest)

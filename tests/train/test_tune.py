@@ -19,14 +19,14 @@ BASE_PARAMS = {"temperature": 0.3, "top_p": 0.85}  # the base's sampling default
 def tuned(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path) -> Any:
     """One tiny fine-tune shared by the tests below (its own home, passed explicitly)."""
     from freehold.config import load_settings
-    from freehold.store.importing import record_import
+    from freehold.home import commit_recorded, import_record
     from freehold.train import tune
 
     home = tmp_path_factory.mktemp("tuned-home")
     settings = load_settings({"FREEHOLD_HOME": str(home)})
-    store = Store.open(settings, bundled=False)
-    store.import_gguf(tiny_gguf, "tiny", params=BASE_PARAMS)
-    record_import(store, "tiny")
+    store = Store.open(settings)
+    staged = store.stage_gguf(tiny_gguf, "tiny", params=BASE_PARAMS)
+    commit_recorded(store, staged, import_record(staged))
     make_dataset(store, "colours", {"train": chat_rows(48), "validation": chat_rows(8, seed=3)}, home / "ds")
     steps: list[Any] = []
     result = tune(tiny_config(), store=store, settings=settings, on_step=steps.append)
@@ -214,11 +214,10 @@ def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_a_base_with_only_hugging_face_files_tunes_exports_and_serves(tiny_store: Store, tiny_hf: Path) -> None:
     """No GGUF anywhere in the base's manifest: the tuned model's GGUF metadata comes from the HF files."""
-    from freehold.store.importing import record_import
+    from freehold.home import import_model
     from freehold.train import tune
 
-    tiny_store.import_hf(tiny_hf, "tinyhf")
-    record_import(tiny_store, "tinyhf")
+    import_model(tiny_store, tiny_hf, "tinyhf")
     assert tiny_store.get("tinyhf").manifest.layer(MediaType.GGUF) is None
     result = tune(tiny_config(base="tinyhf", output="tinyhf-tuned", max_steps=6, quant="q8_0"), store=tiny_store)
     entry = tiny_store.get("tinyhf-tuned")

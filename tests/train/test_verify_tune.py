@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from freehold.ledger import Ledger, Record, Recorder, attach_lineage, ref, verify
+from freehold.ledger import Ledger, Record, Recorder, ref, verify
 from freehold.store import MediaType, Store
+from freehold.testing import point_at
 from tests.train.conftest import chat_rows, make_dataset, tiny_config
 
 
@@ -21,14 +22,13 @@ from tests.train.conftest import chat_rows, make_dataset, tiny_config
 def tuned_home(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path) -> Path:
     """A home holding one short tiny fine-tune with three checkpoints (steps 5, 10, 12)."""
     from freehold.config import load_settings
-    from freehold.store.importing import record_import
+    from freehold.home import import_model
     from freehold.train import tune
 
     home = tmp_path_factory.mktemp("verify-tune") / "home"
     settings = load_settings({"FREEHOLD_HOME": str(home)})
-    store = Store.open(settings, bundled=False)
-    store.import_gguf(tiny_gguf, "tiny")
-    record_import(store, "tiny")
+    store = Store.open(settings)
+    import_model(store, tiny_gguf, "tiny")
     make_dataset(store, "colours", {"train": chat_rows(48), "validation": chat_rows(8, seed=3)}, home.parent / "ds")
     tune(tiny_config(max_steps=12, eval_every=0), store=store, settings=settings)
     store.close()
@@ -131,7 +131,7 @@ def _re_head(store: Store) -> None:
     records = Ledger.open(store.home).records()
     head_hash = store.get("tiny-tuned").manifest.lineage["ledger_head"]
     head = next(r for r in records if r.hash == head_hash)
-    attach_lineage(store, "tiny-tuned", Ledger.open(store.home).append(head.type, dict(head.payload)))
+    point_at(store, "tiny-tuned", Ledger.open(store.home).append(head.type, dict(head.payload)))
 
 
 def test_changed_tensors_under_a_consistent_digest_are_caught(home: Path) -> None:
@@ -214,11 +214,10 @@ def test_a_checkpoint_that_would_not_verify_stops_the_run(
     """If the adapter file's tensor names stopped mapping onto the model's parameters (a PEFT
     change), the trainer says so at the first checkpoint rather than recording it."""
     from freehold.errors import TrainingError
-    from freehold.store.importing import record_import
+    from freehold.home import import_model
     from freehold.train import checkpoint, tune
 
-    store.import_gguf(tiny_gguf, "tiny")
-    record_import(store, "tiny")
+    import_model(store, tiny_gguf, "tiny")
     make_dataset(store, "colours", {"train": chat_rows(16)}, tmp_path / "ds")
     monkeypatch.setattr(checkpoint, "parameter_tensors", lambda tensors, adapter_name="default": dict(tensors))
     with pytest.raises(TrainingError, match="do not hash to the trained weights"):
