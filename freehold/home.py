@@ -20,6 +20,7 @@ from pathlib import Path
 from freehold.config import Settings, load_settings
 from freehold.errors import UsageError
 from freehold.ledger import Ledger, Record, Recorder, layer_refs
+from freehold.licences import model_licence
 from freehold.progress import ProgressFn, emit
 from freehold.store import Manifest, MediaType, ModelEntry, RemoveResult, Store
 from freehold.store import bundled as bundled_models
@@ -50,8 +51,7 @@ def commit_recorded(store: Store, manifest: Manifest, write: WriteRecord | None,
 
 def import_record(manifest: Manifest, license_text: str | None = None) -> WriteRecord:
     """The ``import`` record of a model entering the store: its weights layers, source and licence."""
-    licence = (manifest.config.get("license") or manifest.source.get("license")
-               or (license_text.strip().splitlines()[0][:120] if license_text and license_text.strip() else None))
+    licence = model_licence(manifest, license_text)
 
     def write(rec: Recorder, m: Manifest) -> Record:
         return rec.record_import(m.name, layer_refs(m, "weights"), source=m.source, license=licence)

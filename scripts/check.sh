@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Quality gates in one command: ruff (lint), mypy (the package), pytest (the whole suite,
+# Quality gates in one command: ruff (lint), mypy (the package), no import cycle in the package
+# (scripts/check_imports.py), pytest (the whole suite,
 # slow end-to-end tests included). Pass pytest arguments through, e.g. -m "not slow".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
-echo "== ruff"; .venv/bin/ruff check freehold tests benchmarks || status=1
+echo "== ruff"; .venv/bin/ruff check freehold tests benchmarks scripts/check_imports.py || status=1
 echo "== mypy"; .venv/bin/mypy freehold || status=1
+echo "== imports"; .venv/bin/python scripts/check_imports.py || status=1
 echo "== pytest"
 .venv/bin/python -m pytest "$@"
 rc=$?

@@ -11,20 +11,11 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperCommand, TyperOption
 
 from freehold.cli import app
 from freehold.cli.common import console, err_console, open_store, print_json, progress_bar, settings
 from freehold.errors import UsageError
-
-# Headline numbers per suite for the terminal summary (everything is in --json and the ledger).
-HEADLINES = {
-    "quality": ("perplexity", "rouge_l", "chrf", "embedding_similarity", "rouge_l_greedy", "chrf_greedy",
-                "embedding_similarity_greedy", "conversations"),
-    "safety": ("harmful_refusal_rate", "over_refusal_rate", "xstest_unsafe_refusal_rate", "xstest_safe_refusal_rate",
-               "advbench_refusal_rate", "harmbench_refusal_rate", "refusal_classifier_accuracy"),
-    "bias": ("crows_all_stereotype_share", "winobias_all_pro_share"),
-    "languages": (),
-}
 
 
 def _fmt(v: Any) -> str:
@@ -34,6 +25,8 @@ def _fmt(v: Any) -> str:
 
 
 def _render(report: Any) -> None:
+    from freehold.evals import suite_parts
+
     for run in report.runs:
         base = next((b for b in report.base_runs if b.result.suite == run.result.suite), None)
         suite = run.result.suite
@@ -45,12 +38,7 @@ def _render(report: Any) -> None:
             table.add_column(report.base or "base")
             table.add_column("Δ")
         scores = run.result.scores
-        keys = [k for k in HEADLINES.get(suite, ()) if k in scores]
-        if suite == "bias":
-            keys += [k for k in scores if k.startswith(("bbq_", "templates_")) and k.endswith(
-                ("bias_score", "association"))]
-        if suite == "languages":
-            keys = [k for k in scores if k.endswith(("tokens_per_char", "bits_per_char"))]
+        keys = suite_parts(suite).headline(scores)  # the rest is in --json and the ledger
         for k in keys or list(scores):
             row = [k, _fmt(scores[k])]
             if base:
@@ -58,29 +46,50 @@ def _render(report: Any) -> None:
                 row += [_fmt(other), _fmt(scores[k] - other) if isinstance(other, int | float) else "-"]
             table.add_row(*row)
         console.print(table)
-    q = report.comparison.get("quality")
-    if q:
-        console.print(f"\nquality vs {report.base}: better on {q['better_count']} conversations, "
-                      f"worse on {q['worse_count']} (embedding similarity to the real reply)", highlight=False)
-        for label in ("better", "worse"):
-            for ex in q.get(label, [])[:2]:
-                console.print(f"[bold]{label}[/] ({ex['similarity_delta']:+.3f}) prompt: {ex['prompt'][:120]!r}\n"
-                              f"  fine-tune: {ex['model_reply'][:160]!r}\n  base:      {ex['base_reply'][:160]!r}",
-                              highlight=False)
-        paired = q.get("paired", {})
-        if paired.get("perplexity_ratio"):
-            pr = paired["perplexity_ratio"]
-            console.print(f"perplexity ratio (fine-tune / base): {pr['ratio']:.3f} "
-                          f"(95% CI {pr['ci95'][0]:.3f}-{pr['ci95'][1]:.3f})", highlight=False)
-        for metric in ("similarity", "rouge_l", "chrf", "similarity_greedy", "rouge_l_greedy", "chrf_greedy"):
-            if metric in paired:
-                d = paired[metric]
-                console.print(f"  Δ {metric:<18} {d['delta']:+.4f}  95% CI [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
-                              f"  better {d['better']}, worse {d['worse']}", highlight=False)
+    for suite, q in report.comparison.items():
+        if "better_count" in q:  # a suite whose compare pairs conversations (quality's paired differences)
+            _render_paired(suite, q, report.base)
     for suite, why in report.skipped.items():
         err_console.print(f"[yellow]skipped {suite}:[/] {why}", highlight=False)
     console.print(f"\nEvery number above is a signed eval record; 'freehold card {report.model}' writes the "
                   "model card from them.", highlight=False)
+
+
+def _render_paired(suite: str, q: dict[str, Any], base: str | None) -> None:
+    console.print(f"\n{suite} vs {base}: better on {q['better_count']} conversations, "
+                  f"worse on {q['worse_count']} (embedding similarity to the real reply)", highlight=False)
+    for label in ("better", "worse"):
+        for ex in q.get(label, [])[:2]:
+            console.print(f"[bold]{label}[/] ({ex['similarity_delta']:+.3f}) prompt: {ex['prompt'][:120]!r}\n"
+                          f"  fine-tune: {ex['model_reply'][:160]!r}\n  base:      {ex['base_reply'][:160]!r}",
+                          highlight=False)
+    paired = q.get("paired", {})
+    if paired.get("perplexity_ratio"):
+        pr = paired["perplexity_ratio"]
+        console.print(f"perplexity ratio (fine-tune / base): {pr['ratio']:.3f} "
+                      f"(95% CI {pr['ci95'][0]:.3f}-{pr['ci95'][1]:.3f})", highlight=False)
+    for metric, d in paired.items():
+        if isinstance(d, dict) and "better" in d:  # a metric's paired difference (not the ratio)
+            console.print(f"  Δ {metric:<18} {d['delta']:+.4f}  95% CI [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
+                          f"  better {d['better']}, worse {d['worse']}", highlight=False)
+
+
+class _EvalCommand(TyperCommand):
+    """Fills the --suite and --eval-data help from the suite registry when the help is drawn, so
+    a suite registered after this module is imported is listed too."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from freehold.evals import SUITES
+        from freehold.evals.base import public_sets
+
+        helps = {"suite": f"Comma-separated suites: {', '.join(SUITES)} (default: every suite whose data is "
+                          "available).",
+                 "eval_data": f"Folder of public eval sets ({', '.join(f'{s}/' for s in public_sets())}); "
+                              "default: the copies packaged with freehold."}
+        for param in self.params:
+            if isinstance(param, TyperOption) and param.name in helps:
+                param.help = helps[param.name]
+        super().format_help(ctx, formatter)
 
 
 # What 'freehold eval NAME' samples with no flags: every suite in minutes on 2 cores (SmolLM2:
@@ -88,12 +97,11 @@ def _render(report: Any) -> None:
 DEFAULT_LIMIT = 10
 
 
-@app.command("eval")
+@app.command("eval", cls=_EvalCommand)
 def eval_cmd(
     name: str = typer.Argument(..., help="Model to evaluate."),
     suite: str = typer.Option(None, "--suite", "-s",
-                              help="Comma-separated suites: quality, safety, bias, languages "
-                                   "(default: every suite whose data is available)."),
+                              help="Comma-separated suites (default: every suite whose data is available)."),
     data: str = typer.Option(None, "--data", "-d", help="Dataset whose held-out split the quality suite uses."),
     split: str = typer.Option(None, "--split", help="Its split to evaluate: test (default, else validation), "
                               "validation, or all (a dataset the model never saw, e.g. a later quarter)."),
@@ -104,9 +112,7 @@ def eval_cmd(
                               help="At most N items per data source (per category), a seeded sample; 0: every "
                                    "item (hours on a small CPU)."),
     eval_data: Path = typer.Option(None, "--eval-data",
-                                   help="Folder of public eval sets (xstest/, advbench/, harmbench/, winobias/, bbq/, "
-                                        "crows-pairs/, udhr-multilingual/); default: the copies packaged with "
-                                        "freehold."),
+                                   help="Folder of public eval sets; default: the copies packaged with freehold."),
     prompts: list[Path] = typer.Option([], "--prompts",
                                        help="Your own safety prompts, CSV or JSONL with a 'prompt' column "
                                             "(optional 'label': safe|unsafe). Repeatable."),

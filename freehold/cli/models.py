@@ -21,10 +21,11 @@ from freehold.cli.common import (
 )
 from freehold.errors import ModelNotFoundError, UsageError
 from freehold.home import remove
-from freehold.store import MediaType, ModelEntry
+from freehold.licences import licence_terms, model_licence
+from freehold.store import MediaType, ModelEntry, Store
 
 
-def _row(m: ModelEntry) -> dict[str, object]:
+def _row(store: Store, m: ModelEntry) -> dict[str, object]:
     return {
         "name": m.name,
         "aliases": m.aliases,
@@ -35,7 +36,7 @@ def _row(m: ModelEntry) -> dict[str, object]:
         "architecture": m.info.get("architecture"),
         "parameters": m.info.get("parameters"),
         "quantization": m.info.get("quantization"),
-        "license": m.info.get("license") or m.manifest.source.get("license"),
+        "license": model_licence(m.manifest, store.text_layer(m.manifest, MediaType.LICENSE)),
         "modified": dt.datetime.fromtimestamp(m.created_at).isoformat(timespec="seconds"),
     }
 
@@ -44,7 +45,7 @@ def _row(m: ModelEntry) -> dict[str, object]:
 def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the models in the store."""
     store = open_store()
-    rows = [_row(m) for m in store.list()]
+    rows = [_row(store, m) for m in store.list()]
     if as_json:
         print_json(rows)
         return
@@ -75,13 +76,15 @@ def show_cmd(
     license_text = store.text_layer(m.manifest, MediaType.LICENSE)
     template_text = store.text_layer(m.manifest, MediaType.TEMPLATE)
     if license_:
-        console.print(license_text or f"licence: {m.info.get('license') or 'not stated in the model files'}",
+        terms = licence_terms(m.manifest, license_text)
+        console.print(terms if license_text else f"licence: {terms or 'not stated in the model files'}",
                       markup=False, highlight=False)
         return
     if template:
         console.print(template_text or "(no chat template: a base model)", markup=False, highlight=False)
         return
-    doc = {**_row(m), "config": m.info, "source": m.manifest.source, "lineage": m.manifest.lineage,
+    row = _row(store, m)
+    doc = {**row, "config": m.info, "source": m.manifest.source, "lineage": m.manifest.lineage,
            "layers": [layer.to_dict() for layer in m.manifest.layers], "chat_template": bool(template_text)}
     if as_json:
         print_json(doc)
@@ -94,7 +97,7 @@ def show_cmd(
         ("context length", info.get("context_length")), ("embedding length", info.get("embedding_length")),
         ("layers", info.get("block_count")), ("heads (q/kv)", f"{info.get('head_count')}/{info.get('head_count_kv')}"),
         ("vocab size", info.get("vocab_size")), ("chat template", "yes" if template_text else "no (base model)"),
-        ("licence", info.get("license") or m.manifest.source.get("license") or "not stated"),
+        ("licence", row["license"] or "not stated"),
     ]
     table = Table(box=None, show_header=False)
     table.add_column(style="dim")
@@ -135,10 +138,10 @@ def import_cmd(
     with progress_bar() as progress:
         entry = import_model(store, path, name, bundled=bundled, progress=progress)
     if as_json:
-        print_json(_row(entry))
+        print_json(_row(store, entry))
         return
     info = entry.info
-    licence = info.get("license") or entry.manifest.source.get("license") or "not stated"
+    licence = model_licence(entry.manifest, store.text_layer(entry.manifest, MediaType.LICENSE)) or "not stated"
     console.print(f"imported [bold]{entry.name}[/]: {info.get('architecture')}, "
                   f"{human_count(info.get('parameters'))} params, {info.get('quantization')}, "
                   f"{human_size(entry.size)}, licence {licence}")

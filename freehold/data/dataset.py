@@ -34,6 +34,7 @@ from freehold.data.message import Message, parse_message
 from freehold.data.pii import Finding, Scrubber, name_tokens
 from freehold.data.read import TABLE_FORMATS as _TABLE_FORMATS
 from freehold.data.read import Counts, Source, file_digest, read_messages, read_table, resolve_sources
+from freehold.data.rows import layer_split, read_layer, read_rows
 from freehold.data.surrogates import Surrogates, lists_digest, render_placeholders
 from freehold.data.thread import REPLY_SUBJECT, ThreadIndex, ThreadKey
 from freehold.errors import UsageError
@@ -682,18 +683,16 @@ def derive_dataset(
         files = {s: (workdir / f"{s}.jsonl").open("wb") for s in SPLITS}
         done = 0
         for layer in layers_in:
-            split = str(layer.annotations.get("split", "train"))
+            split = layer_split(layer)
             if split not in SPLITS:
                 raise UsageError(f"{parent.name} has a layer of unknown split {split!r}", "re-import the mail")
-            with store.blob_path(layer.digest).open("rb") as rows:
-                for line in rows:
-                    row = json.loads(line)
-                    new = {k: v for k, v in transform(row).items() if k != "id"}
-                    leaves[split].append(_write_row(files[split], new))
-                    written[split] += 1
-                    done += 1
-                    if done % 200 == 0:
-                        emit(progress, stage, total, done)
+            for row in read_layer(store, layer):
+                new = {k: v for k, v in transform(row).items() if k != "id"}
+                leaves[split].append(_write_row(files[split], new))
+                written[split] += 1
+                done += 1
+                if done % 200 == 0:
+                    emit(progress, stage, total, done)
         for split, rows_extra in (extra or {}).items():
             for new in rows_extra:
                 leaves[split].append(_write_row(files[split], {k: v for k, v in new.items() if k != "id"}))
@@ -732,15 +731,10 @@ def get_dataset(name: str, store: Store | None = None, settings: Settings | None
 
 
 def iter_examples(entry: ModelEntry, store: Store, split: str = "all") -> Iterator[dict[str, Any]]:
-    """Rows of a dataset (``{"id", "thread", "messages"}``), split by split in manifest order."""
+    """Rows of a dataset (``{"id", "thread", "messages"}``), split by split in manifest order (``read_rows``)."""
     if split != "all" and split not in SPLITS:
         raise UsageError(f"unknown split {split!r}", f"use one of: all, {', '.join(SPLITS)}")
-    for layer in entry.manifest.layers_of(MediaType.DATASET):
-        if split != "all" and layer.annotations.get("split") != split:
-            continue
-        with store.blob_path(layer.digest).open("rb") as f:
-            for line in f:
-                yield json.loads(line)
+    yield from read_rows(store, entry.manifest, split)
 
 
 def show_dataset(

@@ -14,31 +14,51 @@ measured accuracy), the suites ``quality``, ``safety``, ``bias``, ``languages``,
 
 from __future__ import annotations
 
-from freehold.evals import bias as _bias  # noqa: F401  (registers the suite)
-from freehold.evals import languages as _languages  # noqa: F401
-from freehold.evals import quality as _quality  # noqa: F401
-from freehold.evals import safety as _safety  # noqa: F401
-from freehold.evals.base import SUITES, EvalContext, Suite, SuiteResult, get_suite, register_suite
+from freehold.evals.base import (
+    SUITES,
+    BaseSuite,
+    DataGiven,
+    EvalContext,
+    Suite,
+    SuiteResult,
+    Unavailable,
+    get_suite,
+    register_suite,
+    suite_parts,
+)
+from freehold.evals.bias import BiasSuite
 from freehold.evals.card import CardResult, eval_records, write_card
+from freehold.evals.languages import LanguagesSuite
+from freehold.evals.quality import QualitySuite
 from freehold.evals.refusal import classifier_report, classify, is_refusal, keyword_refusal
-from freehold.evals.run import DEFAULT_SUITES, EvalReport, SuiteRun, run_eval
+from freehold.evals.run import EvalReport, SuiteRun, default_suites, run_eval
+from freehold.evals.safety import SafetySuite
+
+# The built-ins, registered as a third-party suite is. This order is the order of a run without
+# --suite, of its summary and of the CLI's suite list: the fine-tune's own data first.
+for _suite in (QualitySuite(), SafetySuite(), BiasSuite(), LanguagesSuite()):
+    register_suite(_suite)
 
 __all__ = [
-    "DEFAULT_SUITES",
     "SUITES",
+    "BaseSuite",
     "CardResult",
+    "DataGiven",
     "EvalContext",
     "EvalReport",
     "Suite",
     "SuiteResult",
     "SuiteRun",
+    "Unavailable",
     "classifier_report",
     "classify",
+    "default_suites",
     "eval_records",
     "get_suite",
     "is_refusal",
     "keyword_refusal",
     "register_suite",
     "run_eval",
+    "suite_parts",
     "write_card",
 ]

@@ -1,11 +1,17 @@
 """The eval-suite contract: one ``Suite`` protocol, the context a suite runs in, what it returns.
 
 A suite is anything with a ``name``, a one-line ``description`` and ``run(ctx) ->
-SuiteResult``. Built-ins (quality, safety, bias, languages) register themselves with
-``register_suite`` exactly as a third-party suite would. A suite never writes to the
+SuiteResult``. Built-ins (quality, safety, bias, languages) are registered with
+``register_suite`` exactly as a third-party suite would be. A suite never writes to the
 ledger itself: ``run_eval`` records every ``SuiteResult`` as one signed eval record citing
 the model's weights and the digests of the data the suite read, so every number traces to
 exact bytes on both sides.
+
+Everything else Freehold says about a suite (its card section and limitations, its headline
+scores, how two runs of it compare, which data it needs and why it was skipped) is read from
+the suite object through ``suite_parts(name)``, never from a list of suite names: subclass
+``BaseSuite`` to give your own suite those parts; a suite that only meets the protocol gets
+``BaseSuite``'s defaults.
 """
 
 from __future__ import annotations
@@ -31,6 +37,16 @@ PACKAGED_SETS = Path(__file__).with_name("sets")
 def packaged_sets() -> Path | None:
     """The folder of public eval sets inside the installed package (None if this install has none)."""
     return PACKAGED_SETS if (PACKAGED_SETS / "xstest").is_dir() else None
+
+
+def public_sets() -> list[str]:
+    """The folders of public sets the registered suites read (``BaseSuite.eval_sets``), in registry order."""
+    return list(dict.fromkeys(s for name in SUITES for s in suite_parts(name).eval_sets))
+
+
+def eval_data_hint() -> str:
+    """What an --eval-data folder holds, for hints and help."""
+    return "a folder holding " + ", ".join(f"{s}/" for s in public_sets())
 
 
 @dataclass
@@ -72,8 +88,7 @@ class EvalContext:
         if self.eval_data is None:
             raise EvalError(f"the {what} needs the public eval sets: this install has none packaged "
                             "(freehold/evals/sets) and no eval data folder was given",
-                            "reinstall freehold, or pass --eval-data DIR (a folder holding xstest/, advbench/, "
-                            "harmbench/, winobias/, bbq/, crows-pairs/, udhr-multilingual/)")
+                            f"reinstall freehold, or pass --eval-data DIR ({eval_data_hint()})")
         path = self.eval_data.joinpath(*parts)
         if not path.exists():
             raise EvalError(f"{path} is missing, so the {what} cannot run",
@@ -138,7 +153,86 @@ class Suite(Protocol):
     def run(self, ctx: EvalContext) -> SuiteResult: ...
 
 
+@dataclass(frozen=True)
+class DataGiven:
+    """The data a run was given, known before any model loads (what ``BaseSuite.unavailable`` judges)."""
+
+    dataset: ModelEntry | None  # --data
+    eval_data: Path | None  # --eval-data DIR, else the packaged sets (None: neither)
+    prompt_files: Sequence[Path] = ()  # --prompts
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Why a suite cannot run on the data given."""
+
+    skipped: str  # shown when a run that did not name the suite leaves it out
+    # Raised before any model loads when the run named the suite; None: it runs and its own error
+    # (e.g. ``EvalContext.data_path``) says what is missing.
+    error: EvalError | None = None
+
+
+# Why a suite that needs the public sets is left out of a run that has none.
+NO_EVAL_SETS = "this install has no packaged eval sets and no --eval-data DIR was given"
+
+
+class BaseSuite:
+    """The optional parts of a suite, with defaults; built-ins subclass it, a third-party suite may.
+
+    Subclasses set ``name``, ``description`` and ``run`` as the ``Suite`` protocol asks."""
+
+    name: str
+    description: str
+    title: str = ""  # heading on the model card and task name in its model-index (default: the name)
+    default: bool = True  # runs when no --suite is named (if ``unavailable`` says it can)
+    eval_sets: tuple[str, ...] = ()  # folders of an --eval-data DIR it reads (for hints and --help)
+    needs_eval_sets: bool = False  # cannot run without them (a suite with its own fallback data can)
+    lower_is_better: tuple[str, ...] = ()  # score-name endings where a drop is an improvement
+    adversarial_testing: str = ""  # what it tests adversarially, for Annex XI 2.2 ("": nothing)
+
+    def unavailable(self, given: DataGiven) -> Unavailable | None:
+        """None when the suite can run on ``given``."""
+        return Unavailable(NO_EVAL_SETS) if self.needs_eval_sets and given.eval_data is None else None
+
+    def headline(self, scores: dict[str, Any]) -> list[str]:
+        """The scores the terminal summary shows (every score is in --json and the ledger); [] shows all."""
+        return []
+
+    def compare(self, model: SuiteResult, base: SuiteResult, examples: int) -> dict[str, Any]:
+        """More than the score differences, from the per-item results of both runs ({}: nothing)."""
+        return {}
+
+    def limitations(self, scores: dict[str, Any]) -> list[str]:
+        """Sentences for the model card's Limitations, from this suite's latest scores."""
+        return []
+
+
+class _Plain(BaseSuite):
+    """The defaults for a suite that is only a ``Suite`` or is no longer registered (a card can cite
+    a record made by a suite this process does not load)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.description = ""
+        self.title = name
+
+    def run(self, ctx: EvalContext) -> SuiteResult:  # never called: only its parts are read
+        raise EvalError(f"eval suite {self.name!r} is not registered", "register it with register_suite")
+
+
 SUITES: dict[str, Suite] = {}
+
+
+def suite_parts(name: str) -> BaseSuite:
+    """The registered suite ``name`` when it is a ``BaseSuite``, else the defaults under its name."""
+    suite = SUITES.get(name)
+    if isinstance(suite, BaseSuite):
+        return suite
+    return _Plain(name)
+
+
+def suite_title(name: str) -> str:
+    return suite_parts(name).title or name
 
 
 def register_suite(suite: Suite) -> Suite:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from freehold.evals.base import EvalContext, SuiteResult, combined_digest, file_ref, register_suite, text_ref
+from freehold.evals.base import BaseSuite, EvalContext, SuiteResult, combined_digest, file_ref, text_ref
 from freehold.evals.metrics import mean_ci, wilson
 
 # Templated probes: (category, (group A, group B), positive templates, negative templates).
@@ -85,9 +85,24 @@ def _sentence_ll(ctx: EvalContext) -> Callable[[str], float]:
     return ll
 
 
-class BiasSuite:
+class BiasSuite(BaseSuite):
     name = "bias"
     description = "counterfactual log-likelihood probes: CrowS-Pairs, WinoBias, BBQ and templated swaps"
+    title = "Bias probes"
+    # Without the public sets it still runs its own templated probes, so it is never unavailable.
+    eval_sets = ("winobias", "bbq", "crows-pairs")
+
+    def headline(self, scores: dict[str, Any]) -> list[str]:
+        keys = [k for k in ("crows_all_stereotype_share", "winobias_all_pro_share") if k in scores]
+        return keys + [k for k in scores if k.startswith(("bbq_", "templates_"))
+                       and k.endswith(("bias_score", "association"))]
+
+    def limitations(self, scores: dict[str, Any]) -> list[str]:
+        crows = scores.get("crows_all_stereotype_share")
+        if isinstance(crows, int | float):
+            return [f"On CrowS-Pairs it preferred the more stereotyping sentence in {crows:.0%} of pairs "
+                    "(50% is unbiased)."]
+        return []
 
     def run(self, ctx: EvalContext) -> SuiteResult:
         refs: list[dict[str, Any]] = []
@@ -245,5 +260,3 @@ class BiasSuite:
             scores[f"bbq_{key}_bias_score"] = bias_amb
         details["bbq"] = table
 
-
-register_suite(BiasSuite())

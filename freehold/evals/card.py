@@ -20,21 +20,25 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import yaml
 
 from freehold.errors import LedgerError
+from freehold.evals.base import SUITES, suite_parts, suite_title
 from freehold.evals.runner import weights_refs
 from freehold.ledger import Ledger, LedgerIndex, Record
+from freehold.licences import model_licence
 from freehold.store import MediaType, ModelEntry, Store
+from freehold.store.bundled import BUNDLED
 
-# Hub ids of the bundled models, for base_model (the Hub expects a repo id there).
-HUB_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct", "gemma3": "google/gemma-3-270m"}
+# Hub ids of the bundled models, for base_model (the Hub expects a repo id there): a bundled
+# model's ``upstream`` opens with its repo id (a note on who repackaged it may follow).
+HUB_IDS = {b.alias: b.upstream.split()[0] for b in BUNDLED.values()}
 WATTS_PER_THREAD = 10.0
-
-SUITE_TITLES = {"quality": "Held-out quality", "safety": "Safety (refusal)", "bias": "Bias probes",
-                "languages": "Languages (UDHR)"}
+# The Annex XI document's prose, filled by ``_annex``.
+ANNEX_TEMPLATE = Path(__file__).with_name("templates") / "annex_xi.md"
 
 
 @dataclass
@@ -126,13 +130,9 @@ class _Card:
     # facts --------------------------------------------------------------------------------
     @property
     def license(self) -> str | None:
-        lic = self.info.get("license") or self.source.get("license")
-        if not lic and self.base_import:
-            lic = self.base_import.get("license")
-        if not lic:
-            text = self.store.text_layer(self.entry.manifest, MediaType.LICENSE)
-            lic = text.strip().splitlines()[0][:80] if text and text.strip() else None
-        return str(lic) if lic else None
+        recorded = (self.base_import or {}).get("license")  # what the base's import record says
+        return model_licence(self.entry.manifest, self.store.text_layer(self.entry.manifest, MediaType.LICENSE),
+                             recorded=str(recorded) if recorded else None)
 
     @property
     def base_model(self) -> str | None:
@@ -182,7 +182,7 @@ def _model_index(card: _Card) -> list[dict[str, Any]]:
         data = [i for i in rec.payload.get("inputs", []) if i.get("role") == "data"]
         names = list(dict.fromkeys(str(i.get("dataset") or i.get("filename")) for i in data))
         results.append({
-            "task": {"type": "text-generation", "name": SUITE_TITLES.get(suite, suite)},
+            "task": {"type": "text-generation", "name": suite_title(suite)},
             "dataset": {"type": f"freehold/{suite}", "name": ", ".join(names)[:200] or suite},
             "metrics": metrics,
             "source": {"name": f"Freehold ledger record {rec.number} ({rec.hash[:19]})", "url": f"ledger:{rec.hash}"},
@@ -224,7 +224,7 @@ def _eval_section(card: _Card) -> str:
     for suite, rec in sorted(card.evals.items()):
         scores = rec.payload.get("scores", {})
         data = [i for i in rec.payload.get("inputs", []) if i.get("role") == "data"]
-        parts.append(f"### {SUITE_TITLES.get(suite, suite)}\n\nLedger record {rec.number} ({rec.time[:19]}Z, "
+        parts.append(f"### {suite_title(suite)}\n\nLedger record {rec.number} ({rec.time[:19]}Z, "
                      f"`{rec.hash[:26]}…`), signed by `{rec.key}`. Data: "
                      + ", ".join(f"{i.get('filename') or i.get('dataset')} (`{i['digest'][:19]}…`)" for i in data)
                      + ".\n\n" + _table([(k, _num(v)) for k, v in scores.items()], ("metric", "value")))
@@ -235,33 +235,14 @@ def _limitations(card: _Card) -> list[str]:
     out = ["Small models make factual errors and can produce fluent but wrong answers; check answers "
            "that matter.", "Scores come from small samples where `--limit` was used; the intervals in each "
            "eval report (the record's output blob) show how far they can move."]
-    safety = card.evals.get("safety")
-    if safety:
-        s = safety.payload.get("scores", {})
-        if "harmful_refusal_rate" in s:
-            out.append(f"It refused {s['harmful_refusal_rate']:.0%} of harmful requests in the safety sets; "
-                       "the rest were answered. Do not rely on the model itself to refuse misuse.")
-        if "over_refusal_rate" in s:
-            out.append(f"It refused {s['over_refusal_rate']:.0%} of safe prompts that sound unsafe (XSTest).")
-    langs = card.evals.get("languages")
-    if langs:
-        s = langs.payload.get("scores", {})
-        eng = s.get("eng_bits_per_char")
-        if isinstance(eng, int | float) and eng > 0:
-            weak = sorted(k.removesuffix("_bits_per_char") for k, v in s.items()
-                          if k.endswith("_bits_per_char") and isinstance(v, int | float) and v > 2 * eng)
-            if weak:
-                out.append("On the UDHR it needs more than twice as many bits per character as in English for: "
-                           f"{', '.join(weak)} (English text like the UDHR is common in training data, so "
-                           "English is flattered).")
-    bias = card.evals.get("bias")
-    if bias:
-        s = bias.payload.get("scores", {})
-        crows = s.get("crows_all_stereotype_share")
-        if isinstance(crows, int | float):
-            out.append(f"On CrowS-Pairs it preferred the more stereotyping sentence in {crows:.0%} of pairs "
-                       "(50% is unbiased).")
+    for suite in _registry_order(card.evals):
+        out += suite_parts(suite).limitations(card.evals[suite].payload.get("scores", {}))
     return out
+
+
+def _registry_order(suites: Sequence[str] | dict[str, Any]) -> list[str]:
+    """``suites`` in the order they are registered, then any no longer registered, by name."""
+    return [s for s in SUITES if s in suites] + sorted(s for s in suites if s not in SUITES)
 
 
 def _training_section(card: _Card) -> tuple[str, str]:
@@ -401,11 +382,10 @@ def _annex(card: _Card, intended_use: str | None, acceptable_use: str | None) ->
     facts["1.2.a"] = ("runs on llama.cpp (GGUF) or PyTorch/transformers on a CPU; served with `freehold serve` "
                       "behind OpenAI- and Ollama-compatible APIs")
     if t is not None:
-        hp = t["hyperparameters"]
-        facts["1.2.b"] = (f"{t['architecture'].get('adapter', 'full')} fine-tuning of "
-                          f"{t['architecture'].get('base', card.base_model)}: "
-                          + ", ".join(f"{k}={_num(v)}" for k, v in hp.items())
-                          + f"; seed {t['seed']}, {t['threads']} threads; optimises next-token cross-entropy on "
+        arch_t = t["architecture"]
+        hp = ", ".join(f"{k}={_num(v)}" for k, v in t["hyperparameters"].items())
+        facts["1.2.b"] = (f"{arch_t.get('adapter', 'full')} fine-tuning of {arch_t.get('base', card.base_model)}: "
+                          f"{hp}; seed {t['seed']}, {t['threads']} threads; optimises next-token cross-entropy on "
                           "assistant tokens")
     else:
         facts["1.2.b"] = None
@@ -424,27 +404,30 @@ def _annex(card: _Card, intended_use: str | None, acceptable_use: str | None) ->
                       if t is not None and "energy_kwh_estimate" in t else None)
     facts["2.1"] = ("; ".join(f"{s}: ledger record {r.number}" for s, r in sorted(card.evals.items()))
                     if card.evals else None)
-    safety = card.evals.get("safety")
-    facts["2.2"] = (f"automated refusal testing on AdvBench/HarmBench/XSTest prompts (ledger record {safety.number});"
-                    " no human red-teaming is recorded" if safety else None)
+    # Adversarial testing: what each suite that does it says it does, with the record of its latest run.
+    adversarial = [name for name in SUITES if suite_parts(name).adversarial_testing]
+    tested = "; ".join(f"{suite_parts(s).adversarial_testing} (ledger record {card.evals[s].number})"
+                       for s in adversarial if s in card.evals)
+    facts["2.2"] = f"{tested}; no human red-teaming is recorded" if tested else None
     missing = [fid for fid, _ in ANNEX_FIELDS if not facts.get(fid)]
     hints = {"1.1.a": "pass --intended-use", "1.1.b": "pass --acceptable-use",
              "1.1.c": "add the release date and channel when you publish",
              "1.1.d": "import the model with its metadata", "1.1.f": "import the model with a licence",
              "1.2.b": "train with 'freehold tune' (records the config)", "1.2.c": "train on a Freehold dataset",
              "1.2.d": "train with 'freehold tune' (records steps and tokens)", "1.2.e": "as 1.2.d",
-             "2.1": f"run 'freehold eval {e.name}'", "2.2": f"run 'freehold eval {e.name} --suite safety'"}
-    lines = [f"# EU AI Act Annex XI technical documentation: {e.name}",
-             f"Generated by `freehold card --annex-xi` from the signed ledger on "
-             f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d')}. Weights: "
-             + ", ".join(f"`{w['digest']}`" for w in weights_refs(e)) + ".",
-             f"**Missing fields ({len(missing)}):** " + (", ".join(missing) if missing else "none")]
+             "2.1": f"run 'freehold eval {e.name}'",
+             "2.2": f"run 'freehold eval {e.name} --suite {','.join(adversarial)}'"}
+    sections = []
     for fid, title in ANNEX_FIELDS:
         value = facts.get(fid) or f"**MISSING**: not in the ledger ({hints.get(fid, '')})."
-        lines.append(f"## {fid} {title}\n\n{value}")
+        sections.append(f"## {fid} {title}\n\n{value}")
+    text = Template(ANNEX_TEMPLATE.read_text(encoding="utf-8")).substitute(
+        model=e.name, date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
+        weights=", ".join(f"`{w['digest']}`" for w in weights_refs(e)),
+        missing_count=len(missing), missing=", ".join(missing) or "none", fields="\n\n".join(sections))
     fields = {fid: {"title": title, "value": facts.get(fid)} for fid, title in ANNEX_FIELDS}
     data: dict[str, Any] = {"model": e.name, "fields": fields, "missing": missing}
-    return "\n\n".join(lines) + "\n", missing, data
+    return text, missing, data
 
 
 def write_card(name: str, *, output: Path | str | None = None, annex_xi: bool = False,

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from freehold.evals.base import EvalContext, SuiteResult, combined_digest, file_ref, register_suite
+from freehold.evals.base import BaseSuite, EvalContext, SuiteResult, combined_digest, file_ref
 
 LANGUAGES = {
     "eng": "English", "deu_1996": "German", "fra": "French", "spa": "Spanish", "por_BR": "Portuguese (Brazil)",
@@ -54,9 +54,28 @@ def _windows(runner: Any, lines: list[str], window: int) -> list[tuple[int, int,
     return out
 
 
-class LanguagesSuite:
+class LanguagesSuite(BaseSuite):
     name = "languages"
     description = "tokens per character, perplexity and bits per character on the UDHR in 20 languages"
+    title = "Languages (UDHR)"
+    eval_sets = ("udhr-multilingual",)
+    needs_eval_sets = True
+    lower_is_better = ("perplexity", "nll_per_token", "bits_per_char", "tokens_per_char")
+
+    def headline(self, scores: dict[str, Any]) -> list[str]:
+        return [k for k in scores if k.endswith(("tokens_per_char", "bits_per_char"))]
+
+    def limitations(self, scores: dict[str, Any]) -> list[str]:
+        eng = scores.get("eng_bits_per_char")
+        if not (isinstance(eng, int | float) and eng > 0):
+            return []
+        weak = sorted(k.removesuffix("_bits_per_char") for k, v in scores.items()
+                      if k.endswith("_bits_per_char") and isinstance(v, int | float) and v > 2 * eng)
+        if not weak:
+            return []
+        return ["On the UDHR it needs more than twice as many bits per character as in English for: "
+                f"{', '.join(weak)} (English text like the UDHR is common in training data, so "
+                "English is flattered)."]
 
     def run(self, ctx: EvalContext) -> SuiteResult:
         folder = ctx.data_path("udhr-multilingual", "txt", what="languages suite")
@@ -120,5 +139,3 @@ class LanguagesSuite:
                    "lines_per_language": ctx.limit}
         return SuiteResult(self.name, scores, refs, details, dataset_name="UDHR (20 languages)")
 
-
-register_suite(LanguagesSuite())

@@ -21,13 +21,14 @@ conversations and lists the items where the fine-tune is most better and most wo
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from freehold.data import iter_examples
 from freehold.errors import EvalError
-from freehold.evals.base import EvalContext, SuiteResult, register_suite
+from freehold.evals.base import BaseSuite, DataGiven, EvalContext, SuiteResult, Unavailable
 from freehold.evals.metrics import chrf, cosine, mean_ci, rouge_l
 from freehold.ledger import ref
 from freehold.store import MediaType
@@ -55,9 +56,50 @@ def assistant_nll(ctx: EvalContext, messages: list[dict[str, str]]) -> dict[str,
     return {"nll": nll, "n": n, "truncated": offset > 0}
 
 
-class QualitySuite:
+# The terminal summary's scores, served sampling first (what a user sees), then greedy.
+HEADLINE = ("perplexity", "rouge_l", "chrf", "embedding_similarity", "rouge_l_greedy", "chrf_greedy",
+            "embedding_similarity_greedy", "conversations")
+PAIRED_METRICS = ("similarity", "rouge_l", "chrf", "similarity_greedy", "rouge_l_greedy", "chrf_greedy")
+
+
+class QualitySuite(BaseSuite):
     name = "quality"
     description = "held-out perplexity on assistant tokens, ROUGE-L, chrF and embedding similarity of replies"
+    title = "Held-out quality"
+    lower_is_better = ("perplexity", "nll_per_token")
+
+    def unavailable(self, given: DataGiven) -> Unavailable | None:
+        if given.dataset is not None:
+            return None
+        return Unavailable("no --data DATASET given", EvalError(
+            "the quality suite needs held-out conversations",
+            "pass --data DATASET (a dataset made with 'freehold data import')"))
+
+    def headline(self, scores: dict[str, Any]) -> list[str]:
+        return [k for k in HEADLINE if k in scores]
+
+    def compare(self, model: SuiteResult, base: SuiteResult, examples: int) -> dict[str, Any]:
+        """The paired differences over conversations, and the conversations where the fine-tune's
+        reply moved most towards and away from the real reply relative to the base's."""
+        out: dict[str, Any] = {"paired": paired_differences(model.items, base.items)}
+        diffs = []
+        for item_id, item in model.items.items():
+            b = base.items.get(item_id)
+            if b is not None:
+                diffs.append((item["similarity"] - b["similarity"], item_id, item, b))
+        diffs.sort(key=lambda d: d[0])
+
+        def show(d: tuple[float, str, dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
+            delta, item_id, item, b = d
+            return {"id": item_id, "similarity_delta": round(delta, 4), "prompt": item["prompt"][:300],
+                    "reference": item["reference"][:300], "model_reply": item["reply"][:300],
+                    "base_reply": b["reply"][:300]}
+
+        out["better"] = [show(d) for d in reversed(diffs[-examples:]) if d[0] > 0]
+        out["worse"] = [show(d) for d in diffs[:examples] if d[0] < 0]
+        out["better_count"] = sum(1 for d in diffs if d[0] > 0)
+        out["worse_count"] = sum(1 for d in diffs if d[0] < 0)
+        return out
 
     def run(self, ctx: EvalContext) -> SuiteResult:
         entry = ctx.dataset
@@ -186,4 +228,30 @@ class QualitySuite:
                            items=items)
 
 
-register_suite(QualitySuite())
+def paired_differences(model: dict[str, Any], base: dict[str, Any], n_boot: int = 1000,
+                       seed: int = 0) -> dict[str, Any]:
+    """Model minus base on the conversations both answered: each metric's mean difference with a
+    95% bootstrap interval over conversations, how many got better and worse, and the held-out
+    perplexity ratio (model / base) with its interval (conversations resampled, tokens pooled)."""
+    shared = [k for k in model if k in base]
+    out: dict[str, Any] = {"conversations": len(shared)}
+    for metric in PAIRED_METRICS:
+        pairs = [(model[k][metric], base[k][metric]) for k in shared if metric in model[k] and metric in base[k]]
+        if not pairs:
+            continue
+        d = [float(a) - float(b) for a, b in pairs]
+        mean, low, high = mean_ci(d, n_boot=n_boot, seed=seed)
+        out[metric] = {"delta": round(mean, 4), "ci95": [round(low, 4), round(high, 4)],
+                       "better": sum(x > 0 for x in d), "worse": sum(x < 0 for x in d)}
+    nll = [(float(model[k]["nll"]), float(base[k]["nll"]), int(model[k]["n"]), int(base[k]["n"]))
+           for k in shared if "nll" in model[k] and "nll" in base[k] and model[k]["n"] and base[k]["n"]]
+    if nll:
+        def ratio(rows: list[tuple[float, float, int, int]]) -> float:
+            return math.exp(sum(r[0] for r in rows) / sum(r[2] for r in rows)
+                            - sum(r[1] for r in rows) / sum(r[3] for r in rows))
+
+        rng = random.Random(seed)
+        boots = sorted(ratio([nll[rng.randrange(len(nll))] for _ in nll]) for _ in range(n_boot))
+        low, high = boots[int(0.025 * n_boot)], boots[int(0.975 * n_boot) - 1]
+        out["perplexity_ratio"] = {"ratio": round(ratio(nll), 4), "ci95": [round(low, 4), round(high, 4)]}
+    return out

@@ -22,7 +22,8 @@ How it decides (``classify``), on the response text only:
 
 Everything else is compliance. It reads no prompt, so the same rules judge every suite.
 
-Its own accuracy is measured on labelled responses to XSTest prompts (``refusal_labels.py``):
+Its own accuracy is measured on labelled responses to XSTest prompts (``labels/refusal_responses.jsonl``,
+described in ``labels/README.md``):
 written responses split into the dev half the rules were written on and a held-out test
 half, plus real SmolLM2 replies never used to write the rules; and compared with the
 keyword-matching baseline used by AdvBench/GCG (``keyword_refusal``: any of llm-attacks'
@@ -31,14 +32,22 @@ keyword-matching baseline used by AdvBench/GCG (``keyword_refusal``: any of llm-
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from freehold.errors import UsageError
-from freehold.evals.refusal_labels import COMPLIANCE, LABELLED, PARTIAL, REAL_SMOLLM2, REFUSAL
+
+# XSTest's response classes; its refusal rates count full and partial refusals together.
+COMPLIANCE = "1_full_compliance"
+REFUSAL = "2_full_refusal"
+PARTIAL = "3_partial_refusal"
+# The labelled responses the classifier is measured on (package data; see labels/README.md).
+LABELS_FILE = Path(__file__).with_name("labels") / "refusal_responses.jsonl"
 
 # llm-attacks (Zou et al. 2023) demo/evaluation ``test_prefixes``: the de-facto keyword judge.
 KEYWORD_PREFIXES = (
@@ -166,15 +175,20 @@ class ClassifierAccuracy:
 SPLITS = ("dev", "test", "smollm2", "all")
 
 
+@cache
+def _labels() -> tuple[tuple[str, int, str, str], ...]:
+    """(split, XSTest id, label, response) for each row of the labels file, in file order."""
+    with LABELS_FILE.open(encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return tuple((r["split"], int(r["xstest_id"]), r["label"], r["response"]) for r in rows)
+
+
 def labelled_set(split: str = "all") -> list[tuple[int, str, str]]:
-    """Labelled responses: ``dev`` (written, even XSTest ids), ``test`` (written, odd ids, held out),
-    ``smollm2`` (real SmolLM2 replies, held out) or ``all`` (every one)."""
-    if split == "all":
-        return list(LABELLED) + list(REAL_SMOLLM2)
-    if split == "smollm2":
-        return list(REAL_SMOLLM2)
-    parity = 0 if split == "dev" else 1
-    return [row for row in LABELLED if row[0] % 2 == parity]
+    """Labelled responses as (XSTest id, label, response): ``dev`` (written, even XSTest ids),
+    ``test`` (written, odd ids, held out), ``smollm2`` (real SmolLM2 replies, held out) or ``all``."""
+    if split not in SPLITS:
+        raise UsageError(f"unknown labelled split {split!r}", f"use one of: {', '.join(SPLITS)}")
+    return [(xid, label, text) for s, xid, label, text in _labels() if split in ("all", s)]
 
 
 XSTEST_COMPLETIONS = "xstest_v2_completions_*.csv"

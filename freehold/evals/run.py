@@ -17,14 +17,27 @@ from typing import Any
 
 from freehold.config import Settings, load_settings
 from freehold.errors import EvalError, UsageError
-from freehold.evals.base import EvalContext, SuiteResult, get_suite, packaged_sets
+from freehold.evals.base import (
+    SUITES,
+    DataGiven,
+    EvalContext,
+    SuiteResult,
+    eval_data_hint,
+    get_suite,
+    packaged_sets,
+    suite_parts,
+)
 from freehold.evals.runner import ModelRunner
 from freehold.ledger import Ledger, Recorder, ref
 from freehold.progress import ProgressFn, emit
 from freehold.store import Layer, Manifest, ModelEntry, Store
 
 REPORT_MEDIA = "application/vnd.freehold.eval-report+json"
-DEFAULT_SUITES = ("quality", "safety", "bias", "languages")
+
+
+def default_suites() -> list[str]:
+    """The suites a run without --suite tries, in registry order (those whose ``default`` is set)."""
+    return [name for name in SUITES if suite_parts(name).default]
 
 
 @dataclass
@@ -66,22 +79,22 @@ def _parse_suites(suites: Sequence[str] | str | None) -> list[str] | None:
     return names
 
 
-def _choose(requested: list[str] | None, ctx_data: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-    """Suites to run: the requested ones, or every default suite whose data is available."""
+def _choose(requested: list[str] | None, given: DataGiven) -> tuple[list[str], dict[str, str]]:
+    """Suites to run: the requested ones (each suite's own error, before any model loads, when
+    its data is missing), or every default suite whose data is available."""
     if requested is not None:
-        if "quality" in requested and ctx_data["dataset"] is None:
-            raise EvalError("the quality suite needs held-out conversations",
-                            "pass --data DATASET (a dataset made with 'freehold data import')")
+        for name in requested:
+            missing = suite_parts(name).unavailable(given)
+            if missing is not None and missing.error is not None:
+                raise missing.error
         return requested, {}
     chosen, skipped = [], {}
-    for name in DEFAULT_SUITES:
-        if name == "quality" and ctx_data["dataset"] is None:
-            skipped[name] = "no --data DATASET given"
-        elif name in ("safety", "languages") and ctx_data["eval_data"] is None and not (
-                name == "safety" and ctx_data["prompt_files"]):
-            skipped[name] = "this install has no packaged eval sets and no --eval-data DIR was given"
-        else:
+    for name in default_suites():
+        missing = suite_parts(name).unavailable(given)
+        if missing is None:
             chosen.append(name)
+        else:
+            skipped[name] = missing.skipped
     return chosen, skipped
 
 
@@ -147,17 +160,18 @@ def run_eval(name: str, *, suites: Sequence[str] | str | None = None, data: str 
     eval_dir = Path(eval_data).expanduser() if eval_data else packaged_sets()
     if eval_data and eval_dir is not None and not eval_dir.is_dir():
         raise EvalError(f"eval data folder {eval_dir} does not exist",
-                        "point --eval-data at a folder holding xstest/, advbench/, ..., or leave it out to use the "
-                        "sets packaged with freehold")
+                        f"point --eval-data at {eval_data_hint()}, or leave it out to use the sets packaged with "
+                        "freehold")
     files = [Path(p).expanduser() for p in prompt_files]
     for f in files:
         if not f.is_file():
             raise EvalError(f"prompt file {f} does not exist", "give a CSV or JSONL file with a 'prompt' column")
     requested = _parse_suites(suites)
-    chosen, skipped = _choose(requested, {"dataset": dataset, "eval_data": eval_dir, "prompt_files": files})
+    chosen, skipped = _choose(requested, DataGiven(dataset, eval_dir, files))
     if not chosen:
         raise EvalError("no eval suite can run with the data given",
-                        "pass --data DATASET for quality, --eval-data DIR for safety/bias/languages")
+                        "; ".join(f"{name}: {why}" for name, why in skipped.items())
+                        or f"name one with --suite: {', '.join(SUITES)}")
     ctx_kwargs = {"limit": limit, "eval_data": eval_dir, "eval_data_given": bool(eval_data), "dataset": dataset,
                   "prompt_files": files, "max_tokens": max_tokens, "seed": seed, "split": split,
                   "knowledge": knowledge}

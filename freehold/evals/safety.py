@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from freehold.evals.base import EvalContext, SuiteResult, combined_digest, file_ref, register_suite
+from freehold.evals.base import BaseSuite, DataGiven, EvalContext, SuiteResult, Unavailable, combined_digest, file_ref
 from freehold.evals.metrics import wilson
 from freehold.evals.refusal import classifier_report, classify
 from freehold.evals.sources import Prompt, read_prompts
@@ -33,9 +33,32 @@ def _rate(flags: list[bool]) -> dict[str, Any]:
     return {"rate": round(k / n, 4) if n else None, "ci95": [round(lo, 4), round(hi, 4)], "n": n}
 
 
-class SafetySuite:
+class SafetySuite(BaseSuite):
     name = "safety"
     description = "refusal of harmful requests (AdvBench, HarmBench, XSTest unsafe) and over-refusal (XSTest safe)"
+    title = "Safety (refusal)"
+    eval_sets = tuple(name for name, _ in DEFAULT_SETS)
+    needs_eval_sets = True
+    lower_is_better = ("over_refusal_rate",)
+    adversarial_testing = "automated refusal testing on AdvBench/HarmBench/XSTest prompts"
+
+    def unavailable(self, given: DataGiven) -> Unavailable | None:
+        # The user's own --prompts are enough; the public sets are read when there are none.
+        return None if given.prompt_files else super().unavailable(given)
+
+    def headline(self, scores: dict[str, Any]) -> list[str]:
+        return [k for k in ("harmful_refusal_rate", "over_refusal_rate", "xstest_unsafe_refusal_rate",
+                            "xstest_safe_refusal_rate", "advbench_refusal_rate", "harmbench_refusal_rate",
+                            "refusal_classifier_accuracy") if k in scores]
+
+    def limitations(self, scores: dict[str, Any]) -> list[str]:
+        out = []
+        if "harmful_refusal_rate" in scores:
+            out.append(f"It refused {scores['harmful_refusal_rate']:.0%} of harmful requests in the safety sets; "
+                       "the rest were answered. Do not rely on the model itself to refuse misuse.")
+        if "over_refusal_rate" in scores:
+            out.append(f"It refused {scores['over_refusal_rate']:.0%} of safe prompts that sound unsafe (XSTest).")
+        return out
 
     def run(self, ctx: EvalContext) -> SuiteResult:
         files: list[tuple[str | None, Path]] = []
@@ -105,5 +128,3 @@ class SafetySuite:
         names = ", ".join(dict.fromkeys(p.source for p in prompts))
         return SuiteResult(self.name, scores, refs, details, dataset_name=names, items=items)
 
-
-register_suite(SafetySuite())

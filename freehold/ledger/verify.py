@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freehold.errors import FreeholdError, LedgerError, VerificationError
+from freehold.errors import FreeholdError, StoreError, VerificationError
 from freehold.ledger.chain import BadLine, Record, TornTail, read_entries
 from freehold.ledger.graph import LedgerIndex, refs
 from freehold.ledger.keys import Verifier, trusted_keys
@@ -637,22 +636,9 @@ class _WeightsChecker:
 
 def dataset_rows(store: Any, manifest: Any) -> list[tuple[str, dict[str, Any]]]:
     """(stored id, row without id) for each row of the dataset layers, in tree order."""
-    from freehold.store.manifest import MediaType
+    from freehold.data.rows import read_rows
 
-    rows = []
-    for layer in manifest.layers_of(MediaType.DATASET):
-        for line_no, line in enumerate(store.read_blob(layer.digest).splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise LedgerError(
-                    f"dataset layer {layer.digest[:19]} line {line_no} is not JSON",
-                    "the dataset file is damaged; rebuild it with 'freehold data import'",
-                ) from exc
-            rows.append((str(row.pop("id", "")), row))
-    return rows
+    return [(str(row.pop("id", "")), row) for row in read_rows(store, manifest)]
 
 
 def _check_dataset(store: Any, rec: Record, report: VerifyReport) -> set[str] | None:
@@ -680,7 +666,7 @@ def _check_dataset(store: Any, rec: Record, report: VerifyReport) -> set[str] | 
     fake = Manifest("dataset", str(rec.payload.get("name")), {}, [_layer(r) for r in dataset_layers])
     try:
         rows = dataset_rows(store, fake)
-    except LedgerError as exc:
+    except StoreError as exc:  # a layer that is not JSONL
         report.problems.append(Problem(rec.number, exc.message))
         return None
     ids = []

@@ -17,6 +17,7 @@ from freehold import __version__
 from freehold.engine import Chunk, SamplingParams, model_params
 from freehold.engine.llama import json_grammar
 from freehold.errors import UsageError
+from freehold.licences import licence_terms
 from freehold.server.native import NativeRequest, collect, parse_tool_calls, run_native, stream
 from freehold.store import MediaType, ModelEntry
 
@@ -253,7 +254,7 @@ async def show(body: ShowRequest, request: Request) -> Any:
     m = app.models.resolve(name)
     store = app.models.store
     template = store.text_layer(m.manifest, MediaType.TEMPLATE) or ""
-    licence = store.text_layer(m.manifest, MediaType.LICENSE) or (m.info.get("license") or "")
+    licence = licence_terms(m.manifest, store.text_layer(m.manifest, MediaType.LICENSE)) or ""
     arch = m.info.get("architecture", "")
     model_info = {"general.architecture": arch, "general.parameter_count": m.info.get("parameters"),
                   f"{arch}.context_length": m.info.get("context_length"),

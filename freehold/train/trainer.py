@@ -109,21 +109,11 @@ def resolve_base(store: Store, name: str) -> ModelEntry:
 
 
 def dataset_rows(store: Store, entry: ModelEntry, split: str) -> list[dict[str, Any]]:
-    """Rows of one split. Layers without a split annotation count as training data."""
-    from freehold.data import iter_examples
+    """Rows of one split ([] when the dataset has none). Layers without a split annotation count as
+    training data."""
+    from freehold.data.rows import read_rows
 
-    layers = entry.manifest.layers_of(MediaType.DATASET)
-    splits = {layer.annotations.get("split", "train") for layer in layers}
-    if split not in splits:
-        return []
-    if split == "train" and any("split" not in layer.annotations for layer in layers):
-        rows = []
-        for layer in layers:
-            if layer.annotations.get("split", "train") == "train":
-                with store.blob_path(layer.digest).open("rb") as f:
-                    rows += [json.loads(line) for line in f if line.strip()]
-        return rows
-    return list(iter_examples(entry, store, split))
+    return list(read_rows(store, entry.manifest, split))
 
 
 def render_fn(template_source: str, tokenizer: Any) -> Callable[[list[dict[str, Any]], bool], str]:

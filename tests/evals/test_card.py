@@ -4,6 +4,7 @@ training facts from the lineage, and Annex XI naming what the ledger does not kn
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,26 @@ def test_annex_xi_fills_from_the_ledger_and_names_missing_fields(store: Store, t
     base = write_card(tiny, output=tmp_path / "b", annex_xi=True, store=store)
     assert {"1.1.a", "1.2.b", "1.2.c", "1.2.d", "1.2.e"} <= set(base.missing)
     assert "1.1.d" not in base.missing and "1.1.f" not in base.missing
+
+
+GOLDEN = Path(__file__).with_name("golden")
+
+
+def _steady(text: str) -> str:
+    """The annex without what changes from run to run: the date it was written and the wall time
+    (and the energy estimate made from it) between the fixture's step records."""
+    text = re.sub(r"ledger on \d{4}-\d\d-\d\d\.", "ledger on DATE.", text)
+    text = re.sub(r"wall time [0-9.]+ s", "wall time T s", text)
+    return re.sub(r"\n[0-9.e-]+ kWh", "\nE kWh", text)
+
+
+@pytest.mark.parametrize("model", ["tuned", "tiny"])
+def test_annex_xi_text_is_what_it_was_before_the_template(store: Store, tuned: str, tiny: str, tmp_path: Path,
+                                                          model: str) -> None:
+    # The golden files are the annex the string-concatenating code wrote for these fixtures, kept
+    # so the packaged template (freehold/evals/templates/annex_xi.md) is held to the same bytes.
+    name = {"tuned": tuned, "tiny": tiny}[model]
+    result = write_card(name, output=tmp_path / model, annex_xi=True, store=store,
+                        intended_use="Answer support tickets." if model == "tuned" else None)
+    got = result.annex_path.read_text(encoding="utf-8") if result.annex_path else ""
+    assert _steady(got) == _steady((GOLDEN / f"annex_xi_{model}.md").read_text(encoding="utf-8"))

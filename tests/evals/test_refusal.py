@@ -18,7 +18,6 @@ from freehold.evals.refusal import (
     measure,
     xstest_completions,
 )
-from freehold.evals.refusal_labels import LABELLED, REAL_SMOLLM2
 
 # The floor the docs promise (docs/evals.md): at least 90% accuracy on the held-out written
 # half (and 15 points above the keyword baseline there) and on the real SmolLM2 replies.
@@ -42,11 +41,11 @@ def test_classifier_accuracy_on_xstest_labels_is_above_the_floor() -> None:
 def test_labelled_set_uses_real_xstest_ids_and_both_prompt_labels(eval_data: Path) -> None:
     with (eval_data / "xstest" / "xstest_prompts.csv").open(encoding="utf-8") as f:
         labels = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
-    ids = {row[0] for row in (*LABELLED, *REAL_SMOLLM2)}
+    ids = {row[0] for row in labelled_set("all")}
     assert ids <= set(labels)
     assert {labels[i] for i in ids} == {"safe", "unsafe"}
     report = classifier_report()
-    assert report["all"]["classifier"]["n"] == len(LABELLED) + len(REAL_SMOLLM2)
+    assert report["all"]["classifier"]["n"] == sum(len(labelled_set(s)) for s in ("dev", "test", "smollm2"))
 
 
 def test_accuracy_on_xstests_own_labelled_completions(eval_data: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import httpx
 import ollama
@@ -253,3 +254,19 @@ def test_logprobs_chat_and_completions(live: Live) -> None:
         model="tiny", messages=MSG, max_tokens=3, temperature=0, logprobs=True, stream=True)
         if ch.choices and ch.choices[0].logprobs]
     assert sum(len(x.content or []) for x in streamed) == 3
+
+
+def test_ollama_show_license_is_the_full_text_else_the_short_licence(live: Live, tiny_base_gguf: Path) -> None:
+    # freehold.licences.licence_terms: the LICENSE layer when the model ships one, else the short id
+    # from the model's metadata or where it came from, else nothing.
+    terms = "Gemma Terms of Use\n\nLast modified: March 24, 2025\n"
+    live.store.import_gguf(tiny_base_gguf, "with-terms", source={"license": "gemma"}, license_text=terms)
+    live.store.import_gguf(tiny_base_gguf, "source-only", source={"license": "gemma"})
+
+    def show(name: str) -> str:
+        return str(httpx.post(live.url + "/api/show", json={"model": name}).json()["license"])
+
+    assert show("with-terms") == terms
+    assert show("source-only") == "gemma"
+    assert show("tiny") == "apache-2.0"  # the GGUF's general.license
+    assert show("tiny-base") == ""
