@@ -194,6 +194,24 @@ def model_params(store: Store, entry: ModelEntry) -> dict[str, Any]:
     return json.loads(text) if text else {}
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    slots: int | None = None  # > 0: a batched backend serving that many sequences at once
+    max_queue: int = 64
+    on_step: Callable[[Any], None] | None = None
+    progress: ProgressFn | None = None
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """One way to run store models, registered in ``BACKENDS`` under its name."""
+
+    name: str
+    help: str
+    load: Callable[[Store, ModelEntry, int, int, LoadOptions], Backend]
+    scorer: Callable[[Store, ModelEntry, Engine, int, int], Scorer]
+
+
 def _gguf_path(store: Store, entry: ModelEntry) -> Path:
     gguf = entry.manifest.layer(MediaType.GGUF)
     if gguf is None:
@@ -230,24 +248,6 @@ def _torch_scorer(store: Store, entry: ModelEntry, engine: Engine, window: int, 
     if isinstance(engine.backend, Scorer):
         return engine.backend  # the loaded model scores as it is: no second copy
     return cast(Scorer, _load_torch(store, entry, window, threads, LoadOptions()))
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    slots: int | None = None  # > 0: a batched backend serving that many sequences at once
-    max_queue: int = 64
-    on_step: Callable[[Any], None] | None = None
-    progress: ProgressFn | None = None
-
-
-@dataclass(frozen=True)
-class BackendKind:
-    """One way to run store models, registered in ``BACKENDS`` under its name."""
-
-    name: str
-    help: str
-    load: Callable[[Store, ModelEntry, int, int, LoadOptions], Backend]
-    scorer: Callable[[Store, ModelEntry, Engine, int, int], Scorer]
 
 
 BACKENDS: dict[str, BackendKind] = {}

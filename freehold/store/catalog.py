@@ -61,6 +61,15 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
+def drop_pins(c: sqlite3.Connection, owner: str, digests: Iterable[str] | None = None) -> None:
+    """Inside a transaction: drop ``owner``'s pins of ``digests`` (all of them when None), so a
+    commit names its blobs and releases them atomically."""
+    if digests is None:
+        c.execute("DELETE FROM pins WHERE owner=?", (owner,))
+    else:
+        c.executemany("DELETE FROM pins WHERE owner=? AND digest=?", [(owner, d) for d in digests])
+
+
 @dataclass(frozen=True)
 class Ref:
     kind: str
@@ -189,10 +198,7 @@ class Catalog:
     def unpin(self, owner: str, digests: Iterable[str] | None = None) -> None:
         """Drop ``owner``'s pins of ``digests`` (all of its pins when None)."""
         with self.transaction() as c:
-            if digests is None:
-                c.execute("DELETE FROM pins WHERE owner=?", (owner,))
-            else:
-                c.executemany("DELETE FROM pins WHERE owner=? AND digest=?", [(owner, d) for d in digests])
+            drop_pins(c, owner, digests)
 
     # settings -----------------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:

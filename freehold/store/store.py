@@ -41,7 +41,7 @@ from freehold.config import Settings, load_settings
 from freehold.errors import ModelNotFoundError, StoreError, UsageError
 from freehold.progress import ProgressFn, emit
 from freehold.store.blobs import BlobStore, pid_alive, store_os_error
-from freehold.store.catalog import Catalog, Ref
+from freehold.store.catalog import Catalog, Ref, drop_pins
 from freehold.store.formats import read_gguf_info, read_hf_info
 from freehold.store.manifest import Layer, Manifest, MediaType
 from freehold.store.names import DEFAULT_TAG, format_name, parse_name
@@ -78,7 +78,7 @@ class Importer:
 
     name: str
     accepts: Callable[[Path], bool]
-    stage: Callable[[Store, Path, str, ProgressFn | None], Manifest]
+    stage: Callable[..., Manifest]  # (store, path, name, *, progress) -> the staged manifest
 
 
 class Store:
@@ -209,24 +209,20 @@ class Store:
     def _pinned(self, digest: str) -> None:
         self._catalog.pin(digest, self._owner, os.getpid())
 
-    def put_bytes_blob(self, data: bytes) -> str:
-        with self.lock():
-            digest, _ = self._blobs.put_bytes(data)
-            self._pinned(digest)
-        return digest
-
-    def put_text(self, text: str, media_type: str = "text/plain") -> Layer:
-        data = text.encode("utf-8")
-        return Layer(media_type, self.put_bytes_blob(data), len(data))
-
-    def put_file_blob(self, path: Path, media_type: str, filename: str | None = None,
-                      progress: ProgressFn | None = None, link: bool = False) -> Layer:
-        """Store a file as a pinned blob (``link``: hard link or reference instead of a copy)."""
+    def _put_file(self, path: Path, progress: ProgressFn | None, link: bool) -> tuple[str, int, str]:
         with self.lock():
             digest, size, how = self._blobs.put_file(path, progress, link=link)
             self._pinned(digest)
-        stored = {"stored_as": how} if link else {}
-        return Layer(media_type, digest, size, {"filename": filename or path.name, **stored})
+        return digest, size, how
+
+    def put_text(self, text: str, media_type: str = "text/plain") -> Layer:
+        return self.put_stream_blob(text.encode("utf-8"), media_type)
+
+    def put_file_blob(self, path: Path, media_type: str, filename: str | None = None,
+                      progress: ProgressFn | None = None) -> Layer:
+        """Store a copy of a file as a pinned blob."""
+        digest, size, _ = self._put_file(path, progress, link=False)
+        return Layer(media_type, digest, size, {"filename": filename or path.name})
 
     def put_stream_blob(self, data: bytes | io.BufferedIOBase, media_type: str,
                         annotations: dict[str, str] | None = None) -> Layer:
@@ -251,8 +247,7 @@ class Store:
                           (kind, base, tag, digest, time.time()))
                 for alias in aliases:
                     c.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (alias, base, tag))
-                c.executemany("DELETE FROM pins WHERE owner=? AND digest=?",
-                              [(self._owner, la.digest) for la in manifest.layers])
+                drop_pins(c, self._owner, [la.digest for la in manifest.layers])
         return self.get(format_name(base, tag), kind)
 
     def stage_gguf(self, path: Path, name: str, *, link: bool = False, source: dict[str, Any] | None = None,
@@ -266,9 +261,8 @@ class Store:
         emit(progress, "reading metadata")
         info = read_gguf_info(path)
         template = info.pop("chat_template", None)
-        weights = self.put_file_blob(path, MediaType.GGUF, progress=progress, link=link)
-        how = weights.annotations.get("stored_as", "copy")
-        layers = [Layer(MediaType.GGUF, weights.digest, weights.size, {"filename": path.name})]
+        digest, size, how = self._put_file(path, progress, link)
+        layers = [Layer(MediaType.GGUF, digest, size, {"filename": path.name})]
         if template:
             layers.append(self.put_text(template, MediaType.TEMPLATE))
         if license_text:
@@ -316,7 +310,7 @@ class Store:
             stem = path.name.removesuffix(".gguf").lower()
             name = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in stem).strip("-.") or "model"
         importer = next((i for i in IMPORTERS if i.accepts(path)), IMPORTERS[-1])
-        return importer.stage(self, path, name, progress)
+        return importer.stage(self, path, name, progress=progress)
 
     def import_gguf(self, path: Path, name: str, *, aliases: tuple[str, ...] = (), link: bool = False,
                     source: dict[str, Any] | None = None, license_text: str | None = None,
@@ -372,11 +366,14 @@ class Store:
     def _pinned_blobs(self) -> set[str]:
         """Blobs a live process wrote and has not named yet; the pins of dead processes go."""
         pinned: set[str] = set()
+        dead: set[str] = set()
         for digest, owner, pid in self._catalog.pins():
             if pid_alive(pid):
                 pinned.add(digest)
             else:
-                self._catalog.unpin(owner)
+                dead.add(owner)
+        for owner in dead:
+            self._catalog.unpin(owner)
         return pinned
 
     def gc(self) -> tuple[int, int]:
@@ -436,8 +433,7 @@ class Store:
             with self._catalog.transaction() as c:
                 c.execute("INSERT OR REPLACE INTO derived VALUES (?, ?, ?, ?)",
                           (source_digest, kind, digest, time.time()))
-                c.executemany("DELETE FROM pins WHERE owner=? AND digest=?",
-                              [(self._owner, la.digest) for la in manifest.layers])
+                drop_pins(c, self._owner, [la.digest for la in manifest.layers])
 
     def text_layer(self, manifest: Manifest, media_type: str) -> str | None:
         layer = manifest.layer(media_type)
@@ -446,8 +442,6 @@ class Store:
 
 # The formats ``import_path`` tries in order; the last is the fallback that explains a bad file.
 IMPORTERS: builtins.list[Importer] = [
-    Importer("huggingface", Path.is_dir, lambda store, path, name, progress: store.stage_hf(path, name,
-                                                                                            progress=progress)),
-    Importer("gguf", Path.is_file, lambda store, path, name, progress: store.stage_gguf(path, name,
-                                                                                       progress=progress)),
+    Importer("huggingface", Path.is_dir, Store.stage_hf),
+    Importer("gguf", Path.is_file, Store.stage_gguf),
 ]
