@@ -7,15 +7,15 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 
+from freehold.config import Settings
 from freehold.engine import Chunk, Completion, SamplingParams, complete
 from freehold.engine.base import MODEL_DEFAULTS
-from freehold.errors import ContextOverflowError, EngineError, ModelNotFoundError, NoChatTemplateError, UsageError
+from freehold.errors import FreeholdError, from_dict
 
 
 def server_alive(url: str, timeout: float = 0.3) -> bool:
@@ -27,7 +27,7 @@ def server_alive(url: str, timeout: float = 0.3) -> bool:
 
 
 class RemoteEngine:
-    """Streams from a Freehold server through its Ollama API (NDJSON)."""
+    """Streams from a Freehold server through its Ollama API (NDJSON); a ``ChatEngine``."""
 
     def __init__(self, url: str, model: str, api_key: str | None = None) -> None:
         self.url = url
@@ -38,12 +38,11 @@ class RemoteEngine:
         self.has_template = bool(show.get("template"))
         self.n_ctx = int(next((v for k, v in show.get("model_info", {}).items() if k.endswith("context_length")
                                and v), 0) or 0)
-        self.template = self.has_template or None
 
     def _post_json(self, path: str, body: dict[str, Any]) -> Any:
         r = httpx.post(self.url + path, json=body, headers=self.headers, timeout=30)
         if r.status_code >= 400:
-            raise _error(r.status_code, r.json().get("error", r.text))
+            raise _error(r)
         return r.json()
 
     def _options(self, params: SamplingParams) -> dict[str, Any]:
@@ -61,7 +60,7 @@ class RemoteEngine:
         with httpx.stream("POST", self.url + path, json=body, headers=self.headers, timeout=None) as r:
             if r.status_code >= 400:
                 r.read()
-                raise _error(r.status_code, r.json().get("error", r.text))
+                raise _error(r)
             for line in r.iter_lines():
                 if not line:
                     continue
@@ -94,20 +93,23 @@ class RemoteEngine:
         pass
 
 
-def _error(status: int, message: str) -> Exception:
-    if status == 404:
-        return ModelNotFoundError(message.split("'")[1] if "'" in message else message, hint=message)
-    overflow = re.search(r"prompt is (\d+) tokens but the context window is (\d+)", message)
-    if overflow:
-        return ContextOverflowError(int(overflow.group(1)), int(overflow.group(2)))
-    if "no chat template" in message:
-        return NoChatTemplateError(message)
-    if 400 <= status < 500:
-        return UsageError(f"the server refused the request: {message}", "check the request")
-    return EngineError(f"the server failed: {message}", "see the server's log")
+def _error(r: httpx.Response) -> FreeholdError:
+    """The server's error as the same class it raised (its ``freehold`` object carries the code)."""
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    error = body.get("error") if isinstance(body, dict) else None
+    own = body.get("freehold") if isinstance(body, dict) else None
+    if own is None and isinstance(error, dict):  # the OpenAI shape nests it
+        own = error.get("freehold")
+    if isinstance(own, dict):
+        return from_dict(own, r.status_code)
+    message = error.get("message") if isinstance(error, dict) else error
+    return from_dict({"message": message or r.text or f"HTTP {r.status_code}"}, r.status_code)
 
 
-def connect(settings: Any, model: str) -> RemoteEngine | None:
+def connect(settings: Settings, model: str) -> RemoteEngine | None:
     """A RemoteEngine when a server is running and not disabled, else None."""
     if settings.no_server:
         return None

@@ -21,6 +21,11 @@ DEFAULT_PORT = 11500
 llama-server (8080) and vLLM (8000)."""
 
 
+REPLY_MAX_TOKENS = 400
+"""The default limit of a drafted reply ('freehold reply'): a support reply is a few short
+paragraphs, and the limit bounds a model that does not stop."""
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bf16 matmul instructions (Linux: avx512_bf16 or AMX in /proc/cpuinfo)."""
     from freehold.engine.cpu import cpu_flags  # here, not at the top: the engine package imports config
@@ -81,6 +86,24 @@ class Settings:
     @property
     def api_keys(self) -> list[str]:
         return [k.strip() for k in self.api_key.split(",") if k.strip()]
+
+
+@dataclass
+class ServerOptions:
+    """How ``freehold serve`` runs (its flags; ``Settings`` holds what the environment sets)."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    api_keys: list[str] = field(default_factory=list)
+    cors_origins: list[str] = field(default_factory=list)
+    # Sequences decoded together per model: on 2 cores, 8 reach most of the batched throughput
+    # (docs/benchmarks.md, bench_serve) with a KV cache SmolLM2 can afford.
+    slots: int = 8
+    max_queue: int = 64  # waiting requests per model before 503 (Retry-After)
+    keep_alive: float = 300.0  # seconds an idle model stays loaded (Ollama's default is 5 minutes)
+    max_loaded: int = 2  # models kept in memory at once
+    max_body_bytes: int = 8 << 20
+    knowledge: str | None = None  # ground every chat in this index unless a request says otherwise
 
 
 def split_host(text: str) -> tuple[str, int]:

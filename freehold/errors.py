@@ -9,7 +9,8 @@
     │   └── StoreFullError
     ├── EngineError             the inference engine failed
     │   ├── ContextOverflowError   prompt longer than the context window
-    │   └── NoChatTemplateError    chat asked of a base model without a template
+    │   ├── NoChatTemplateError    chat asked of a base model without a template
+    │   └── ServerBusyError        the server's waiting queue is full (HTTP 503, Retry-After)
     ├── DependencyError         an optional package is missing
     ├── TrainingError           fine-tuning or export cannot start or finish
     │   └── TrainingInterrupted    stopped by a signal after a checkpoint (exit 130)
@@ -17,17 +18,23 @@
     └── LedgerError             the ledger cannot be read or written
         └── VerificationError   a record, signature, digest or proof does not check out
 
-The CLI prints ``str(error)`` without a traceback (``--debug`` shows one); the
-server maps each class to one HTTP status and JSON error shape.
+The CLI prints ``str(error)`` without a traceback (``--debug`` shows one). Each class has
+a ``code`` (a stable string) and an ``http_status``; the server sends ``to_dict()`` in its
+JSON errors and ``from_dict`` turns that back into the same class on the client's side, so
+an error that crossed HTTP is the same fix-it error as one raised in process.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 
 class FreeholdError(Exception):
     """Base class. ``hint`` says how to fix the problem."""
 
     exit_code = 1
+    code: ClassVar[str] = "freehold_error"
+    http_status: ClassVar[int] = 500
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -37,12 +44,28 @@ class FreeholdError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
 
+    def details(self) -> dict[str, Any]:
+        """The fields beyond message and hint that rebuild this error (``from_dict``)."""
+        return {}
+
+    @classmethod
+    def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
+        return cls(message, hint)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "hint": self.hint, "details": self.details()}
+
 
 class UsageError(FreeholdError):
     exit_code = 2
+    code = "invalid_request"
+    http_status = 400
 
 
 class ModelNotFoundError(FreeholdError):
+    code = "model_not_found"
+    http_status = 404
+
     def __init__(self, name: str, close: list[str] | None = None, hint: str | None = None,
                  kind: str = "model") -> None:
         self.name = name
@@ -56,28 +79,41 @@ class ModelNotFoundError(FreeholdError):
             hint = f"run 'freehold {kind if kind != 'dataset' else 'data'} ls' to list what exists"
         super().__init__(f"{kind} '{name}' not found", hint)
 
+    def details(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "close": self.close}
+
+    @classmethod
+    def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
+        return cls(str(details.get("name", "")), list(details.get("close") or []), hint,
+                   str(details.get("kind") or "model"))
+
 
 class InvalidModelError(FreeholdError):
-    pass
+    code = "invalid_model"
+    http_status = 422
 
 
 class StoreError(FreeholdError):
-    pass
+    code = "store_error"
 
 
 class StoreReadOnlyError(StoreError):
-    pass
+    code = "store_read_only"
 
 
 class StoreFullError(StoreError):
-    pass
+    code = "store_full"
+    http_status = 507
 
 
 class EngineError(FreeholdError):
-    pass
+    code = "engine_error"
 
 
 class ContextOverflowError(EngineError):
+    code = "context_length_exceeded"  # OpenAI's code for the same error
+    http_status = 400
+
     def __init__(self, n_prompt: int, n_ctx: int, hint: str | None = None) -> None:
         self.n_prompt = n_prompt
         self.n_ctx = n_ctx
@@ -87,38 +123,108 @@ class ContextOverflowError(EngineError):
             "(up to the model's trained context length)",
         )
 
+    def details(self) -> dict[str, Any]:
+        return {"n_prompt": self.n_prompt, "n_ctx": self.n_ctx}
+
+    @classmethod
+    def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
+        return cls(int(details.get("n_prompt", 0)), int(details.get("n_ctx", 0)), hint)
+
 
 class NoChatTemplateError(EngineError):
-    pass
+    code = "no_chat_template"
+    http_status = 400
+
+
+class ServerBusyError(EngineError):
+    """The waiting queue is full (HTTP 503 with Retry-After)."""
+
+    code = "server_busy"
+    http_status = 503
+
+    def __init__(self, queued: int, hint: str | None = None) -> None:
+        self.queued = queued
+        super().__init__(f"the server is busy: {queued} requests are already waiting",
+                         hint or "retry in a few seconds, or start the server with more --slots / --max-queue")
+
+    def details(self) -> dict[str, Any]:
+        return {"queued": self.queued}
+
+    @classmethod
+    def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
+        return cls(int(details.get("queued", 0)), hint)
 
 
 class DependencyError(FreeholdError):
-    pass
+    code = "missing_dependency"
+    http_status = 422
 
 
 class LedgerError(FreeholdError):
-    pass
+    code = "ledger_error"
 
 
 class VerificationError(LedgerError):
     """Verification failed; ``record`` is the 1-based number of the first bad record, if known."""
 
     exit_code = 3
+    code = "verification_failed"
+    http_status = 422
 
     def __init__(self, message: str, hint: str | None = None, record: int | None = None) -> None:
         super().__init__(message, hint)
         self.record = record
 
+    def details(self) -> dict[str, Any]:
+        return {"record": self.record}
+
+    @classmethod
+    def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
+        record = details.get("record")
+        return cls(message, hint, int(record) if record is not None else None)
+
 
 class TrainingError(FreeholdError):
     """Fine-tuning or export could not start or finish (bad data for the model, no memory, ...)."""
+
+    code = "training_error"
 
 
 class TrainingInterrupted(TrainingError):
     """A run stopped on SIGINT/SIGTERM after saving a checkpoint; ``--resume`` continues it."""
 
     exit_code = 130
+    code = "training_interrupted"
 
 
 class EvalError(FreeholdError):
     """An evaluation could not run: eval data missing or malformed, a suite unknown, ..."""
+
+    code = "eval_error"
+    http_status = 422
+
+
+def _classes(root: type[FreeholdError]) -> list[type[FreeholdError]]:
+    return [root, *(c for sub in root.__subclasses__() for c in _classes(sub))]
+
+
+def error_class(code: str) -> type[FreeholdError] | None:
+    """The class whose ``code`` this is (every subclass, also ones defined outside this module)."""
+    return next((c for c in _classes(FreeholdError) if c.code == code), None)
+
+
+def from_dict(data: dict[str, Any], status: int = 500) -> FreeholdError:
+    """The error ``FreeholdError.to_dict`` described; an unknown code (another server, a newer
+    version) becomes the base class of its HTTP status, with the message kept."""
+    message = str(data.get("message") or "the server failed")
+    hint = data.get("hint")
+    details = data.get("details") or {}
+    cls = error_class(str(data.get("code") or ""))
+    if cls is not None:
+        try:
+            return cls.rebuild(message, hint, details)
+        except (TypeError, ValueError):
+            pass  # details of another shape: keep the message under the same class's base behaviour
+    if 400 <= status < 500:
+        return UsageError(f"the server refused the request: {message}", hint or "check the request")
+    return EngineError(f"the server failed: {message}", hint or "see the server's log")

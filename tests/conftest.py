@@ -15,9 +15,6 @@ def freehold_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FREEHOLD_HOME", str(home))
     monkeypatch.setenv("FREEHOLD_NO_SERVER", "1")
     monkeypatch.delenv("FREEHOLD_DEBUG", raising=False)
-    import freehold.cli.common as common
-
-    monkeypatch.setattr(common, "_settings", None)
     return home
 
 

@@ -147,12 +147,10 @@ def test_every_help_shows_its_text_whole(capsys: pytest.CaptureFixture[str], mon
 
 def test_serve_binds_to_freehold_host_and_flags_override(capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import freehold.cli.common as common
     import freehold.server
 
     def env(name: str, value: str) -> None:
-        monkeypatch.setenv(name, value)
-        monkeypatch.setattr(common, "_settings", None)  # settings are read once per process
+        monkeypatch.setenv(name, value)  # each command reads the environment afresh
 
     seen: list = []
     monkeypatch.setattr(freehold.server, "serve", lambda options, settings=None: seen.append(options))

@@ -6,7 +6,6 @@ parse arguments, call one library function, render progress and map errors to ex
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -37,7 +36,9 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     if debug:
-        os.environ["FREEHOLD_DEBUG"] = "1"
+        from freehold.cli.common import set_debug
+
+        set_debug()
 
 
 def _register() -> None:
@@ -81,17 +82,23 @@ except ImportError:  # older typer uses click's classes directly
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rich.markup import escape
-
-    from freehold.cli.common import err_console
+    from freehold.cli.common import invocation
 
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args or os.environ.get("FREEHOLD_DEBUG") == "1"
+    with invocation():
+        return _run(args)
+
+
+def _run(args: list[str]) -> int:
+    from rich.markup import escape
+
+    from freehold.cli.common import debugging, err_console
+
     try:
         result = app(args=args, prog_name="freehold", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except FreeholdError as exc:
-        if debug:
+        if debugging(args):
             err_console.print_exception()
         err_console.print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False)
         if exc.hint:
@@ -108,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug: still one line and a way forward, never a bare traceback
-        if debug:
+        if debugging(args):
             err_console.print_exception()
         first = (str(exc).strip().splitlines() or [""])[0]
         err_console.print(f"[bold red]Error:[/] unexpected {type(exc).__name__}: {escape(first)}", highlight=False)

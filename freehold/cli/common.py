@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -13,6 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 
 from freehold import home
 from freehold.config import Settings, load_settings
+from freehold.errors import FreeholdError
 from freehold.progress import Progress as ProgressEvent
 from freehold.progress import ProgressFn
 from freehold.store import Store
@@ -22,14 +26,57 @@ if not console.is_terminal:  # piped output: do not wrap tables at 80 columns
     console = Console(width=160)
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap error messages mid-word
 
-_settings: Settings | None = None
+@dataclass
+class _Invocation:
+    """One command's settings, resolved when first needed; flags of the root command on top."""
+
+    settings: Settings | None = None
+    debug: bool = False
+
+
+_invocation: ContextVar[_Invocation | None] = ContextVar("freehold_invocation", default=None)
+
+
+@contextmanager
+def invocation() -> Iterator[None]:
+    """The span of one command (``freehold.cli.main``): settings are read once inside it, and
+    afresh by the next command, so a changed environment is always seen."""
+    token = _invocation.set(_Invocation())
+    try:
+        yield
+    finally:
+        _invocation.reset(token)
 
 
 def settings() -> Settings:
-    global _settings
-    if _settings is None:
-        _settings = load_settings()
-    return _settings
+    """The resolved settings (defaults, config file, environment, then ``--debug``)."""
+    inv = _invocation.get()
+    if inv is None:  # called outside a command (a library caller, a test): nothing is cached
+        return load_settings()
+    if inv.settings is None:
+        inv.settings = load_settings()
+        if inv.debug:
+            inv.settings = dataclasses.replace(inv.settings, debug=True)
+    return inv.settings
+
+
+def set_debug() -> None:
+    """``freehold --debug``: tracebacks for errors and llama.cpp's own logs, for this command."""
+    inv = _invocation.get()
+    if inv is not None:
+        inv.debug = True
+        if inv.settings is not None:
+            inv.settings = dataclasses.replace(inv.settings, debug=True)
+
+
+def debugging(args: list[str]) -> bool:
+    """Whether this command shows tracebacks (``--debug`` or FREEHOLD_DEBUG=1)."""
+    if "--debug" in args:
+        return True
+    try:
+        return settings().debug
+    except FreeholdError:  # the configuration itself is what failed
+        return False
 
 
 def open_store(bundled: bool = True) -> Store:

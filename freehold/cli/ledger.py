@@ -26,14 +26,12 @@ def verify_cmd(
     from rich.markup import escape
 
     from freehold.ledger.keys import keys_from_files
-    from freehold.ledger.verify import verify_model
+    from freehold.ledger.ops import verify
 
     store = open_store(bundled=False)
     trusted = keys_from_files(key) if key else None
     with progress_bar(transient=True) as progress:
-        report = verify_model(
-            store, name, store.home, kind="dataset" if dataset else "model", progress=progress, trusted=trusted
-        )
+        report = verify(store, name, kind="dataset" if dataset else "model", trusted=trusted, progress=progress)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -168,11 +166,9 @@ def attest_cmd(
     unsigned: bool = typer.Option(False, "--statement", help="Print the bare in-toto statements instead."),
 ) -> None:
     """Export in-toto statements (SLSA provenance + Freehold lineage) in signed DSSE envelopes."""
-    from freehold.ledger.attest import lineage_statement, provenance_statement, sign_envelope
+    from freehold.ledger.ops import attest
 
-    store = open_store(bundled=False)
-    statements = [provenance_statement(store, name), lineage_statement(store, name)]
-    docs = statements if unsigned else [sign_envelope(s, store.home) for s in statements]
+    docs = attest(open_store(bundled=False), name, signed=not unsigned)
     text = "".join(json.dumps(d, sort_keys=True) + "\n" for d in docs)
     if output:
         output.write_text(text, encoding="utf-8")
@@ -187,10 +183,9 @@ def sign_cmd(
     signature: Path | None = typer.Option(None, "--signature", help="Where to write it (default DIR.sig)."),
 ) -> None:
     """Sign a model directory with OpenSSF model-signing (check it with 'model_signing verify key')."""
-    from freehold.cli.common import settings
-    from freehold.ledger.attest import sign_model_directory
+    from freehold.ledger.ops import sign_directory
 
-    sig, pub = sign_model_directory(directory, settings().home, signature)
+    sig, pub = sign_directory(open_store(bundled=False), directory, signature)
     console.print(f"signature: {sig}\npublic key: {pub}", highlight=False)
     console.print(
         f"check with: model_signing verify key {directory} --signature {sig} --public_key {pub}", highlight=False
@@ -200,10 +195,9 @@ def sign_cmd(
 @app.command("repair")
 def repair_cmd() -> None:
     """Set a torn last record aside (an interrupted append) and note that on the ledger."""
-    from freehold.cli.common import settings
-    from freehold.ledger.chain import Ledger
+    from freehold.ledger.ops import repair
 
-    rec = Ledger.open(settings().home).repair()
+    rec = repair(open_store(bundled=False))
     if rec is None:
         console.print("the ledger ends cleanly; nothing to repair")
     else:
@@ -220,10 +214,9 @@ def log_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show the latest ledger records."""
-    from freehold.cli.common import settings
-    from freehold.ledger.chain import Ledger
+    from freehold.ledger.ops import recent
 
-    records = Ledger.open(settings().home).records()[-limit:] if limit > 0 else []
+    records = recent(open_store(bundled=False), limit)
     if as_json:
         print_json([{**r.to_dict(), "record": r.number, "hash": r.hash} for r in records])
         return

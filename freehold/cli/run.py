@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,39 +12,47 @@ import typer
 
 from freehold.cli import app
 from freehold.cli.common import console, err_console, open_store, print_json, progress_bar, settings
-from freehold.engine import Engine, SamplingParams, load_engine
+from freehold.config import REPLY_MAX_TOKENS, Settings
+from freehold.engine import ChatEngine, Chunk, Engine, SamplingParams, load_engine
 from freehold.errors import UsageError
+
+
+def _default(knob: str) -> str:
+    return f"Default: the model's, else {getattr(SamplingParams(), knob)}."
+
 
 CHAT_HELP = """Commands: /bye (exit), /clear (forget the conversation), /system TEXT (set the system
 prompt), /help. End a line with \\ to continue on the next line."""
 
 
-def _load(name: str, backend: str, ctx: int | None, threads: int | None) -> Engine:
+def _load(name: str, backend: str, ctx: int | None, threads: int | None) -> ChatEngine:
     # Like ollama: use a running server when there is one (and nothing asks for in-process).
     if backend == "llama" and ctx is None and threads is None:
         from freehold.client import connect
 
         remote = connect(settings(), name)
         if remote is not None:
-            return remote  # type: ignore[return-value]
+            return remote
     store = open_store()
     with progress_bar(transient=True) as progress:
         return load_engine(name, store=store, backend=backend, settings=settings(), context=ctx,
                            threads=threads, progress=progress)
 
 
-def _chat(engine: Any, messages: list[dict[str, Any]], params: SamplingParams, knowledge: str | None) -> Any:
+def _chat(engine: ChatEngine, messages: list[dict[str, Any]], params: SamplingParams,
+          knowledge: str | None) -> Iterator[Chunk]:
     """The chat's chunks, grounded where ``knowledge`` (or, when None, the model) says so."""
     from freehold.client import RemoteEngine
 
     if isinstance(engine, RemoteEngine):
         return engine.chat(messages, params, knowledge=knowledge)  # the server grounds it
-    from freehold.knowledge import answer, knowledge_for, load_index
+    if isinstance(engine, Engine):
+        from freehold.knowledge import answer, knowledge_for, load_index
 
-    kb = knowledge_for(engine.entry, knowledge)
-    if not kb:
-        return engine.chat(messages, params)
-    return answer(engine, load_index(open_store(), kb), messages, params)
+        kb = knowledge_for(engine.entry, knowledge)
+        if kb:
+            return answer(engine, load_index(open_store(), kb), messages, params)
+    return engine.chat(messages, params)
 
 
 def print_sources(grounding: dict[str, Any] | None) -> None:
@@ -61,7 +70,7 @@ def print_sources(grounding: dict[str, Any] | None) -> None:
                       highlight=False)
 
 
-def _stream(engine: Engine, chunks: Any, verbose: bool) -> str:
+def _stream(engine: ChatEngine, chunks: Iterator[Chunk], verbose: bool) -> str:
     last: list[Any] = [None]
     completion = engine.complete(_echo(chunks, last))
     sys.stdout.write("\n")
@@ -92,15 +101,15 @@ def run_cmd(
     system: str | None = typer.Option(None, "--system", help="System prompt."),
     raw: bool = typer.Option(False, "--raw", help="Plain completion: no chat template."),
     temperature: float | None = typer.Option(None, "--temperature", "-t",
-                                             help="0 = greedy (deterministic). Default: the model's, else 0.8."),
-    top_p: float | None = typer.Option(None, "--top-p", help="Default: the model's, else 0.95."),
-    top_k: int | None = typer.Option(None, "--top-k", help="Default: the model's, else 40."),
-    min_p: float | None = typer.Option(None, "--min-p", help="Default: the model's, else 0.05."),
-    repeat_penalty: float | None = typer.Option(None, "--repeat-penalty", help="Default: the model's, else 1.1."),
+                                             help="0 = greedy (deterministic). " + _default("temperature")),
+    top_p: float | None = typer.Option(None, "--top-p", help=_default("top_p")),
+    top_k: int | None = typer.Option(None, "--top-k", help=_default("top_k")),
+    min_p: float | None = typer.Option(None, "--min-p", help=_default("min_p")),
+    repeat_penalty: float | None = typer.Option(None, "--repeat-penalty", help=_default("repeat_penalty")),
     seed: int | None = typer.Option(None, "--seed", help="Fix the sampling seed."),
     stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable)."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", "-n", help="Limit output tokens."),
-    ctx: int | None = typer.Option(None, "--ctx", help="Context window (default 4096 or the model's)."),
+    ctx: int | None = typer.Option(None, "--ctx", help=f"Context window (default {Settings.context} or the model's)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads."),
     backend: str = typer.Option("llama", "--backend", help="llama (llama.cpp) or torch (PyTorch)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print token counts and speed."),
@@ -135,7 +144,7 @@ def chat_cmd(
     name: str = typer.Argument(..., help="Model name, e.g. smollm2."),
     system: str | None = typer.Option(None, "--system", help="System prompt."),
     temperature: float | None = typer.Option(None, "--temperature", "-t",
-                                             help="0 = greedy. Default: the model's, else 0.8."),
+                                             help="0 = greedy. " + _default("temperature")),
     seed: int | None = typer.Option(None, "--seed"),
     max_tokens: int | None = typer.Option(None, "--max-tokens", "-n"),
     ctx: int | None = typer.Option(None, "--ctx"),
@@ -147,9 +156,11 @@ def chat_cmd(
     """Chat with a model, multi-turn. /bye to quit."""
     params = SamplingParams.given(temperature=temperature, seed=seed, max_tokens=max_tokens)
     engine = _load(name, backend, ctx, None)
-    from freehold.engine.chat import require_template
+    if not engine.has_template:
+        from freehold.engine.chat import no_template_error
 
-    require_template(engine.template, engine.name)
+        engine.close()
+        raise no_template_error(engine.name)
     _chat_loop(engine, params, system, verbose, knowledge=knowledge)
 
 
@@ -169,7 +180,7 @@ def _read_message() -> str | None:
         return "\n".join(lines)
 
 
-def _chat_loop(engine: Engine, params: SamplingParams, system: str | None, verbose: bool = False,
+def _chat_loop(engine: ChatEngine, params: SamplingParams, system: str | None, verbose: bool = False,
                knowledge: str | None = None) -> None:
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
@@ -224,7 +235,8 @@ def reply_cmd(
         "Default: the model's own (tune --knowledge)."),
     temperature: float | None = typer.Option(None, "--temperature", "-t", help="Default: the model's."),
     seed: int | None = typer.Option(None, "--seed", help="Fix the sampling seed."),
-    max_tokens: int | None = typer.Option(400, "--max-tokens", "-n", help="Limit the draft's tokens [400]."),
+    max_tokens: int | None = typer.Option(REPLY_MAX_TOKENS, "--max-tokens", "-n",
+                                          help=f"Limit the draft's tokens [{REPLY_MAX_TOKENS}]."),
     as_json: bool = typer.Option(False, "--json", help="Print the draft and its sources as JSON."),
 ) -> None:
     """Draft a reply to an incoming mail in your voice, with the sources it is based on."""

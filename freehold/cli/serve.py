@@ -8,7 +8,9 @@ import typer
 
 from freehold.cli import app
 from freehold.cli.common import console, settings
-from freehold.config import DEFAULT_PORT
+from freehold.config import DEFAULT_PORT, ServerOptions
+
+_DEFAULTS = ServerOptions()
 
 
 @app.command("serve")
@@ -21,16 +23,18 @@ def serve_cmd(
                                                             "FREEHOLD_API_KEY (comma-separated)."),
     api_keys_file: Path | None = typer.Option(None, "--api-keys-file", help="File with one key per line."),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allowed browser origin (repeatable)."),
-    slots: int = typer.Option(8, "--slots", min=1, max=64, help="Sequences decoded together per model."),
-    max_queue: int = typer.Option(64, "--max-queue", min=0, help="Waiting requests per model before 503."),
-    keep_alive: float = typer.Option(300, "--keep-alive", help="Seconds an idle model stays loaded."),
-    max_loaded: int = typer.Option(2, "--max-loaded", min=1, help="Models kept loaded at once."),
+    slots: int = typer.Option(_DEFAULTS.slots, "--slots", min=1, max=64,
+                              help="Sequences decoded together per model."),
+    max_queue: int = typer.Option(_DEFAULTS.max_queue, "--max-queue", min=0,
+                                  help="Waiting requests per model before 503."),
+    keep_alive: float = typer.Option(_DEFAULTS.keep_alive, "--keep-alive", help="Seconds an idle model stays loaded."),
+    max_loaded: int = typer.Option(_DEFAULTS.max_loaded, "--max-loaded", min=1, help="Models kept loaded at once."),
     knowledge: str | None = typer.Option(
         None, "--knowledge", "-k", help="Ground every chat in this knowledge index (answers cite their sources "
         "in a 'grounding' field); a request's own 'knowledge' wins. Default: each model's own (tune --knowledge)."),
 ) -> None:
     """Serve models over OpenAI- and Ollama-compatible HTTP APIs."""
-    from freehold.server import ServerOptions, check_exposure, load_api_keys, serve
+    from freehold.server import check_exposure, load_api_keys, serve
 
     env_host, env_port = settings().bind_address  # FREEHOLD_HOST; flags override each part
     host = env_host if host is None else host

@@ -17,17 +17,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from freehold.config import Settings, load_settings
+from freehold.config import ServerOptions, Settings, load_settings
 from freehold.engine.base import Backend, Chunk, SamplingParams, ScoredToken, Scorer, StopScanner
 from freehold.engine.chat import ChatTemplate, require_template, validate_messages
 from freehold.errors import ContextOverflowError, InvalidModelError, UsageError
 from freehold.progress import ProgressFn
 from freehold.store import MediaType, ModelEntry, Store
 
-__all__ = ["BACKENDS", "Backend", "BackendKind", "Chunk", "Completion", "Engine", "SamplingParams", "Scorer",
-           "load_engine", "load_scorer", "model_params", "register_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendKind", "ChatEngine", "Chunk", "Completion", "Engine", "LoadOptions",
+           "SamplingParams", "Scorer", "load_engine", "load_scorer", "model_params", "register_backend"]
 
 @dataclass
 class Completion:
@@ -44,6 +44,27 @@ class Completion:
         return (self.completion_tokens - 1) / decode if decode > 0 and self.completion_tokens > 1 else 0.0
 
 
+class ChatEngine(Protocol):
+    """What 'run' and 'chat' stream from: a model loaded here (``Engine``) or one a running
+    server holds (``freehold.client.RemoteEngine``)."""
+
+    name: str
+
+    @property
+    def n_ctx(self) -> int: ...
+
+    @property
+    def has_template(self) -> bool: ...
+
+    def chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams | None = None) -> Iterator[Chunk]: ...
+
+    def generate(self, prompt: str, params: SamplingParams | None = None) -> Iterator[Chunk]: ...
+
+    def complete(self, chunks: Iterator[Chunk]) -> Completion: ...
+
+    def close(self) -> None: ...
+
+
 class Engine:
     def __init__(self, backend: Backend, entry: ModelEntry, template_source: str | None,
                  params: dict[str, Any] | None = None) -> None:
@@ -57,6 +78,10 @@ class Engine:
     @property
     def n_ctx(self) -> int:
         return self.backend.n_ctx
+
+    @property
+    def has_template(self) -> bool:
+        return self.template is not None
 
     def close(self) -> None:
         self.backend.close()
@@ -197,9 +222,10 @@ def model_params(store: Store, entry: ModelEntry) -> dict[str, Any]:
 @dataclass(frozen=True)
 class LoadOptions:
     slots: int | None = None  # > 0: a batched backend serving that many sequences at once
-    max_queue: int = 64
+    max_queue: int = ServerOptions.max_queue
     on_step: Callable[[Any], None] | None = None
     progress: ProgressFn | None = None
+    native_logs: bool = False  # let llama.cpp log while loading (Settings.debug)
 
 
 @dataclass(frozen=True)
@@ -226,10 +252,11 @@ def _load_llama(store: Store, entry: ModelEntry, n_ctx: int, threads: int, optio
         from freehold.engine.batched import BatchedLlamaBackend
 
         return BatchedLlamaBackend(_gguf_path(store, entry), n_ctx, threads, slots=options.slots,
-                                   max_queue=options.max_queue, on_step=options.on_step)
+                                   max_queue=options.max_queue, on_step=options.on_step,
+                                   native_logs=options.native_logs)
     from freehold.engine.llama import LlamaCppBackend
 
-    return LlamaCppBackend(_gguf_path(store, entry), n_ctx, threads)
+    return LlamaCppBackend(_gguf_path(store, entry), n_ctx, threads, native_logs=options.native_logs)
 
 
 def _llama_scorer(store: Store, entry: ModelEntry, engine: Engine, window: int, threads: int) -> Scorer:
@@ -270,8 +297,8 @@ def backend_kind(name: str) -> BackendKind:
 
 def load_engine(name: str | ModelEntry, *, store: Store | None = None, backend: str = "llama",
                 settings: Settings | None = None, threads: int | None = None, context: int | None = None,
-                slots: int | None = None, max_queue: int = 64, on_step: Callable[[Any], None] | None = None,
-                progress: ProgressFn | None = None) -> Engine:
+                slots: int | None = None, max_queue: int = ServerOptions.max_queue,
+                on_step: Callable[[Any], None] | None = None, progress: ProgressFn | None = None) -> Engine:
     """Load a store model for inference: the one loader behind ``freehold run``, the server
     (``slots``: continuous batching) and the evals."""
     kind = backend_kind(backend)
@@ -283,7 +310,7 @@ def load_engine(name: str | ModelEntry, *, store: Store | None = None, backend: 
     trained_ctx = int(entry.info.get("context_length") or settings.context)
     n_ctx = min(context or settings.context, trained_ctx)
     impl = kind.load(store, entry, n_ctx, threads or settings.threads,
-                     LoadOptions(slots, max_queue, on_step, progress))
+                     LoadOptions(slots, max_queue, on_step, progress, native_logs=settings.debug))
     return Engine(impl, entry, store.text_layer(entry.manifest, MediaType.TEMPLATE), model_params(store, entry))
 
 

@@ -28,16 +28,7 @@ from typing import Any
 
 from freehold.engine.base import SamplingParams, score_token
 from freehold.engine.llama import _prepare_env, _quiet_stderr, decode_threads
-from freehold.errors import EngineError, FreeholdError, InvalidModelError
-
-
-class ServerBusyError(FreeholdError):
-    """The waiting queue is full (HTTP 503 with Retry-After)."""
-
-    def __init__(self, queued: int) -> None:
-        super().__init__(f"the server is busy: {queued} requests are already waiting",
-                         "retry in a few seconds, or start the server with more --slots / --max-queue")
-
+from freehold.errors import EngineError, InvalidModelError, ServerBusyError
 
 _DONE = object()
 
@@ -76,7 +67,7 @@ class BatchedLlamaBackend:
 
     def __init__(self, path: Path, n_ctx: int, threads: int, slots: int = 8, max_queue: int = 64,
                  n_batch: int = 512, kv_tokens: int | None = None,
-                 on_step: Callable[[StepStats], None] | None = None) -> None:
+                 on_step: Callable[[StepStats], None] | None = None, native_logs: bool = False) -> None:
         _prepare_env()
         import llama_cpp
         from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
@@ -90,7 +81,7 @@ class BatchedLlamaBackend:
         self.n_batch = n_batch
         self.on_step = on_step
         try:
-            with _quiet_stderr():
+            with _quiet_stderr(not native_logs):
                 self.model = LlamaModel(path_model=str(path), params=model_params(),
                                         verbose=False)
         except ValueError as exc:
@@ -111,7 +102,7 @@ class BatchedLlamaBackend:
         params.n_threads_batch = threads
         params.no_perf = True
         try:
-            with _quiet_stderr():
+            with _quiet_stderr(not native_logs):
                 self.ctx = LlamaContext(model=self.model, params=params, verbose=False)
         except ValueError as exc:
             raise EngineError(f"cannot create a llama.cpp context of {self.kv_tokens} tokens: {exc}",

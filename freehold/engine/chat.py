@@ -124,10 +124,14 @@ def family_template(name: str) -> str:
                          f"use one of {', '.join(FAMILY_TEMPLATES)}, or a file with a Jinja template") from None
 
 
+def no_template_error(model_name: str) -> NoChatTemplateError:
+    return NoChatTemplateError(
+        f"{model_name} is a base model with no chat template, so it cannot chat",
+        f"use plain completion: 'freehold run {model_name} --raw \"Once upon a time\"', "
+        "or import an instruction-tuned model")
+
+
 def require_template(template: ChatTemplate | None, model_name: str) -> ChatTemplate:
     if template is None:
-        raise NoChatTemplateError(
-            f"{model_name} is a base model with no chat template, so it cannot chat",
-            f"use plain completion: 'freehold run {model_name} --raw \"Once upon a time\"', "
-            "or import an instruction-tuned model")
+        raise no_template_error(model_name)
     return template

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
 import re
 import signal
@@ -199,9 +198,8 @@ def probe_decode(path: Path, threads: int, timeout: float = 120.0) -> Probe:
 
 def run_probe(cmd: list[str], timeout: float) -> Probe:
     """Run a probe command; it prints one JSON line ``{"token", "seconds"}`` when it succeeds."""
-    env = dict(os.environ, FREEHOLD_DEBUG="1")  # the child lets llama.cpp log its buffers
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    try:  # the child loads with verbose=True, so llama.cpp logs its buffers on stderr
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return Probe(False, {}, error=f"no token after {timeout:.0f} s")
     buffers = {m.group(1): float(m.group(2)) for m in _BUFFER.finditer(done.stderr)}

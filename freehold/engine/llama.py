@@ -26,9 +26,10 @@ def _prepare_env() -> None:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence llama.cpp's C-level logging on fd 2 while loading."""
-    if os.environ.get("FREEHOLD_DEBUG") == "1":
+def _quiet_stderr(quiet: bool = True) -> Iterator[None]:
+    """Silence llama.cpp's C-level logging on fd 2 while loading (``quiet=False``: let it log,
+    as ``--debug`` / FREEHOLD_DEBUG ask through ``LoadOptions.native_logs``)."""
+    if not quiet:
         yield
         return
     try:
@@ -59,7 +60,7 @@ def decode_threads(threads: int) -> int:
 
 
 def load_llama(path: Path, n_ctx: int, threads: int, embedding: bool = False, verbose: bool = False,
-               **kwargs: Any) -> Any:
+               native_logs: bool = False, **kwargs: Any) -> Any:
     """A ``llama_cpp.Llama`` over ``path``, loaded with this CPU's guard (engine/cpu.py)."""
     _prepare_env()
     try:
@@ -71,7 +72,7 @@ def load_llama(path: Path, n_ctx: int, threads: int, embedding: bool = False, ve
     from freehold.engine.cpu import guarded_defaults
 
     try:
-        with contextlib.nullcontext() if verbose else _quiet_stderr(), guarded_defaults():
+        with _quiet_stderr(not (verbose or native_logs)), guarded_defaults():
             return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=decode_threads(threads),
                                    n_threads_batch=threads, embedding=embedding, verbose=verbose, **kwargs)
     except (ValueError, RuntimeError) as exc:
@@ -150,10 +151,10 @@ class LlamaScorer:
 class LlamaCppBackend:
     name = "llama.cpp"
 
-    def __init__(self, path: Path, n_ctx: int, threads: int) -> None:
+    def __init__(self, path: Path, n_ctx: int, threads: int, native_logs: bool = False) -> None:
         self.path = path
         self.threads = threads
-        self.llm = load_llama(path, n_ctx, threads)
+        self.llm = load_llama(path, n_ctx, threads, native_logs=native_logs)
         self.n_ctx = int(self.llm.n_ctx())
         self._vocab = self.llm._model.vocab
         self._embedder: Any = None

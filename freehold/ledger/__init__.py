@@ -15,7 +15,7 @@ from freehold.ledger.chain import Ledger, Record
 from freehold.ledger.graph import LedgerIndex, Lineage
 from freehold.ledger.keys import Identity, load_identity, trust_key, trusted_keys
 from freehold.ledger.membership import MembershipProof
-from freehold.ledger.ops import lineage, note, prove, replay, verify
+from freehold.ledger.ops import attest, lineage, note, prove, recent, repair, replay, sign_directory, verify
 from freehold.ledger.records import (
     BLOB,
     MERKLE,
@@ -43,16 +43,20 @@ __all__ = [
     "ReplayReport",
     "ReplayTrainer",
     "VerifyReport",
+    "attest",
     "dataset_root",
     "layer_refs",
     "lineage",
     "load_identity",
     "note",
     "prove",
+    "recent",
     "ref",
     "register_replayer",
+    "repair",
     "replay",
     "replay_run",
+    "sign_directory",
     "trust_key",
     "trusted_keys",
     "verify",

@@ -6,6 +6,9 @@ read the store; writing an artefact together with its record is ``freehold.home`
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from freehold.errors import LedgerError
 from freehold.ledger.chain import Ledger, Record
 from freehold.ledger.graph import Lineage, build_lineage
@@ -17,8 +20,39 @@ from freehold.progress import ProgressFn
 from freehold.store import Store
 
 
-def verify(store: Store, name: str, progress: ProgressFn | None = None) -> VerifyReport:
-    return verify_model(store, name, store.home, progress=progress)
+def verify(store: Store, name: str, *, kind: str = "model", trusted: dict[str, dict[str, Any]] | None = None,
+           progress: ProgressFn | None = None) -> VerifyReport:
+    """Check the chain, signatures, digests and dataset roots behind ``name`` (a model, or a
+    dataset / knowledge index by ``kind``); ``trusted``: only these keys, not the store's list."""
+    return verify_model(store, name, store.home, kind=kind, progress=progress, trusted=trusted)
+
+
+def attest(store: Store, name: str, *, signed: bool = True) -> list[dict[str, Any]]:
+    """The in-toto statements for ``name`` (SLSA provenance, then Freehold lineage), each in a
+    DSSE envelope signed by this store's identity unless ``signed`` is False."""
+    from freehold.ledger.attest import lineage_statement, provenance_statement, sign_envelope
+
+    statements = [provenance_statement(store, name), lineage_statement(store, name)]
+    return [sign_envelope(s, store.home) for s in statements] if signed else statements
+
+
+def sign_directory(store: Store, directory: Path, signature: Path | None = None) -> tuple[Path, Path]:
+    """An OpenSSF model-signing signature over an exported model directory, by this store's
+    identity; returns (signature path, public key path)."""
+    from freehold.ledger.attest import sign_model_directory
+
+    return sign_model_directory(directory, store.home, signature)
+
+
+def recent(store: Store, limit: int) -> list[Record]:
+    """The latest ``limit`` ledger records, oldest first."""
+    return Ledger.open(store.home).records()[-limit:] if limit > 0 else []
+
+
+def repair(store: Store) -> Record | None:
+    """Set a torn last record (an interrupted append) aside; the note recording it, or None
+    when the ledger ends cleanly."""
+    return Ledger.open(store.home).repair()
 
 
 def lineage(store: Store, name: str) -> Lineage:

@@ -11,7 +11,6 @@ import contextlib
 import hmac
 import ipaddress
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,36 +23,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from freehold import __version__
-from freehold.config import DEFAULT_PORT, Settings, load_settings
-from freehold.engine.batched import ServerBusyError
-from freehold.errors import (
-    ContextOverflowError,
-    DependencyError,
-    FreeholdError,
-    InvalidModelError,
-    ModelNotFoundError,
-    NoChatTemplateError,
-    UsageError,
-)
+from freehold.config import ServerOptions, Settings, load_settings
+from freehold.errors import FreeholdError, UsageError
 from freehold.server.metrics import Metrics
 from freehold.server.models import ModelManager
 from freehold.store import Store
 
 API_KEY_ENV = "FREEHOLD_API_KEY"
-
-
-@dataclass
-class ServerOptions:
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    api_keys: list[str] = field(default_factory=list)
-    cors_origins: list[str] = field(default_factory=list)
-    slots: int = 8  # sequences decoded together per model
-    max_queue: int = 64  # waiting requests per model before 503
-    keep_alive: float = 300.0  # seconds an idle model stays loaded
-    max_loaded: int = 2  # models kept in memory at once
-    max_body_bytes: int = 8 << 20
-    knowledge: str | None = None  # ground every chat in this index unless a request says otherwise
 
 
 def load_api_keys(cli_keys: list[str], keys_file: Path | None, settings: Settings | None = None) -> list[str]:
@@ -118,23 +94,15 @@ class FreeholdState:
         return await run_in_threadpool(run_model)
 
 
-def _status(exc: FreeholdError) -> int:
-    if isinstance(exc, ModelNotFoundError):
-        return 404
-    if isinstance(exc, ServerBusyError):
-        return 503
-    if isinstance(exc, UsageError | ContextOverflowError | NoChatTemplateError):
-        return 400
-    if isinstance(exc, InvalidModelError | DependencyError):
-        return 422
-    return 500
-
-
 def _error(path: str, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
-           param: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+           param: str | None = None, headers: dict[str, str] | None = None,
+           error: FreeholdError | None = None) -> JSONResponse:
+    """One error shape per API: Ollama's ``{"error": text}``, OpenAI's ``{"error": {message, type,
+    param, code}}``; a Freehold error adds ``"freehold": error.to_dict()`` so a client rebuilds it."""
+    extra = {"freehold": error.to_dict()} if error is not None else {}
     if path.startswith("/api/"):
-        return JSONResponse({"error": message}, status_code=status, headers=headers)
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
+        return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code, **extra}},
                         status_code=status, headers=headers)
 
 
@@ -206,14 +174,12 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
 
     @app.exception_handler(FreeholdError)
     async def freehold_error(request: Request, exc: FreeholdError) -> JSONResponse:
-        status = _status(exc)
+        status = exc.http_status
         message = exc.message + (f" ({exc.hint})" if exc.hint else "")
-        kind = {404: "not_found_error", 503: "server_busy", 500: "server_error"}.get(status, "invalid_request_error")
-        code = {404: "model_not_found", 503: "server_busy"}.get(status)
-        if isinstance(exc, ContextOverflowError):
-            code = "context_length_exceeded"
+        kind = {404: "not_found_error", 503: "server_busy"}.get(
+            status, "server_error" if status >= 500 else "invalid_request_error")
         headers = {"Retry-After": "2"} if status == 503 else None
-        return _error(request.url.path, status, message, kind, code, headers=headers)
+        return _error(request.url.path, status, message, kind, exc.code, headers=headers, error=exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,11 +12,8 @@ from .conftest import Live
 
 def test_run_goes_through_a_running_server(live: Live, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    import freehold.cli.common as common
-
     monkeypatch.setenv("FREEHOLD_HOST", live.url.removeprefix("http://"))
     monkeypatch.setenv("FREEHOLD_NO_SERVER", "0")
-    monkeypatch.setattr(common, "_settings", None)
     assert main(["run", "tiny", "the cat", "-t", "0", "-n", "5", "-v"]) == 0
     _, err = capsys.readouterr()
     assert "output 5 tokens" in err
@@ -27,6 +24,20 @@ def test_run_goes_through_a_running_server(live: Live, monkeypatch: pytest.Monke
     assert "chat template" in capsys.readouterr().err
     assert main(["run", "ghost", "hello"]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_server_errors_come_back_as_the_same_class(live: Live) -> None:
+    from freehold.client import RemoteEngine
+    from freehold.errors import ModelNotFoundError, NoChatTemplateError
+
+    with pytest.raises(ModelNotFoundError) as missing:
+        RemoteEngine(live.url, "tinny")
+    assert missing.value.name == "tinny" and "tiny:latest" in missing.value.close  # the close names travel too
+    base = RemoteEngine(live.url, "tiny-base")
+    assert not base.has_template
+    with pytest.raises(NoChatTemplateError) as no_template:
+        base.complete(base.chat([{"role": "user", "content": "hi"}]))
+    assert "--raw" in (no_template.value.hint or "")
 
 
 def test_remote_context_overflow_keeps_the_numbers(live: Live) -> None:
