@@ -155,8 +155,7 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
     settings = settings or load_settings()
     from freehold.home import open_store
 
-    store = store or open_store(settings)
-    state = FreeholdState(settings, options, store)
+    state = FreeholdState(settings, options, store or open_store(settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -171,6 +170,19 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
 
     app.include_router(openai_api.router)
     app.include_router(ollama_api.router)
+    _add_error_handlers(app)
+    _add_auth_and_metrics(app, state, options)
+    _add_service_routes(app, state)
+    if options.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=options.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"], allow_credentials=False)
+    app.add_middleware(BodyLimit, limit=options.max_body_bytes)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error in the API's own shape: Freehold's with their code, validation errors as
+    400 naming each problem, unknown paths and methods, and anything unexpected as a 500."""
 
     @app.exception_handler(FreeholdError)
     async def freehold_error(request: Request, exc: FreeholdError) -> JSONResponse:
@@ -204,6 +216,10 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _error(request.url.path, 500, f"internal error: {type(exc).__name__}: {exc}", "server_error")
 
+
+def _add_auth_and_metrics(app: FastAPI, state: FreeholdState, options: ServerOptions) -> None:
+    """API keys (Bearer) on everything but OPEN_PATHS, and a request count per API, route and status."""
+
     @app.middleware("http")
     async def auth_and_count(request: Request, call_next: Any) -> Response:
         path = request.url.path
@@ -220,6 +236,10 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
         route = request.scope.get("route")
         state.metrics.requests.labels(api, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
         return response
+
+
+def _add_service_routes(app: FastAPI, state: FreeholdState) -> None:
+    """/health, /metrics (Prometheus) and / (where the APIs are)."""
 
     @app.get("/health")
     async def health() -> Any:
@@ -239,13 +259,6 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
     async def root() -> Any:
         return {"name": "freehold", "version": __version__, "openai": "/v1", "ollama": "/api",
                 "docs": "/docs", "metrics": "/metrics"}
-
-
-    if options.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=options.cors_origins, allow_methods=["*"],
-                           allow_headers=["*"], allow_credentials=False)
-    app.add_middleware(BodyLimit, limit=options.max_body_bytes)
-    return app
 
 
 def serve(options: ServerOptions, settings: Settings | None = None) -> None:

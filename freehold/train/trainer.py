@@ -498,60 +498,26 @@ class Trainer:
         """Run the remaining steps. Any failure leaves a checkpoint of the last sane step and
         surfaces as a ``FreeholdError`` naming ``--resume`` (see ``_failed``)."""
         s = self.s
-        assert s.runner is not None
         if not (s.run_dir / "config.json").is_file():  # a fresh run (not a resume)
             self.write_run_config()
             self.record_config()
         self.write_status("running")
         total = s.plan.total
-        started = time.perf_counter()
-        done_tokens = 0
-        first_step = self.step
+        pace = _Pace(self.step, total)
         self._saved_step, self._updating = self.step, None  # a resume starts at its checkpoint
         stop = _Signals()
         try:
             with stop.installed():
                 while self.step < total:
                     step = self.step + 1
-                    # What the weights were before this step, to tell after a failure inside it
-                    # whether they moved and to checkpoint the RNG as it was.
-                    self._updating = (step, rng_state(), _optimizer_steps(s.runner.optimizer))
-                    batches = [[s.examples[i] for i in mb] for mb in s.plan.step(step)]
-                    lr = lr_at(step, total, self.cfg.lr, self.cfg.warmup_ratio)
-                    loss, n_tokens = s.runner.step(batches, lr)
-                    rec = self._ledger()
-                    if rec is not None:
-                        rec.record_step(s.run, step, example_ids=[e.id for mb in batches for e in mb], lr=lr,
-                                        loss=loss, weights=_digest(trainable_state(s.model)),
-                                        extra={"micro_batches": [len(mb) for mb in batches], "tokens": n_tokens})
-                    # Only now is the step done: its weights are recorded, so a checkpoint may name it.
-                    self.step, self._updating = step, None
-                    done_tokens += n_tokens
-                    elapsed = time.perf_counter() - started
-                    rate = done_tokens / elapsed if elapsed > 0 else 0.0
-                    eta = elapsed / (step - first_step) * (total - step)
-                    entry: dict[str, Any] = {"step": step, "epoch": s.plan.epoch_of(step), "loss": loss, "lr": lr,
-                                             "tokens": n_tokens, "tokens_per_s": rate, "eta_s": eta,
-                                             "time": time.time()}
-                    val = None
-                    if self.cfg.eval_every and s.val_examples and (step % self.cfg.eval_every == 0 or step == total):
-                        val = s.runner.eval_loss(s.val_examples, self.cfg.batch_tokens)
-                        entry["val_loss"] = val
-                    self.metrics.append(entry)
+                    loss, lr, n_tokens = self._update(step)
+                    entry = self._log_step(step, loss, lr, n_tokens, pace)
                     if on_step is not None:
-                        on_step(StepInfo(step, total, entry["epoch"], loss, lr, rate, eta, val))
+                        on_step(StepInfo(step, total, entry["epoch"], loss, lr, entry["tokens_per_s"],
+                                         entry["eta_s"], entry.get("val_loss")))
                     emit(self.progress, "training", total, step)
-                    if stop.received is not None or step == total or (
-                            self.cfg.save_every and step % self.cfg.save_every == 0):
-                        self.save()
-                        self._saved_step = step
-                    self.write_status("running" if step < total else "finishing")
-                    if stop.received is not None and step < total:
-                        self.write_status("stopped", signal=stop.received)
-                        name = signal.Signals(stop.received).name
-                        raise TrainingInterrupted(
-                            f"stopped by {name} at step {step} of {total}; checkpoint saved",
-                            f"continue with: {self._resume_command()}")
+                    self._checkpoint_if_due(step, stop.received)
+                    self._stop_if_asked(step, stop.received)
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, as asked
             self.write_status("stopped")
             raise
@@ -559,6 +525,54 @@ class Trainer:
             raise
         except Exception as exc:
             raise self._failed(exc, total) from exc
+
+    def _update(self, step: int) -> tuple[float, float, int]:
+        """One optimizer step and its ledger record; (loss, learning rate, tokens)."""
+        s = self.s
+        assert s.runner is not None
+        # What the weights were before this step, to tell after a failure inside it whether
+        # they moved and to checkpoint the RNG as it was.
+        self._updating = (step, rng_state(), _optimizer_steps(s.runner.optimizer))
+        batches = [[s.examples[i] for i in mb] for mb in s.plan.step(step)]
+        lr = lr_at(step, s.plan.total, self.cfg.lr, self.cfg.warmup_ratio)
+        loss, n_tokens = s.runner.step(batches, lr)
+        rec = self._ledger()
+        if rec is not None:
+            rec.record_step(s.run, step, example_ids=[e.id for mb in batches for e in mb], lr=lr,
+                            loss=loss, weights=_digest(trainable_state(s.model)),
+                            extra={"micro_batches": [len(mb) for mb in batches], "tokens": n_tokens})
+        # Only now is the step done: its weights are recorded, so a checkpoint may name it.
+        self.step, self._updating = step, None
+        return loss, lr, n_tokens
+
+    def _log_step(self, step: int, loss: float, lr: float, n_tokens: int, pace: _Pace) -> dict[str, Any]:
+        """The step's metrics row (with the validation loss when one is due), kept for the
+        status file, the checkpoint and the loss plot."""
+        s = self.s
+        rate, eta = pace.after(step, n_tokens)
+        entry: dict[str, Any] = {"step": step, "epoch": s.plan.epoch_of(step), "loss": loss, "lr": lr,
+                                 "tokens": n_tokens, "tokens_per_s": rate, "eta_s": eta, "time": time.time()}
+        if self.cfg.eval_every and s.val_examples and (step % self.cfg.eval_every == 0 or step == s.plan.total):
+            assert s.runner is not None
+            entry["val_loss"] = s.runner.eval_loss(s.val_examples, self.cfg.batch_tokens)
+        self.metrics.append(entry)
+        return entry
+
+    def _checkpoint_if_due(self, step: int, signal_received: int | None) -> None:
+        """A checkpoint every ``save_every`` steps, at the last step, and when a signal asks to stop."""
+        if signal_received is not None or step == self.s.plan.total or (
+                self.cfg.save_every and step % self.cfg.save_every == 0):
+            self.save()
+            self._saved_step = step
+        self.write_status("running" if step < self.s.plan.total else "finishing")
+
+    def _stop_if_asked(self, step: int, signal_received: int | None) -> None:
+        total = self.s.plan.total
+        if signal_received is not None and step < total:
+            self.write_status("stopped", signal=signal_received)
+            name = signal.Signals(signal_received).name
+            raise TrainingInterrupted(f"stopped by {name} at step {step} of {total}; checkpoint saved",
+                                      f"continue with: {self._resume_command()}")
 
     def _resume_command(self) -> str:
         return f"freehold tune {self.cfg.base} --data {self.cfg.dataset} -o {self.cfg.output} --resume"
@@ -606,6 +620,21 @@ class Trainer:
             return f"the checkpoint could not be saved either ({why}); {fallback}"
         self._saved_step = self.step
         return f"checkpoint {path.name} saved"
+
+
+class _Pace:
+    """Tokens per second and the time left, over the steps this process has run."""
+
+    def __init__(self, first_step: int, total: int) -> None:
+        self.first_step, self.total = first_step, total
+        self.started = time.perf_counter()
+        self.tokens = 0
+
+    def after(self, step: int, n_tokens: int) -> tuple[float, float]:
+        self.tokens += n_tokens
+        elapsed = time.perf_counter() - self.started
+        rate = self.tokens / elapsed if elapsed > 0 else 0.0
+        return rate, elapsed / (step - self.first_step) * (self.total - step)
 
 
 def _optimizer_steps(optimizer: Any) -> tuple[float, ...]:
