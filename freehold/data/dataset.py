@@ -21,8 +21,8 @@ import re
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,28 @@ class _Pass:
     filters: Counter[str] = field(default_factory=Counter)
     pii: Counter[str] = field(default_factory=Counter)
     kept: Counter[str] = field(default_factory=Counter)
+    threads: int = 0  # threads found (a table's rows), before any is filtered
+    turns: int = 0  # turns in the examples written
+
+
+@dataclass(frozen=True)
+class Speakers:
+    """Who speaks in the input, as the read and thread stages found it, for the scrub stage and
+    the config. The defaults are a table's: its rows name each turn's role, so nobody is ours."""
+
+    ours: list[str] = field(default_factory=list)  # our side's addresses or domains
+    ours_inferred: bool = False  # guessed by infer_ours (a mailing list), not given with --ours
+    ours_names: dict[str, str] = field(default_factory=dict)  # our address -> its most used display name
+    ours_name_tokens: frozenset[str] = frozenset()  # the words of our side's display names
+    names: frozenset[str] = frozenset()  # the words of every sender's display name, for the scrubber
+    others: str = "user"  # what becomes of people not on our side: "user" or "drop" (build_conversation)
+
+    @property
+    def keeps_ours(self) -> bool:
+        """Whether surrogates keep our side's names and addresses as written: when --ours named
+        it (a business's mailbox, whose staff are its voice), not when it was inferred (a
+        mailing list of individuals, where nobody's name is kept)."""
+        return bool(self.ours) and not self.ours_inferred
 
 
 # -- roles ----------------------------------------------------------------------------------
@@ -294,15 +316,33 @@ class _Spill:
 def _email_conversations(
     sources: list[Source],
     ours: list[str] | None,
+    others: str,
     st: _Pass,
     workdir: Path,
     progress: ProgressFn | None,
-    info: dict[str, Any],
     workers: int | None,
-    others: str = "auto",
-) -> Iterator[Conversation]:
+) -> tuple[Speakers, Iterator[Conversation]]:
+    """The read, thread, clean and roles stages for mail: who speaks, worked out now (reading and
+    threading all of it), and the conversations, built as the iterator is drawn."""
     spill = _Spill(workdir / "spill.db")
     index = ThreadIndex(spill.db)  # threading tables beside the spilled bodies, on disk
+    names = _read_mail(sources, spill, index, st, progress, workers)
+    index.build(progress)
+    st.threads = len(index)
+    speakers = _email_speakers(spill, index, ours, others, names)
+    return speakers, _thread_conversations(spill, index, speakers, st, progress)
+
+
+def _read_mail(
+    sources: list[Source],
+    spill: _Spill,
+    index: ThreadIndex,
+    st: _Pass,
+    progress: ProgressFn | None,
+    workers: int | None,
+) -> set[str]:
+    """Every message parsed, cleaned and spilled, and keyed for threading; returns the senders'
+    display names."""
     n_workers = workers or default_workers(sum(s.size for s in sources))
     names: set[str] = set()  # distinct people, not messages: small however large the archive
     for i, m in enumerate(
@@ -313,59 +353,68 @@ def _email_conversations(
             names.add(m.sender_name)
         index.add(ThreadKey(i, m.message_id, m.in_reply_to, tuple(m.references), m.subject, m.date))
     spill.flush()
-    index.build(progress)
-    n_threads = len(index)
-    info["threads"] = n_threads
-    info["threads_multi_message"] = index.multi_message()
+    return names
+
+
+def _email_speakers(
+    spill: _Spill, index: ThreadIndex, ours: list[str] | None, others: str, names: set[str]
+) -> Speakers:
+    """Our side (given, or inferred from who answers others' threads), its display names, and
+    what becomes of everyone else."""
+    inferred = not ours
     if not ours:
         senders = index.thread_rows("x.sender", "JOIN m x ON x.i = mm.i")  # the spill's table, same database
         ours = infer_ours([sender for _i, sender in thread] for thread in senders)
-        info["ours_inferred"] = True
-    info["ours"] = list(ours)
-    display: dict[str, Counter[str]] = {}
-    for _i, sender, name in spill.senders():
-        if name and _matches_ours(sender, ours):
-            display.setdefault(sender, Counter())[name] += 1
-    info["ours_names"] = {a: c.most_common(1)[0][0] for a, c in sorted(display.items())}
-    info["ours_name_tokens"] = name_tokens(n for c in display.values() for n in c)
     if not ours:
         raise UsageError(
             "could not tell which side of the mail is yours (nobody answers others' threads)",
             "pass --ours with your address or domain, e.g. --ours support@example.com",
         )
-    info["names"] = name_tokens(names)
+    display: dict[str, Counter[str]] = {}
+    for _i, sender, name in spill.senders():
+        if name and _matches_ours(sender, ours):
+            display.setdefault(sender, Counter())[name] += 1
     # auto: with --ours given (a business's mailbox) everyone else is the customer's side; with
     # our side inferred (a mailing list, where many people answer) other people are dropped.
     if others == "auto":
-        others = "drop" if info["ours_inferred"] else "user"
-    info["others"] = others
+        others = "drop" if inferred else "user"
+    return Speakers(
+        ours=list(ours),
+        ours_inferred=inferred,
+        ours_names={a: c.most_common(1)[0][0] for a, c in sorted(display.items())},
+        ours_name_tokens=frozenset(name_tokens(n for c in display.values() for n in c)),
+        names=frozenset(name_tokens(names)),
+        others=others,
+    )
+
+
+def _thread_conversations(
+    spill: _Spill, index: ThreadIndex, speakers: Speakers, st: _Pass, progress: ProgressFn | None
+) -> Iterator[Conversation]:
+    """The roles stage for mail: each thread's turns, our side as the assistant (build_conversation)."""
     for n, thread in enumerate(index.threads()):
         rows = spill.get(thread)
         msgs = [(rows[i][0], rows[i][2], rows[i][3]) for i in thread]
-        turns = build_conversation(msgs, ours, st.filters, others)
+        turns = build_conversation(msgs, speakers.ours, st.filters, speakers.others)
         if n % 200 == 0:
-            emit(progress, "building conversations", n_threads, n)
+            emit(progress, "building conversations", st.threads, n)
         if turns is not None:
             yield Conversation(index.message_id(thread[0]) or f"thread-{thread[0]}", turns)
-    emit(progress, "building conversations", n_threads, n_threads)
+    emit(progress, "building conversations", st.threads, st.threads)
     spill.db.close()
 
 
-def _table_conversations(
-    sources: list[Source], st: _Pass, progress: ProgressFn | None, info: dict[str, Any]
-) -> Iterator[Conversation]:
-    info["ours"] = []
-    info["names"] = set()
-    rows = 0
+def _table_conversations(sources: list[Source], st: _Pass, progress: ProgressFn | None) -> Iterator[Conversation]:
+    """A table's rows as conversations, each keyed by a digest of its turns; a row with no answer
+    is dropped (counted)."""
     for turns in read_table(sources, st.counts, progress):
-        rows += 1
+        st.threads += 1  # a row is a thread
         kept = [t for t in turns if t["role"] == "system" or len(t["content"].strip()) >= 1]
         if not any(t["role"] == "assistant" for t in kept):
             st.filters["no_assistant_turn"] += 1
             continue
         digest = hashlib.sha256(canonical_json(kept)).hexdigest()[:16]
         yield Conversation(f"row-{digest}", kept)
-    info["threads"] = rows
 
 
 # -- the whole import -------------------------------------------------------------------------
@@ -403,120 +452,213 @@ def import_dataset(
     sources = resolve_sources([Path(p) for p in paths], fmt)
     store = store or Store.open(settings)
     st = _Pass()
-    info: dict[str, Any] = {"ours_inferred": False}
-    dedupe = Deduper()
-    leaves: dict[str, list[bytes]] = {s: [] for s in SPLITS}
-    written: Counter[str] = Counter()
-    turns_total = 0
     with tempfile.TemporaryDirectory(prefix="freehold-data-") as tmp:
         workdir = Path(tmp)
-        files = {s: (workdir / f"{s}.jsonl").open("wb") for s in SPLITS}
-        is_table = sources[0].format in _TABLE_FORMATS
-        convs = (
-            _table_conversations(sources, st, progress, info)
-            if is_table
-            else _email_conversations(sources, ours, st, workdir, progress, info, workers, others)
+        speakers, conversations = (
+            (Speakers(), _table_conversations(sources, st, progress))  # a table's rows name every role
+            if sources[0].format in _TABLE_FORMATS
+            else _email_conversations(sources, ours, others, st, workdir, progress, workers)
         )
-        avoid: frozenset[str] | None = None
-        for conv in convs:
-            if avoid is None:  # the archive's names are known once the first conversation is out
-                avoid = frozenset(info["names"] | info.get("ours_name_tokens", set()))
-            scrubber = (
-                Scrubber(info["names"], surrogates=Surrogates(seed, conv.thread, avoid), keep=_keeper(info))
-                if pii == "surrogates"
-                else Scrubber(info["names"])
-            )
-            # Duplicates are found on the placeholder form, so stand-ins (which differ between
-            # two copies of one mail) change no counts: every mode keeps the same examples.
-            keyed = conv.turns
-            if pii != "keep":
-                keyed = []
-                for t in conv.turns:
-                    marked, t["content"] = scrubber.scrub_both(t["content"])
-                    keyed.append({"role": t["role"], "content": marked})
-            reason = dedupe.check(keyed)
-            if reason:
-                st.filters[reason] += 1
-                continue
-            st.pii.update(scrubber.findings)  # counted for kept examples only
-            st.kept.update(scrubber.kept)
-            split = split_of(conv.thread, seed)
-            # The thread is named by a hash (its Message-ID can carry a name or address) so
-            # anyone can check that no thread spans two splits.
-            thread = hashlib.sha256(conv.thread.encode()).hexdigest()[:16]
-            leaves[split].append(_write_row(files[split], {"thread": thread, "messages": conv.turns}))
-            written[split] += 1
-            turns_total += len(conv.turns)
-        for f in files.values():
-            f.close()
-        if not sum(written.values()):
-            raise UsageError("no training examples came out of the input", _empty_hint(st, info))
+        with _RowWriter(workdir) as rows:
+            _write_examples(conversations, speakers, pii, seed, st, rows)
+        if not rows.examples:
+            raise UsageError("no training examples came out of the input", _empty_hint(st, speakers))
         emit(progress, "writing", len(SPLITS), 0)
-        layers = _put_layers(store, workdir, written)
-        root = merkle_root([leaf for s in SPLITS for leaf in leaves[s]])
-        config = {
-            "format": "chat-jsonl",
-            "counts": {
-                "messages_read": st.counts.messages,
-                "messages_skipped": sum(st.counts.skipped.values()),
-                "attachments_skipped": st.counts.attachments_skipped,
-                "threads": info.get("threads", 0),
-                "examples": sum(written.values()),
-                "turns": turns_total,
-                **{s: written[s] for s in SPLITS},
-            },
-            "skipped": dict(sorted(st.counts.skipped.items())),
-            "repaired": dict(sorted(st.counts.repaired.items())),
-            "filters": dict(sorted(st.filters.items())),
-            "pii": _pii_config(pii, st, seed, info),
-            "ours": info["ours"],
-            "ours_inferred": info["ours_inferred"],
-            "ours_names": info.get("ours_names", {}),
-            "others": info.get("others", "user"),
-            "sources": [
-                {"path": str(s.path), "format": s.format, "size": s.size, "digest": file_digest(s.path)}
-                for s in sources
-            ],
-            "seed": seed,
-            "split": {"by": "thread", "ratios": dict(zip(SPLITS, SPLIT_RATIOS, strict=True))},
-            "merkle_root": root.hex(),
-            "merkle_order": "train, validation, test; file order within each",
-            "example_id": "hex RFC 6962 leaf hash of canonical_json(row without 'id')",
-        }
-        manifest = Manifest(
-            kind="dataset",
-            name=name,
-            config=config,
-            layers=layers,
-            source={"importer": "freehold.data", "paths": [str(s.path) for s in sources]},
-        )
-        entry = _commit(store, manifest, config, [leaf.hex() for s in SPLITS for leaf in leaves[s]])
+        config = _import_config(sources, seed, pii, speakers, st, rows).to_dict()
+        source = {"importer": "freehold.data", "paths": [str(s.path) for s in sources]}
+        entry = _commit(store, name, config, rows, source)
         emit(progress, "writing", len(SPLITS), len(SPLITS))
     return ImportResult(entry.name, entry, config)
 
 
-def _write_row(f: Any, example: dict[str, Any]) -> bytes:
-    """Write one row; returns its Merkle leaf. The id covers the whole row but the id itself,
-    as the ledger's verify recomputes it."""
-    row = {"id": example_id(example), **example}
-    f.write(json.dumps(row, ensure_ascii=False, sort_keys=True).encode() + b"\n")
-    return leaf_hash(canonical_json(example))
+def _write_examples(
+    conversations: Iterable[Conversation], speakers: Speakers, pii: str, seed: int, st: _Pass, rows: _RowWriter
+) -> None:
+    """The scrub, filter, split and write stages: each conversation's personal data replaced
+    (per ``pii``), a duplicate dropped (counted), the rest written as one row of its split."""
+    dedupe = Deduper()
+    avoid = speakers.names | speakers.ours_name_tokens  # no stand-in is a real name in the archive
+    keep = _keeper(speakers)
+    for conv in conversations:
+        scrubber = (
+            Scrubber(speakers.names, surrogates=Surrogates(seed, conv.thread, avoid), keep=keep)
+            if pii == "surrogates"
+            else Scrubber(speakers.names)
+        )
+        # Duplicates are found on the placeholder form, so stand-ins (which differ between
+        # two copies of one mail) change no counts: every mode keeps the same examples.
+        keyed = conv.turns if pii == "keep" else _scrub(conv.turns, scrubber)
+        reason = dedupe.check(keyed)
+        if reason:
+            st.filters[reason] += 1
+            continue
+        st.pii.update(scrubber.findings)  # counted for kept examples only
+        st.kept.update(scrubber.kept)
+        st.turns += len(conv.turns)
+        # The thread is named by a hash (its Message-ID can carry a name or address) so
+        # anyone can check that no thread spans two splits.
+        thread = hashlib.sha256(conv.thread.encode()).hexdigest()[:16]
+        rows.write(split_of(conv.thread, seed), {"thread": thread, "messages": conv.turns})
 
 
-def _put_layers(store: Store, workdir: Path, written: Counter[str]) -> list[Layer]:
-    layers: list[Layer] = []
-    for s in SPLITS:
-        if written[s]:
-            layer = store.put_file_blob(workdir / f"{s}.jsonl", MediaType.DATASET, f"{s}.jsonl")
-            layers.append(
-                Layer(
-                    layer.media_type,
-                    layer.digest,
-                    layer.size,
-                    {**layer.annotations, "split": s, "examples": str(written[s])},
-                )
-            )
-    return layers
+def _scrub(turns: list[dict[str, str]], scrubber: Scrubber) -> list[dict[str, str]]:
+    """Scrub ``turns`` in place (stand-ins, or placeholders); returns them in placeholder form."""
+    marked_turns = []
+    for t in turns:
+        marked, t["content"] = scrubber.scrub_both(t["content"])
+        marked_turns.append({"role": t["role"], "content": marked})
+    return marked_turns
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportConfig:
+    """What an import records as its manifest config. The ledger signs it and hashes its JSON,
+    so ``to_dict`` gives the keys in field order, the order imports have always written them:
+    a re-import is byte-identical. The fields with defaults are the same for every import."""
+
+    format: str = "chat-jsonl"
+    counts: dict[str, int]  # read, skipped, threads, examples, turns, then examples per split
+    skipped: dict[str, int]  # messages or rows not read, by reason
+    repaired: dict[str, int]  # read, but only after a repair, by repair
+    filters: dict[str, int]  # turns and conversations dropped, by reason
+    pii: PiiConfig
+    ours: list[str]
+    ours_inferred: bool
+    ours_names: dict[str, str]
+    others: str
+    sources: list[dict[str, Any]]  # path, format, size and digest of every input file
+    seed: int
+    split: dict[str, Any] = field(
+        default_factory=lambda: {"by": "thread", "ratios": dict(zip(SPLITS, SPLIT_RATIOS, strict=True))}
+    )
+    merkle_root: str
+    merkle_order: str = "train, validation, test; file order within each"
+    example_id: str = "hex RFC 6962 leaf hash of canonical_json(row without 'id')"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**out, "pii": self.pii.to_dict()}
+
+
+@dataclass(frozen=True)
+class PiiConfig:
+    """A dataset config's ``pii``: how personal data was treated, with counts by type."""
+
+    mode: str  # one of PII_MODES
+    replaced: dict[str, int]
+    kept: dict[str, int] | None = None  # surrogates: our side's findings left as written
+    kept_ours: bool = False  # surrogates: whether our side's names and addresses were kept
+    rendered_from: str | None = None  # a re-render: the mode of the rows it re-rendered
+    surrogates: SurrogatesConfig | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode, "replaced": self.replaced}
+        if self.kept is not None:
+            out |= {"kept": self.kept, "kept_ours": self.kept_ours}
+        if self.rendered_from is not None:
+            out["from"] = self.rendered_from
+        if self.surrogates is not None:
+            out["surrogates"] = self.surrogates.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class SurrogatesConfig:
+    """How the stand-ins were drawn: from the seed, a thread key and the name lists."""
+
+    seed: int
+    by: str  # the thread key: the import's own, or (a re-render) the row's hash of it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "by": self.by, "name_lists": lists_digest()}
+
+
+def _import_config(
+    sources: list[Source], seed: int, pii: str, speakers: Speakers, st: _Pass, rows: _RowWriter
+) -> ImportConfig:
+    """The config of an import whose rows are written: what the stages counted and found."""
+    surrogates = pii == "surrogates"
+    return ImportConfig(
+        counts={
+            "messages_read": st.counts.messages,
+            "messages_skipped": sum(st.counts.skipped.values()),
+            "attachments_skipped": st.counts.attachments_skipped,
+            "threads": st.threads,
+            "examples": rows.examples,
+            "turns": st.turns,
+            **rows.split_counts(),
+        },
+        skipped=dict(sorted(st.counts.skipped.items())),
+        repaired=dict(sorted(st.counts.repaired.items())),
+        filters=dict(sorted(st.filters.items())),
+        pii=PiiConfig(
+            mode=pii,
+            replaced=dict(sorted(st.pii.items())),
+            kept=dict(sorted(st.kept.items())) if surrogates else None,
+            kept_ours=surrogates and speakers.keeps_ours,
+            surrogates=SurrogatesConfig(seed, "seed and thread") if surrogates else None,
+        ),
+        ours=list(speakers.ours),
+        ours_inferred=speakers.ours_inferred,
+        ours_names=dict(speakers.ours_names),
+        others=speakers.others,
+        sources=[
+            {"path": str(s.path), "format": s.format, "size": s.size, "digest": file_digest(s.path)}
+            for s in sources
+        ],
+        seed=seed,
+        merkle_root=rows.merkle_root(),
+    )
+
+
+class _RowWriter:
+    """A dataset's rows as they are written: one JSONL file per split in ``workdir``, and each
+    row's Merkle leaf in order. A context manager: the files are closed on leaving it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.files = {s: (workdir / f"{s}.jsonl").open("wb") for s in SPLITS}
+        self.leaves: dict[str, list[bytes]] = {s: [] for s in SPLITS}
+        self.written: Counter[str] = Counter()
+
+    def __enter__(self) -> _RowWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for f in self.files.values():
+            f.close()
+
+    def write(self, split: str, example: dict[str, Any]) -> None:
+        """Write ``example`` (a row without its id) with its id prepended: the id covers the whole
+        row but the id itself, as the ledger's verify recomputes it."""
+        row = {"id": example_id(example), **example}
+        self.files[split].write(json.dumps(row, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+        self.leaves[split].append(leaf_hash(canonical_json(example)))
+        self.written[split] += 1
+
+    @property
+    def examples(self) -> int:
+        return sum(self.written.values())
+
+    def split_counts(self) -> dict[str, int]:
+        return {s: self.written[s] for s in SPLITS}
+
+    def ids(self) -> list[str]:
+        """Every row's id (its Merkle leaf) in Merkle order: train, validation, test."""
+        return [leaf.hex() for s in SPLITS for leaf in self.leaves[s]]
+
+    def merkle_root(self) -> str:
+        return merkle_root([leaf for s in SPLITS for leaf in self.leaves[s]]).hex()
+
+    def put_layers(self, store: Store) -> list[Layer]:
+        """The written (closed) split files as blobs, one layer per non-empty split."""
+        layers: list[Layer] = []
+        for s in SPLITS:
+            if self.written[s]:
+                layer = store.put_file_blob(self.workdir / f"{s}.jsonl", MediaType.DATASET, f"{s}.jsonl")
+                annotations = {**layer.annotations, "split": s, "examples": str(self.written[s])}
+                layers.append(Layer(layer.media_type, layer.digest, layer.size, annotations))
+        return layers
 
 
 def _pii_mode(pii: str) -> str:
@@ -528,13 +670,11 @@ def _pii_mode(pii: str) -> str:
     return pii
 
 
-def _keeper(info: dict[str, Any]) -> Any:
-    """What stays as written under surrogates: your side's names and addresses, when ``--ours``
-    named your side (a business's mailbox, whose staff are its voice). When your side was
-    inferred (a mailing list of individuals) nobody's name is kept."""
-    ours, tokens = info.get("ours") or [], info.get("ours_name_tokens") or set()
-    if info.get("ours_inferred") or not ours:
+def _keeper(speakers: Speakers) -> Callable[[Finding], bool] | None:
+    """What surrogates leave as written: our side's names and addresses, when ``keeps_ours``."""
+    if not speakers.keeps_ours:
         return None
+    ours, tokens = speakers.ours, speakers.ours_name_tokens
 
     def keep(f: Finding) -> bool:
         if f.type == "NAME":
@@ -544,29 +684,22 @@ def _keeper(info: dict[str, Any]) -> Any:
     return keep
 
 
-def _pii_config(pii: str, st: _Pass, seed: int, info: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"mode": pii, "replaced": dict(sorted(st.pii.items()))}
-    if pii == "surrogates":
-        out["kept"] = dict(sorted(st.kept.items()))
-        out["kept_ours"] = _keeper(info) is not None
-        out["surrogates"] = {"seed": seed, "by": "seed and thread", "name_lists": lists_digest()}
-    return out
-
-
 def _commit(
-    store: Store, manifest: Manifest, config: dict[str, Any], ids: list[str],
+    store: Store, name: str, config: dict[str, Any], rows: _RowWriter, source: dict[str, Any],
     inputs: list[dict[str, Any]] | None = None,
 ) -> ModelEntry:
-    """Write the signed ``dataset`` record (sources, Merkle root, every example id) and commit the
-    dataset once, headed by it. ``inputs``: what it was made from when not the raw sources (a
-    re-rendered or grounded dataset's rows)."""
+    """Put the rows' layers, write the signed ``dataset`` record (sources, Merkle root, every
+    example id) and commit the dataset once, headed by it. ``inputs``: what it was made from
+    when not the raw sources (a re-rendered or grounded dataset's rows)."""
     from freehold.home import commit_recorded
     from freehold.ledger import Record, Recorder, layer_refs, ref
 
     if inputs is None:
         inputs = [ref("source", s["digest"], filename=Path(s["path"]).name) for s in config["sources"]]
-    base, tag = parse_name(manifest.name)
+    base, tag = parse_name(name)
     name = format_name(base, tag or "latest")
+    manifest = Manifest(kind="dataset", name=name, config=config, layers=rows.put_layers(store), source=source)
+    ids = rows.ids()
 
     def record(rec: Recorder, m: Manifest) -> Record:
         return rec.record_dataset(
@@ -574,15 +707,15 @@ def _commit(
             outputs=layer_refs(m), filters={**config["filters"], "pii": config["pii"]["mode"]},
             counts=config["counts"])
 
-    return commit_recorded(store, replace(manifest, name=name), record)
+    return commit_recorded(store, manifest, record)
 
 
-def _empty_hint(st: _Pass, info: dict[str, Any]) -> str:
+def _empty_hint(st: _Pass, speakers: Speakers) -> str:
     top = ", ".join(f"{k}: {v}" for k, v in (st.filters + st.counts.skipped).most_common(4))
-    if info.get("ours"):
+    if speakers.ours:
         return (
             f"messages read: {st.counts.messages}; dropped: {top or 'none'}. Check that --ours "
-            f"({', '.join(info['ours'])}) names the side that answers"
+            f"({', '.join(speakers.ours)}) names the side that answers"
         )
     return f"messages read: {st.counts.messages}; dropped: {top or 'none'}"
 
@@ -638,13 +771,15 @@ def rerender_dataset(
         return {"thread": thread, "messages": messages}
 
     def config(_: dict[str, Any]) -> dict[str, Any]:
+        pii_config = PiiConfig(
+            mode="surrogates",
+            replaced=dict(sorted(replaced.items())),
+            rendered_from="placeholders",
+            # the thread key a re-render has is the row's, a hash of the import's
+            surrogates=SurrogatesConfig(seed, "seed and thread hash"),
+        )
         return {
-            "pii": {
-                "mode": "surrogates",
-                "replaced": dict(sorted(replaced.items())),
-                "from": "placeholders",
-                "surrogates": {"seed": seed, "by": "seed and thread hash", "name_lists": lists_digest()},
-            },
+            "pii": pii_config.to_dict(),
             "rerendered_from": {"name": parent.name, "digest": parent.manifest_digest,
                                 "merkle_root": pc.get("merkle_root")},
         }
@@ -657,8 +792,8 @@ def derive_dataset(
     store: Store,
     parent: ModelEntry,
     output: str,
-    transform: Any,
-    config: Any,
+    transform: Callable[[dict[str, Any]], dict[str, Any]],
+    config: Callable[[dict[str, Any]], dict[str, Any]],
     *,
     importer: str,
     stage: str,
@@ -674,45 +809,28 @@ def derive_dataset(
     from freehold.ledger import layer_refs
 
     pc = parent.manifest.config
-    written: Counter[str] = Counter()
-    leaves: dict[str, list[bytes]] = {s: [] for s in SPLITS}
     layers_in = parent.manifest.layers_of(MediaType.DATASET)
     total = sum(int(la.annotations.get("examples", 0)) for la in layers_in)
     with tempfile.TemporaryDirectory(prefix="freehold-data-") as tmp:
-        workdir = Path(tmp)
-        files = {s: (workdir / f"{s}.jsonl").open("wb") for s in SPLITS}
-        done = 0
-        for layer in layers_in:
-            split = layer_split(layer)
-            if split not in SPLITS:
-                raise UsageError(f"{parent.name} has a layer of unknown split {split!r}", "re-import the mail")
-            for row in read_layer(store, layer):
-                new = {k: v for k, v in transform(row).items() if k != "id"}
-                leaves[split].append(_write_row(files[split], new))
-                written[split] += 1
-                done += 1
-                if done % 200 == 0:
-                    emit(progress, stage, total, done)
-        for split, rows_extra in (extra or {}).items():
-            for new in rows_extra:
-                leaves[split].append(_write_row(files[split], {k: v for k, v in new.items() if k != "id"}))
-                written[split] += 1
-        for f in files.values():
-            f.close()
+        with _RowWriter(Path(tmp)) as rows:
+            done = 0
+            for layer in layers_in:
+                split = layer_split(layer)
+                if split not in SPLITS:
+                    raise UsageError(f"{parent.name} has a layer of unknown split {split!r}", "re-import the mail")
+                for row in read_layer(store, layer):
+                    rows.write(split, {k: v for k, v in transform(row).items() if k != "id"})
+                    done += 1
+                    if done % 200 == 0:
+                        emit(progress, stage, total, done)
+            for split, rows_extra in (extra or {}).items():
+                for new in rows_extra:
+                    rows.write(split, {k: v for k, v in new.items() if k != "id"})
         emit(progress, stage, total, done)
-        layers = _put_layers(store, workdir, written)
-        ids = [leaf.hex() for s in SPLITS for leaf in leaves[s]]
-        counts = {**pc.get("counts", {}), "examples": len(ids), **{sp: written[sp] for sp in SPLITS}}
-        merged = {**pc, **config(pc), "merkle_root": merkle_root([bytes.fromhex(i) for i in ids]).hex(),
-                  "counts": counts}
-        manifest = Manifest(
-            kind="dataset",
-            name=output,
-            config=merged,
-            layers=layers,
-            source={"importer": importer, "dataset": parent.name, "digest": parent.manifest_digest},
-        )
-        entry = _commit(store, manifest, merged, ids,
+        counts = {**pc.get("counts", {}), "examples": rows.examples, **rows.split_counts()}
+        merged = {**pc, **config(pc), "merkle_root": rows.merkle_root(), "counts": counts}
+        source = {"importer": importer, "dataset": parent.name, "digest": parent.manifest_digest}
+        entry = _commit(store, output, merged, rows, source,
                         inputs=layer_refs(parent.manifest, role="dataset") + list(inputs or []))
     return ImportResult(entry.name, entry, merged)
 
