@@ -8,6 +8,9 @@ Merkle root from the stored rows, checks that every step used only examples of i
 dataset, and that every checkpoint and merged adapter the store still holds contains the
 weights its step record names (the tensors are loaded and hashed, not only the file).
 
+Each record type's own checks are one ``RecordChecker`` in ``CHECKERS``; a new record type
+is checked by registering one (``register_checker``), not by editing ``verify_model``.
+
 What could not be checked (a blob no longer in the store, a source file kept outside it, a
 file in a format verify cannot read) is listed in ``VerifyReport.not_checked`` with the
 reason; it never counts as passed.
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +32,13 @@ from freehold.ledger.chain import BadLine, Record, TornTail, read_entries
 from freehold.ledger.graph import LedgerIndex, refs
 from freehold.ledger.keys import Verifier, trusted_keys
 from freehold.ledger.merkle import example_id, merkle_root
+from freehold.ledger.records import BLOB, MERKLE, weights_digest
 from freehold.progress import ProgressFn, emit
+from freehold.store import Layer, Manifest, MediaType, ModelEntry, Store
 
 
 @dataclass(frozen=True)
-class Problem:
+class _Finding:
     record: int | None  # 1-based line number of the record, None when not tied to one
     what: str
 
@@ -40,11 +47,30 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Problem(_Finding):
+    """A check that failed: the ledger, a blob or a dataset is not what was recorded."""
+
+
+@dataclass(frozen=True)
+class VerifyWarning(_Finding):
+    """A check that ran in a weaker form than usual (the message says which); not a failure."""
+
+
+class NotCheckedKind(enum.StrEnum):
+    """What sort of thing the lineage names could not be checked."""
+
+    CHECKPOINT = "checkpoint"
+    ADAPTER = "adapter"
+    SOURCE = "source"
+    BLOB = "blob"
+
+
+@dataclass(frozen=True)
 class NotChecked:
     """Something the lineage names that verify could not check, and why."""
 
     record: int | None  # 1-based line number of the record naming it
-    kind: str  # "checkpoint", "adapter", "source" or "blob"
+    kind: NotCheckedKind
     what: str
     reason: str
 
@@ -53,7 +79,7 @@ class NotChecked:
         return f"{where}{self.what}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"record": self.record, "kind": self.kind, "what": self.what, "reason": self.reason}
+        return {"record": self.record, "kind": str(self.kind), "what": self.what, "reason": self.reason}
 
 
 @dataclass
@@ -73,7 +99,7 @@ class VerifyReport:
     runs: int = 0  # training runs in the lineage
     problems: list[Problem] = field(default_factory=list)
     not_checked: list[NotChecked] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[VerifyWarning] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -85,16 +111,16 @@ class VerifyReport:
         """Every check passed and nothing the lineage names was left unchecked."""
         return self.ok and not self.not_checked
 
-    def _not_checked(self, kind: str) -> int:
+    def _not_checked(self, kind: NotCheckedKind) -> int:
         return sum(1 for n in self.not_checked if n.kind == kind)
 
     @property
     def checkpoints_not_checked(self) -> int:
-        return self._not_checked("checkpoint")
+        return self._not_checked(NotCheckedKind.CHECKPOINT)
 
     @property
     def adapters_not_checked(self) -> int:
-        return self._not_checked("adapter")
+        return self._not_checked(NotCheckedKind.ADAPTER)
 
     @property
     def first_problem(self) -> Problem | None:
@@ -134,7 +160,7 @@ class VerifyReport:
             "not_checked": [n.to_dict() for n in self.not_checked],
             "first_problem": {"record": first.record, "what": first.what} if first else None,
             "problems": [{"record": p.record, "what": p.what} for p in self.problems],
-            "warnings": self.warnings,
+            "warnings": [str(w) for w in self.warnings],
             "seconds": round(self.seconds, 3),
         }
 
@@ -209,36 +235,43 @@ def verify_ledger(home: Path, progress: ProgressFn | None = None) -> VerifyRepor
     return report
 
 
+class BlobState(enum.Enum):
+    """What rehashing one store blob found."""
+
+    INTACT = "intact"
+    ALTERED = "altered"  # its bytes no longer match its digest (or the digest is not one)
+    ABSENT = "absent"  # not in this store
+
+
 class _BlobChecker:
     """Rehashes each store blob once and remembers the answer."""
 
-    def __init__(self, store: Any, report: VerifyReport, progress: ProgressFn | None) -> None:
+    def __init__(self, store: Store, report: VerifyReport, progress: ProgressFn | None) -> None:
         self.store = store
         self.report = report
         self.progress = progress
-        self.results: dict[str, bool | None] = {}
+        self.results: dict[str, BlobState] = {}
 
-    def check(self, digest: str) -> bool | None:
-        """True if present and intact, False if altered, None if not in this store."""
-        if digest in self.results:
-            return self.results[digest]
+    def check(self, digest: str) -> BlobState:
+        if digest not in self.results:
+            self.results[digest] = self._rehash(digest)
+        return self.results[digest]
+
+    def _rehash(self, digest: str) -> BlobState:
         try:
             path = self.store.blob_path(digest)
         except FreeholdError:
-            self.results[digest] = False
-            return False
+            return BlobState.ALTERED
         if not path.exists():
-            self.results[digest] = None
-            return None
+            return BlobState.ABSENT
         ok = self.store.verify_blob(digest, self.progress)
         self.report.blobs_checked += 1
         self.report.bytes_hashed += path.stat().st_size
-        self.results[digest] = ok
-        return ok
+        return BlobState.INTACT if ok else BlobState.ALTERED
 
 
 def verify_model(
-    store: Any,
+    store: Store,
     name: str,
     home: Path | None = None,
     kind: str = "model",
@@ -250,24 +283,36 @@ def verify_model(
     started = time.perf_counter()
     home = Path(home or store.home)
     entry = store.get(name, kind)
-    report = VerifyReport(name=entry.name)
-    head_hash = (entry.manifest.lineage or {}).get("ledger_head")
+    report = VerifyReport(name=entry.name, head=(entry.manifest.lineage or {}).get("ledger_head"))
     emit(progress, "checking chain and signatures")
     entries, torn = read_entries(home / "ledger" / "ledger.jsonl")
     # A third party passes the keys it trusts itself (``trusted``): a trusted list shipped
     # inside the store it was handed could have been edited along with the ledger.
     verifier = Verifier(trusted if trusted is not None else trusted_keys(home))
     records = check_chain(entries, torn, verifier, report)
-    report.head = head_hash
     blobs = _BlobChecker(store, report, progress)
-    # The model's own layers must be intact whatever the ledger says.
-    for layer in entry.manifest.layers:
-        ok = blobs.check(layer.digest)
-        if ok is None:
+    _check_layers_intact(entry.manifest, kind, blobs, report)
+    found = _find_head(entry, kind, report.head, records, report)
+    if found is not None:
+        index, head = found
+        _check_head_outputs(entry.manifest, kind, index.records[head], report)
+        lineage = LineageCheck(store, report, blobs, index, index.ancestors(head))
+        report.lineage_records = len(lineage.members)
+        _check_adapter_layers(entry.manifest, kind, index, lineage.in_lineage, index.records[head], report)
+        lineage.run(progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_layers_intact(manifest: Manifest, kind: str, blobs: _BlobChecker, report: VerifyReport) -> None:
+    """The model's own layers must be intact whatever the ledger says."""
+    for layer in manifest.layers:
+        state = blobs.check(layer.digest)
+        if state is BlobState.ABSENT:
             report.problems.append(
                 Problem(None, f"{kind} layer {layer.digest} ({layer.media_type}) is missing from the store")
             )
-        elif not ok:
+        elif state is BlobState.ALTERED:
             report.problems.append(
                 Problem(
                     None,
@@ -275,53 +320,87 @@ def verify_model(
                     "match its digest: the file was modified",
                 )
             )
+
+
+def _find_head(
+    entry: ModelEntry, kind: str, head_hash: str | None, records: list[Record], report: VerifyReport
+) -> tuple[LedgerIndex, int] | None:
+    """The ledger index and the position in it of the record the manifest names (``head_hash``);
+    None, with a problem, when it names none or one the ledger does not hold."""
     if not head_hash:
         report.problems.append(
             Problem(None, f"{kind} {entry.name} names no ledger record (manifest lineage.ledger_head is empty)")
         )
-        report.seconds = time.perf_counter() - started
-        return report
+        return None
     index = LedgerIndex(records)
     head = index.by_hash.get(head_hash)
     if head is None:
         report.problems.append(
             Problem(None, f"{kind} {entry.name} names ledger record {head_hash[:19]}, which is not in the ledger")
         )
-        report.seconds = time.perf_counter() - started
-        return report
-    head_rec = index.records[head]
-    head_outputs = {r["digest"] for r in refs(head_rec, "outputs")}
-    from freehold.store.manifest import MediaType
+        return None
+    return index, head
 
-    for layer in entry.manifest.layers:
-        if layer.media_type in (*MediaType.WEIGHTS, MediaType.DATASET) and layer.digest not in head_outputs:
+
+def _check_head_outputs(manifest: Manifest, kind: str, head: Record, report: VerifyReport) -> None:
+    """The manifest's weights and rows must be outputs of the record it names."""
+    outputs = {r["digest"] for r in refs(head, "outputs")}
+    for layer in manifest.layers:
+        if layer.media_type in (*MediaType.WEIGHTS, MediaType.DATASET) and layer.digest not in outputs:
             report.problems.append(
                 Problem(
-                    head_rec.number,
+                    head.number,
                     f"does not list {kind} layer {layer.digest} among "
                     "its outputs: the manifest's weights are not "
                     "the ones this record produced",
                 )
             )
-    members = index.ancestors(head)
-    member_set = set(members)
-    report.lineage_records = len(members)
-    _check_adapter_layers(entry.manifest, kind, index, member_set, head_rec, report)
-    emit(progress, "checking artefacts", len(members), 0)
-    run_examples: dict[str, set[str]] = {}
-    dataset_ids_by_root: dict[str, set[str]] = {}
-    weights = _WeightsChecker(store, blobs, report)
-    absent: set[str] = set()
-    for n, i in enumerate(members):
-        rec = index.records[i]
-        adapter_inputs = _adapter_inputs(rec)
+
+
+@dataclass
+class LineageCheck:
+    """What the checks of one lineage share. Its records are visited in ledger order, so a
+    dataset is seen before the runs that use it and a step before the checkpoints of it."""
+
+    store: Store
+    report: VerifyReport
+    blobs: _BlobChecker
+    index: LedgerIndex
+    members: list[int]  # positions in ``index.records`` of the lineage's records, in ledger order
+    in_lineage: set[int] = field(init=False)  # the same, for membership tests
+    weights: _WeightsChecker = field(init=False)
+    dataset_ids: dict[str, set[str]] = field(default_factory=dict)  # Merkle root (hex) -> its example ids
+    run_examples: dict[str, set[str]] = field(default_factory=dict)  # run -> ids of the datasets it names
+    listed_absent: set[str] = field(default_factory=set)  # blobs already listed as not in the store
+
+    def __post_init__(self) -> None:
+        self.in_lineage = set(self.members)
+        self.weights = _WeightsChecker(self.store, self.blobs, self.report)
+
+    def run(self, progress: ProgressFn | None) -> None:
+        emit(progress, "checking artefacts", len(self.members), 0)
+        for n, i in enumerate(self.members):
+            self.visit(self.index.records[i])
+            emit(progress, "checking artefacts", len(self.members), n + 1)
+
+    def visit(self, rec: Record) -> None:
+        """Rehash what ``rec`` cites, run its type's checks, then compare the adapters it merges."""
+        checker = CHECKERS.get(rec.type, _BLOBS_ONLY)
+        adapters = _adapter_inputs(rec) if checker.checks_adapter_inputs else []
+        self.rehash_cited(rec, checker, adapters)
+        checker.check(self, rec)
+        for r in adapters:
+            self.weights.check_adapter(rec, r)
+
+    def rehash_cited(self, rec: Record, checker: RecordChecker, adapters: list[dict[str, Any]]) -> None:
+        """Rehash every store blob ``rec`` cites; a problem if altered, listed once if absent."""
         for direction in ("inputs", "outputs"):
             for r in refs(rec, direction):
-                if r.get("kind", "blob") != "blob":
+                if r.get("kind", BLOB) != BLOB:
                     continue
-                ok = blobs.check(r["digest"])
-                if ok is False:
-                    report.problems.append(
+                state = self.blobs.check(r["digest"])
+                if state is BlobState.ALTERED:
+                    self.report.problems.append(
                         Problem(
                             rec.number,
                             f"cites {r.get('role', 'blob')} {r['digest']}, whose "
@@ -329,56 +408,92 @@ def verify_model(
                             "modified",
                         )
                     )
-                elif ok is None:
-                    # Checkpoints and adapters say so in their own checks below.
-                    handled = (rec.type == "checkpoint" and direction == "outputs") or r in adapter_inputs
-                    if not handled and r["digest"] not in absent:
-                        absent.add(r["digest"])
-                        _not_in_store(store, rec, r, report)
-        if rec.type == "dataset":
-            ids = _check_dataset(store, rec, report)
-            if ids is not None:
-                dataset_ids_by_root[str(rec.payload.get("merkle_root"))] = ids
-        elif rec.type == "config":
-            report.runs += 1
-            roots = [r["digest"].removeprefix("sha256:") for r in refs(rec, "inputs") if r.get("kind") == "merkle"]
-            ids_union: set[str] = set()
-            for root in roots:
-                ids_union |= dataset_ids_by_root.get(root, set())
-            if roots and ids_union:
-                run_examples[str(rec.payload.get("run"))] = ids_union
-            run = rec.payload.get("run")
-            if not any(j in member_set for j in index.run_checkpoints.get(str(run), [])):
-                report.not_checked.append(
-                    NotChecked(
-                        rec.number,
-                        "checkpoint",
-                        f"run {run}",
-                        "the ledger holds no checkpoint record of this run, so no saved weights "
-                        "could be compared with its steps",
-                    )
-                )
-        elif rec.type == "step":
-            weights.steps[(str(rec.payload.get("run")), _int(rec.payload.get("step")))] = rec
-            allowed = run_examples.get(str(rec.payload.get("run")))
-            if allowed is not None:
-                bad = [x for x in rec.payload.get("example_ids", []) if x not in allowed]
-                if bad:
-                    report.problems.append(
-                        Problem(
-                            rec.number,
-                            f"step {rec.payload.get('step')} used example "
-                            f"{str(bad[0])[:16]}… which is not in the run's "
-                            "dataset",
-                        )
-                    )
-        elif rec.type == "checkpoint":
-            weights.check_checkpoint(rec)
-        for r in adapter_inputs:
-            weights.check_adapter(rec, r)
-        emit(progress, "checking artefacts", len(members), n + 1)
-    report.seconds = time.perf_counter() - started
-    return report
+                elif state is BlobState.ABSENT:
+                    # A checkpoint's files and merged adapters are listed by their own checks.
+                    listed_elsewhere = (checker.lists_absent_outputs and direction == "outputs") or r in adapters
+                    if not listed_elsewhere and r["digest"] not in self.listed_absent:
+                        self.listed_absent.add(r["digest"])
+                        _not_in_store(self.store, rec, r, self.report)
+
+
+@dataclass(frozen=True)
+class RecordChecker:
+    """How verify checks records of one type, beyond rehashing every blob they cite."""
+
+    check: Callable[[LineageCheck, Record], None]
+    # Its check lists a missing output file itself (with a better reason than "not in this store").
+    lists_absent_outputs: bool = False
+    # Adapters among the record's inputs are loaded and compared with the weights of its run.
+    checks_adapter_inputs: bool = True
+
+
+def _check_dataset_record(check: LineageCheck, rec: Record) -> None:
+    ids = _check_dataset(check.store, rec, check.report)
+    if ids is not None:
+        check.dataset_ids[str(rec.payload.get("merkle_root"))] = ids
+
+
+def _check_config_record(check: LineageCheck, rec: Record) -> None:
+    """A run: the examples its steps may use, and whether any checkpoint of it can be checked."""
+    check.report.runs += 1
+    run = str(rec.payload.get("run"))
+    roots = [r["digest"].removeprefix("sha256:") for r in refs(rec, "inputs") if r.get("kind") == MERKLE]
+    examples: set[str] = set()
+    for root in roots:
+        examples |= check.dataset_ids.get(root, set())
+    if roots and examples:
+        check.run_examples[run] = examples
+    if not any(j in check.in_lineage for j in check.index.run_checkpoints.get(run, [])):
+        check.report.not_checked.append(
+            NotChecked(
+                rec.number,
+                NotCheckedKind.CHECKPOINT,
+                f"run {run}",
+                "the ledger holds no checkpoint record of this run, so no saved weights "
+                "could be compared with its steps",
+            )
+        )
+
+
+def _check_step_record(check: LineageCheck, rec: Record) -> None:
+    """A step may use only examples of its run's datasets; its weights are what checkpoints hold."""
+    run = str(rec.payload.get("run"))
+    check.weights.steps[(run, _int(rec.payload.get("step")))] = rec
+    allowed = check.run_examples.get(run)
+    if allowed is None:
+        return
+    bad = [x for x in rec.payload.get("example_ids", []) if x not in allowed]
+    if bad:
+        check.report.problems.append(
+            Problem(
+                rec.number,
+                f"step {rec.payload.get('step')} used example {str(bad[0])[:16]}… which is not in the run's dataset",
+            )
+        )
+
+
+def _check_checkpoint_record(check: LineageCheck, rec: Record) -> None:
+    check.weights.check_checkpoint(rec)
+
+
+def _no_checks(check: LineageCheck, rec: Record) -> None:
+    """Records of other types (import, merge, note, ...): rehashing what they cite is the check."""
+
+
+_BLOBS_ONLY = RecordChecker(_no_checks)
+
+CHECKERS: dict[str, RecordChecker] = {
+    "dataset": RecordChecker(_check_dataset_record),
+    "config": RecordChecker(_check_config_record),
+    "step": RecordChecker(_check_step_record),
+    # A checkpoint's inputs are never a merged adapter; its outputs are the files it checks.
+    "checkpoint": RecordChecker(_check_checkpoint_record, lists_absent_outputs=True, checks_adapter_inputs=False),
+}
+
+
+def register_checker(record_type: str, checker: RecordChecker) -> None:
+    """Check records of ``record_type`` with ``checker`` (replacing any checker registered before)."""
+    CHECKERS[record_type] = checker
 
 
 def _int(value: Any) -> int | None:
@@ -392,7 +507,7 @@ def _short(digest: Any) -> str:
     return f"{str(digest)[:19]}…"
 
 
-def _not_in_store(store: Any, rec: Record, r: dict[str, Any], report: VerifyReport) -> None:
+def _not_in_store(store: Store, rec: Record, r: dict[str, Any], report: VerifyReport) -> None:
     """Say, in plain words, why a blob the lineage cites is not here (or check it elsewhere)."""
     role = str(r.get("role", "blob"))
     name = r.get("filename")
@@ -401,7 +516,7 @@ def _not_in_store(store: Any, rec: Record, r: dict[str, Any], report: VerifyRepo
         reason = _check_source(store, rec, r, report)
         if reason is None:
             return
-        report.not_checked.append(NotChecked(rec.number, "source", what, reason))
+        report.not_checked.append(NotChecked(rec.number, NotCheckedKind.SOURCE, what, reason))
         return
     if rec.type == "import" or role == "base":
         reason = (
@@ -410,10 +525,10 @@ def _not_in_store(store: Any, rec: Record, r: dict[str, Any], report: VerifyRepo
         )
     else:
         reason = "this file is not in this store, so its bytes could not be rehashed"
-    report.not_checked.append(NotChecked(rec.number, "blob", what, reason))
+    report.not_checked.append(NotChecked(rec.number, NotCheckedKind.BLOB, what, reason))
 
 
-def _check_source(store: Any, rec: Record, r: dict[str, Any], report: VerifyReport) -> str | None:
+def _check_source(store: Store, rec: Record, r: dict[str, Any], report: VerifyReport) -> str | None:
     """Rehash a dataset's raw source file where its import found it; the reason when not possible.
 
     Sources (a mailbox, a CSV) are read, never copied into the store, so only the path the
@@ -450,23 +565,17 @@ def _check_source(store: Any, rec: Record, r: dict[str, Any], report: VerifyRepo
 
 def _adapter_inputs(rec: Record) -> list[dict[str, Any]]:
     """The adapter files a record (a merge) consumes."""
-    from freehold.store.manifest import MediaType
-
-    if rec.type == "checkpoint":
-        return []
     return [
         r
         for r in refs(rec, "inputs")
-        if r.get("kind", "blob") == "blob" and (r.get("role") == "adapter" or r.get("media_type") == MediaType.ADAPTER)
+        if r.get("kind", BLOB) == BLOB and (r.get("role") == "adapter" or r.get("media_type") == MediaType.ADAPTER)
     ]
 
 
 def _check_adapter_layers(
-    manifest: Any, kind: str, index: LedgerIndex, members: set[int], head: Record, report: VerifyReport
+    manifest: Manifest, kind: str, index: LedgerIndex, members: set[int], head: Record, report: VerifyReport
 ) -> None:
     """An adapter the manifest carries must be one its lineage cites (and so is checked)."""
-    from freehold.store.manifest import MediaType
-
     cited = {r["digest"] for i in members for key in ("inputs", "outputs") for r in refs(index.records[i], key)}
     for layer in manifest.layers_of(MediaType.ADAPTER):
         if layer.digest not in cited:
@@ -479,6 +588,22 @@ def _check_adapter_layers(
             )
 
 
+@dataclass(frozen=True)
+class _ExpectedWeights:
+    """The weights a checkpoint record says one of its files holds."""
+
+    against: str  # in words, for a problem: "the weights of checkpoint at step 8 (record 13)"
+    digest: str
+    media_type: str | None
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A weights file verify could not load."""
+
+    reason: str
+
+
 class _WeightsChecker:
     """Loads stored checkpoints and adapters and compares the weights they hold with the
     digest their run's step record names for that step.
@@ -489,41 +614,35 @@ class _WeightsChecker:
     checkpoints are hashed as they are.
     """
 
-    def __init__(self, store: Any, blobs: _BlobChecker, report: VerifyReport) -> None:
+    def __init__(self, store: Store, blobs: _BlobChecker, report: VerifyReport) -> None:
         self.store = store
         self.blobs = blobs
         self.report = report
         self.steps: dict[tuple[str, int | None], Record] = {}  # latest step record of (run, step) so far
-        self.digests: dict[str, tuple[str | None, str | None]] = {}  # blob -> (weights digest, error)
-        # blob -> (what it must hold, in words; that digest; media type), from checkpoint records
-        self.expected: dict[str, tuple[str, str, str | None]] = {}
+        self.digests: dict[str, str | _Unreadable] = {}  # blob -> weights digest of its tensors
+        self.expected: dict[str, _ExpectedWeights] = {}  # blob -> what a checkpoint record says it holds
 
-    def tensors_digest(self, r: dict[str, Any], media_type: str | None) -> tuple[str | None, str | None]:
-        """(weights digest of the blob's tensors under parameter names, None) or (None, error)."""
+    def tensors_digest(self, r: dict[str, Any], media_type: str | None) -> str | _Unreadable:
+        """The weights digest of the blob's tensors under parameter names."""
         digest = r["digest"]
         if digest not in self.digests:
-            from freehold.ledger.records import weights_digest
-            from freehold.store.manifest import MediaType
-
             try:
                 # torch, not numpy: numpy has no bfloat16, the usual dtype of trained weights.
                 from safetensors.torch import load_file
 
                 tensors = load_file(str(self.store.blob_path(digest)))
             except Exception as exc:  # any reader failure means an unreadable file
-                self.digests[digest] = (None, f"it cannot be read as safetensors ({exc})")
+                self.digests[digest] = _Unreadable(f"it cannot be read as safetensors ({exc})")
             else:
                 if media_type == MediaType.ADAPTER:
                     from freehold.train.checkpoint import ADAPTER_NAME, parameter_tensors
 
                     tensors = parameter_tensors(tensors, str(r.get("adapter_name") or ADAPTER_NAME))
-                self.digests[digest] = (weights_digest(tensors), None)
+                self.digests[digest] = weights_digest(tensors)
         return self.digests[digest]
 
     def check_checkpoint(self, rec: Record) -> None:
         """A checkpoint must hold the weights its step record names for that step."""
-        from freehold.store.manifest import MediaType
-
         report = self.report
         run, step = str(rec.payload.get("run")), _int(rec.payload.get("step"))
         label = f"checkpoint at step {rec.payload.get('step')}"
@@ -542,28 +661,32 @@ class _WeightsChecker:
                 )
         else:
             expected, against = recorded, "the weights this record names (its step record is not in the ledger)"
-        files = [r for r in refs(rec, "outputs") if r.get("kind", "blob") == "blob"]
+        files = [r for r in refs(rec, "outputs") if r.get("kind", BLOB) == BLOB]
         readable = [r for r in files if r.get("media_type") in (MediaType.SAFETENSORS, MediaType.ADAPTER)]
         if not readable:
             kinds = ", ".join(sorted({str(r.get("media_type")) for r in files}))
             reason = f"its files are of a format verify cannot read ({kinds})" if files else "it names no stored file"
-            report.not_checked.append(NotChecked(rec.number, "checkpoint", label, reason))
+            report.not_checked.append(NotChecked(rec.number, NotCheckedKind.CHECKPOINT, label, reason))
             return
         if not isinstance(expected, str):
             report.not_checked.append(
-                NotChecked(rec.number, "checkpoint", label, "neither it nor a step record names a weights digest")
+                NotChecked(
+                    rec.number, NotCheckedKind.CHECKPOINT, label, "neither it nor a step record names a weights digest"
+                )
             )
             return
         for r in readable:
-            self.expected[r["digest"]] = (f"the weights of {label} (record {rec.number})", expected, r["media_type"])
+            self.expected[r["digest"]] = _ExpectedWeights(
+                f"the weights of {label} (record {rec.number})", expected, r["media_type"]
+            )
         checked = False
         for r in readable:
-            ok = self.blobs.check(r["digest"])
-            if ok is None:
+            state = self.blobs.check(r["digest"])
+            if state is BlobState.ABSENT:
                 report.not_checked.append(
                     NotChecked(
                         rec.number,
-                        "checkpoint",
+                        NotCheckedKind.CHECKPOINT,
                         f"{label} ({_short(r['digest'])})",
                         "its file is no longer in this store (an intermediate checkpoint removed by "
                         "'freehold gc' or 'freehold rm', or a store copied without it)",
@@ -571,7 +694,7 @@ class _WeightsChecker:
                 )
                 continue
             checked = True
-            if ok is False:
+            if state is BlobState.ALTERED:
                 continue  # the rehash above already named this record
             self.compare_tensors(rec, r, f"{label} ({_short(r['digest'])})", r.get("media_type"), expected,
                                  against, "the checkpoint does not hold that step's weights")
@@ -585,7 +708,8 @@ class _WeightsChecker:
         digest = r["digest"]
         label = f"adapter {_short(digest)}"
         if digest in self.expected:
-            against, expected, media_type = self.expected[digest]
+            saved = self.expected[digest]
+            against, expected, media_type = saved.against, saved.digest, saved.media_type
         else:
             run = str(rec.payload.get("run"))
             last = max(
@@ -597,7 +721,7 @@ class _WeightsChecker:
                 report.not_checked.append(
                     NotChecked(
                         rec.number,
-                        "adapter",
+                        NotCheckedKind.ADAPTER,
                         label,
                         "no checkpoint or step record of its run names the weights it should hold",
                     )
@@ -605,19 +729,19 @@ class _WeightsChecker:
                 return
             against = f"the weights after the run's last step, step {last[0]} (record {last[1].number})"
             expected, media_type = str(last[1].payload["weights"]), r.get("media_type")
-        ok = self.blobs.check(digest)
-        if ok is None:
+        state = self.blobs.check(digest)
+        if state is BlobState.ABSENT:
             report.not_checked.append(
                 NotChecked(
                     rec.number,
-                    "adapter",
+                    NotCheckedKind.ADAPTER,
                     label,
                     "its file is no longer in this store (removed with 'freehold rm' or 'freehold gc')",
                 )
             )
             return
         report.adapters_checked += 1
-        if ok is False:
+        if state is BlobState.ALTERED:
             return  # the rehash above already named this record
         self.compare_tensors(rec, r, label, media_type, expected, against,
                              "the adapter it uses is not the one training produced")
@@ -625,26 +749,24 @@ class _WeightsChecker:
     def compare_tensors(self, rec: Record, r: dict[str, Any], label: str, media_type: Any, expected: str,
                         against: str, meaning: str) -> None:
         """Hash the tensors of the file ``r`` names; a problem on ``rec`` unless they are ``expected``."""
-        actual, error = self.tensors_digest(r, media_type)
-        if error is not None:
-            self.report.problems.append(Problem(rec.number, f"{label}: {error}"))
+        actual = self.tensors_digest(r, media_type)
+        if isinstance(actual, _Unreadable):
+            self.report.problems.append(Problem(rec.number, f"{label}: {actual.reason}"))
         elif actual != expected:
             self.report.problems.append(Problem(
                 rec.number, f"the tensors of {label} hash to {_short(actual)}, not to {against}, "
                             f"{_short(expected)}: {meaning}"))
 
 
-def dataset_rows(store: Any, manifest: Any) -> list[tuple[str, dict[str, Any]]]:
+def dataset_rows(store: Store, manifest: Manifest) -> list[tuple[str, dict[str, Any]]]:
     """(stored id, row without id) for each row of the dataset layers, in tree order."""
     from freehold.data.rows import read_rows
 
     return [(str(row.pop("id", "")), row) for row in read_rows(store, manifest)]
 
 
-def _check_dataset(store: Any, rec: Record, report: VerifyReport) -> set[str] | None:
+def _check_dataset(store: Store, rec: Record, report: VerifyReport) -> set[str] | None:
     """Recompute the dataset's ids and root from the stored rows; returns its ids."""
-    from freehold.store.manifest import Manifest, MediaType
-
     dataset_layers = [r for r in refs(rec, "outputs") if r.get("media_type") == MediaType.DATASET]
     recorded_root = str(rec.payload.get("merkle_root", ""))
     recorded_ids = [str(x) for x in rec.payload.get("example_ids", [])]
@@ -652,15 +774,20 @@ def _check_dataset(store: Any, rec: Record, report: VerifyReport) -> set[str] | 
         report.problems.append(Problem(rec.number, "lists example ids whose Merkle root is not the root it records"))
     if not dataset_layers:
         report.warnings.append(
-            f"record {rec.number}: dataset {rec.payload.get('name')} names no stored rows; "
-            "Merkle root checked against its id list only"
+            VerifyWarning(
+                rec.number,
+                f"dataset {rec.payload.get('name')} names no stored rows; Merkle root checked against its id list only",
+            )
         )
         return set(recorded_ids)
     present = [r for r in dataset_layers if store.blob_path(r["digest"]).exists()]
     if len(present) != len(dataset_layers):
         report.warnings.append(
-            f"record {rec.number}: dataset {rec.payload.get('name')} rows are not in this "
-            "store; Merkle root checked against its id list only"
+            VerifyWarning(
+                rec.number,
+                f"dataset {rec.payload.get('name')} rows are not in this store; "
+                "Merkle root checked against its id list only",
+            )
         )
         return set(recorded_ids)
     fake = Manifest("dataset", str(rec.payload.get("name")), {}, [_layer(r) for r in dataset_layers])
@@ -718,7 +845,5 @@ def _is_hex(s: str) -> bool:
         return False
 
 
-def _layer(r: dict[str, Any]) -> Any:
-    from freehold.store.manifest import Layer
-
+def _layer(r: dict[str, Any]) -> Layer:
     return Layer(str(r.get("media_type", "")), r["digest"], int(r.get("size", 0)))

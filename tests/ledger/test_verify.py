@@ -288,3 +288,35 @@ def test_verify_a_dataset_by_name(world: World) -> None:
     from freehold.ledger import verify_model
 
     assert verify_model(world.store, "support", kind="dataset").ok
+
+
+def test_a_registered_checker_checks_its_record_type(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new record type (a swarm round, say) is checked by registering one checker for it."""
+    import importlib
+
+    from freehold.ledger import Record, layer_refs, ref
+    from freehold.ledger.verify import LineageCheck, Problem, RecordChecker, register_checker
+
+    # The module (``freehold.ledger.verify`` as an attribute is ops.verify); a copy of its registry
+    # so the checker registered here does not outlive the test.
+    verify_module = importlib.import_module("freehold.ledger.verify")
+    monkeypatch.setattr(verify_module, "CHECKERS", dict(verify_module.CHECKERS))
+    merged = world.store.put_stream_blob(b"round 1 weights", MediaType.SAFETENSORS, {"filename": "m.safetensors"})
+    tuned = world.store.get("tuned").manifest
+    round_rec = world.ledger.append(
+        "round", {"round": 1, "inputs": layer_refs(tuned, "update"), "outputs": [ref("model", merged.digest)]}
+    )
+    world.store.commit("model", "swarm:latest", Manifest("model", "swarm:latest", {}, [merged]))
+    point_at(world.store, "swarm", round_rec)
+    assert verify(world.store, "swarm").ok  # no checker yet: its blobs are rehashed, nothing more
+
+    seen: list[tuple[int, list[str]]] = []
+
+    def check_round(check: LineageCheck, rec: Record) -> None:
+        seen.append((rec.number, sorted(check.dataset_ids)))  # what earlier checkers found is shared
+        check.report.problems.append(Problem(rec.number, "round 1 aggregated an update from no known peer"))
+
+    register_checker("round", RecordChecker(check_round))
+    report = verify(world.store, "swarm")
+    assert seen == [(round_rec.number, [world.records["dataset"].payload["merkle_root"]])]
+    assert report.first_problem == Problem(round_rec.number, "round 1 aggregated an update from no known peer")
