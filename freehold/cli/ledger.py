@@ -57,7 +57,7 @@ def verify_cmd(
         for item in report.not_checked:
             console.print(f"  [yellow]not checked:[/] {escape(str(item))}", highlight=False)
         for w in report.warnings:
-            console.print(f"  [yellow]warning:[/] {w}", highlight=False)
+            console.print(f"  [yellow]warning:[/] {escape(str(w))}", highlight=False)
         for p in report.problems[1:10]:
             err_console.print(f"  also: {p}", highlight=False, markup=False)
         if report.complete and not report.warnings:
