@@ -104,6 +104,7 @@ class ServerOptions:
     max_loaded: int = 2  # models kept in memory at once
     max_body_bytes: int = 8 << 20
     knowledge: str | None = None  # ground every chat in this index unless a request says otherwise
+    jobs: bool = True  # run queued jobs (freehold.jobs) in this server, one at a time
 
 
 def split_host(text: str) -> tuple[str, int]:

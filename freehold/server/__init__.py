@@ -66,6 +66,7 @@ class FreeholdState:
     def __init__(self, settings: Settings, options: ServerOptions, store: Store) -> None:
         self.settings = settings
         self.options = options
+        self.store = store
         self.metrics = Metrics()
         self.models = ModelManager(store, settings, slots=options.slots, max_queue=options.max_queue,
                                    keep_alive=options.keep_alive, max_loaded=options.max_loaded,
@@ -159,17 +160,25 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        state.models.close()
+        from freehold.jobs import Worker
+
+        worker = Worker(state.store.home).start() if options.jobs else None  # runs the queued jobs
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await run_in_threadpool(worker.stop)  # a running job checkpoints and is queued again
+            state.models.close()
 
     app = FastAPI(title="Freehold", version=__version__, lifespan=lifespan,
                   description="OpenAI- and Ollama-compatible API over local models.")
     app.state.freehold = state
 
-    from freehold.server import ollama_api, openai_api
+    from freehold.server import jobs_api, ollama_api, openai_api
 
     app.include_router(openai_api.router)
     app.include_router(ollama_api.router)
+    app.include_router(jobs_api.router)
     _add_error_handlers(app)
     _add_auth_and_metrics(app, state, options)
     _add_service_routes(app, state)

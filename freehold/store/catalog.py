@@ -58,6 +58,32 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (digest, owner)
         );
     """),
+    ("006_jobs", """
+        -- Long operations (import, tune, eval, export, verify) run as jobs: queued here, run
+        -- one heavy job at a time by the server's worker, watched by the CLI and the pages.
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            params TEXT NOT NULL,            -- JSON, the kind's typed parameters
+            state TEXT NOT NULL,             -- queued, running, done, failed, cancelled
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            pid INTEGER,                     -- the process running it
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            result TEXT,                     -- JSON, what it made
+            error TEXT                       -- JSON, FreeholdError.to_dict()
+        );
+        CREATE INDEX jobs_state ON jobs (state, created_at);
+        CREATE TABLE job_events (
+            job_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            time REAL NOT NULL,
+            event TEXT NOT NULL,             -- JSON, one progress event
+            PRIMARY KEY (job_id, seq)
+        );
+    """),
 ]
 
 

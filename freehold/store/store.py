@@ -43,6 +43,7 @@ from freehold.progress import ProgressFn, emit
 from freehold.store.blobs import BlobStore, pid_alive, store_os_error
 from freehold.store.catalog import Catalog, Ref, drop_pins
 from freehold.store.formats import read_gguf_info, read_hf_info
+from freehold.store.jobs import JobTable
 from freehold.store.manifest import Layer, Manifest, MediaType
 from freehold.store.names import DEFAULT_TAG, format_name, parse_name
 
@@ -97,6 +98,7 @@ class Store:
         self._blobs.init()
         self._catalog = Catalog(home / "catalog.db")
         self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self.jobs = JobTable(self._catalog)  # long operations asked for, and their progress
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Store:

@@ -515,7 +515,8 @@ class Trainer:
                     if on_step is not None:
                         on_step(StepInfo(step, total, entry["epoch"], loss, lr, entry["tokens_per_s"],
                                          entry["eta_s"], entry.get("val_loss")))
-                    emit(self.progress, "training", total, step)
+                    emit(self.progress, "training", total, step, eta_s=entry["eta_s"],
+                         detail={k: entry[k] for k in _STEP_DETAIL if k in entry})
                     self._checkpoint_if_due(step, stop.received)
                     self._stop_if_asked(step, stop.received)
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, as asked
@@ -620,6 +621,9 @@ class Trainer:
             return f"the checkpoint could not be saved either ({why}); {fallback}"
         self._saved_step = self.step
         return f"checkpoint {path.name} saved"
+
+
+_STEP_DETAIL = ("epoch", "loss", "val_loss", "lr", "tokens", "tokens_per_s")  # a step's figures in its event
 
 
 class _Pace:

@@ -1,0 +1,145 @@
+"""The built-in job kinds: each a dataclass of parameters and a call into the library.
+
+The parameters mirror the CLI's options (the same library function behind both); what a
+kind returns is the job's result (JSON): the names it made and the figures a page shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freehold.errors import UsageError
+from freehold.jobs.base import JobKind, register_job_kind
+from freehold.progress import ProgressFn
+from freehold.store import Store
+
+
+@dataclass
+class ImportParams:
+    paths: list[str]
+    name: str
+    format: str = "auto"
+    ours: list[str] | None = None
+    pii: str = "surrogates"
+    others: str = "auto"
+    seed: int = 0
+
+    def check(self, store: Store) -> None:
+        from freehold.data.read import resolve_sources
+        from freehold.store.names import parse_name
+
+        parse_name(self.name)
+        resolve_sources([Path(p) for p in self.paths], self.format)  # the files exist and are readable
+
+
+def _import(store: Store, p: ImportParams, progress: ProgressFn) -> dict[str, Any]:
+    from freehold.data.dataset import import_dataset
+
+    result = import_dataset([Path(x) for x in p.paths], p.name, fmt=p.format, ours=p.ours, pii=p.pii,
+                            others=p.others, seed=p.seed, store=store, progress=progress)
+    return {"dataset": result.name, "counts": result.counts}
+
+
+@dataclass
+class TuneParams:
+    base: str
+    dataset: str
+    output: str
+    options: dict[str, Any] = field(default_factory=dict)  # TuneConfig fields: epochs, lr, max_steps, ...
+    resume: bool = False
+
+    def config(self) -> Any:
+        from freehold.train import TuneConfig
+
+        known = set(TuneConfig.__dataclass_fields__) - {"base", "dataset", "output", "extra"}
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            raise UsageError(f"unknown tune option(s): {', '.join(unknown)}", f"known: {', '.join(sorted(known))}")
+        options = dict(self.options)
+        if "target_modules" in options:
+            options["target_modules"] = tuple(options["target_modules"])
+        cfg = TuneConfig(base=self.base, dataset=self.dataset, output=self.output).with_overrides(**options)
+        cfg.validate()
+        return cfg
+
+    def check(self, store: Store) -> None:
+        self.config()
+        store.get(self.base)
+        store.get(self.dataset, "dataset")
+
+
+def _tune(store: Store, p: TuneParams, progress: ProgressFn) -> dict[str, Any]:
+    from freehold.train import tune
+    from freehold.train.checkpoint import run_dir
+
+    # A resumed job continues its run when the run got as far as writing its config.
+    resume = p.resume and (run_dir(store.home, p.output) / "config.json").is_file()
+    result = tune(p.config(), store=store, resume=resume, progress=progress)
+    return {"model": result.entry.name, "run": result.run, "steps": result.steps, "loss": result.final_loss,
+            "val_loss": result.val_loss, "seconds": round(result.seconds, 1)}
+
+
+@dataclass
+class EvalParams:
+    model: str
+    suites: list[str] | None = None
+    data: str | None = None
+    against: str | None = None
+    limit: int | None = None
+
+    def check(self, store: Store) -> None:
+        store.get(self.model)
+        if self.against:
+            store.get(self.against)
+
+
+def _eval(store: Store, p: EvalParams, progress: ProgressFn) -> dict[str, Any]:
+    from freehold.evals.run import run_eval
+
+    report = run_eval(p.model, suites=p.suites, data=p.data, against=p.against, limit=p.limit, store=store,
+                      progress=progress)
+    return report.to_dict()
+
+
+@dataclass
+class ExportParams:
+    model: str
+    quant: str = "q4_k_m"
+    output: str | None = None
+
+    def check(self, store: Store) -> None:
+        from freehold.export.quantize import check_quant
+
+        store.get(self.model)
+        check_quant(self.quant)
+
+
+def _export(store: Store, p: ExportParams, progress: ProgressFn) -> dict[str, Any]:
+    from freehold.export import export_model
+
+    entry = export_model(p.model, p.quant, output=p.output, store=store, progress=progress)
+    return {"model": entry.name, "size": entry.size}
+
+
+@dataclass
+class VerifyParams:
+    name: str
+    kind: str = "model"
+
+    def check(self, store: Store) -> None:
+        store.get(self.name, self.kind)
+
+
+def _verify(store: Store, p: VerifyParams, progress: ProgressFn) -> dict[str, Any]:
+    from freehold.ledger.ops import verify
+
+    return verify(store, p.name, kind=p.kind, progress=progress).to_dict()
+
+
+register_job_kind(JobKind("import", "Turn mail archives or tables into a dataset.", ImportParams, _import))
+register_job_kind(JobKind("tune", "Fine-tune a model on a dataset (LoRA).", TuneParams, _tune, resumable=True))
+register_job_kind(JobKind("eval", "Evaluate a model, against its base.", EvalParams, _eval))
+register_job_kind(JobKind("export", "Export a model to a quantized GGUF.", ExportParams, _export))
+register_job_kind(JobKind("verify", "Verify a model's lineage on the ledger.", VerifyParams, _verify))
