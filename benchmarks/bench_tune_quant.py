@@ -37,7 +37,7 @@ def _store() -> Any:
 
 def tune_phase(steps: int) -> None:
     from benchmarks.bench_tune_speed import setup
-    from freehold.train import TuneConfig, tune
+    from freehold.train import StepInfo, TuneConfig, tune
 
     setup(128)
     store = _store()
@@ -48,8 +48,12 @@ def tune_phase(steps: int) -> None:
     cfg = TuneConfig(base="smollm2", dataset="email128", output=NAME, max_steps=steps, max_seq_len=256,
                      overlong="truncate", batch_tokens=1024, lr=1e-3, eval_every=steps, save_every=0, threads=2,
                      quant="q8_0")
-    result = tune(cfg, store=store, on_step=lambda i: print(f"step {i.step}/{i.total} loss {i.loss:.3f} "
-                                                            f"val {i.val_loss} {i.tokens_per_s:.0f} tok/s", flush=True))
+    def show(event: Any) -> None:
+        i = StepInfo.of(event)
+        if i is not None:
+            print(f"step {i.step}/{i.total} loss {i.loss:.3f} val {i.val_loss} {i.tokens_per_s:.0f} tok/s", flush=True)
+
+    result = tune(cfg, store=store, progress=show)
     print(f"tuned {result.entry.name} in {result.seconds:.0f} s")
 
 

@@ -84,10 +84,10 @@ def run_ours(args: argparse.Namespace, ledger: bool) -> dict[str, Any]:
     records.Recorder.record_step = timed(records.Recorder.record_step)  # type: ignore[method-assign]
     trainer_module._digest = timed(trainer_module._digest)
     session = _session(args, ledger)
-    trainer = Trainer(session)
-    trainer.build()
     times: list[float] = []
-    trainer.train(on_step=lambda info: times.append(time.perf_counter()))
+    trainer = Trainer(session, lambda event: times.append(time.perf_counter()) if event.status == "training" else None)
+    trainer.build()
+    trainer.train()
     tokens = [m["tokens"] for m in trainer.metrics]
     return {"tokens": sum(tokens[1:]), "seconds": times[-1] - times[0], "steps": len(times) - 1,
             "ledger_seconds_per_step": spent[0] / len(times),

@@ -63,7 +63,7 @@ def tune_cmd(
     if not base or not data or not output:
         raise UsageError("tune needs a base model, --data and -o",
                          "e.g. freehold tune smollm2 --data support -o acme-support")
-    from freehold.train import TuneConfig, tune
+    from freehold.train import StepInfo, TuneConfig, tune
 
     cfg = TuneConfig(base=base, dataset=data, output=output)
     cfg = cfg.with_overrides(
@@ -77,33 +77,18 @@ def tune_cmd(
     display = _StepDisplay()
     with progress_bar(transient=True, byte_units=False) as progress:
 
-        def prepared_progress(event: Any) -> None:
-            if event.status != "training":  # steps are drawn by the step display below
+        def on_event(event: Any) -> None:
+            step = StepInfo.of(event)
+            if step is not None:
+                display.update(step)  # steps are drawn by the step display
+            elif event.status == "prepared":
+                _print_prepared(event.detail or {})
+                display.start()
+            elif event.status != "training":
                 progress(event)
 
-        def on_ready(session: Any) -> None:
-            r = session.report
-            dropped = r.dropped_overlong + r.dropped_no_target
-            err_console.print(
-                f"[bold]{session.cfg.output}[/]: {len(session.examples)} examples ({r.target_tokens} assistant of "
-                f"{r.tokens} tokens{f', {dropped} dropped' if dropped else ''}), {session.plan.total} steps, "
-                f"{session.device} {session.cfg.precision} x{session.threads} threads, "
-                f"~{session.memory_estimate / 1e9:.1f} GB"
-                + (f", resuming from {session.resume_from.name}" if session.resume_from else ""), highlight=False)
-            if r.overlong:
-                err_console.print(f"  {_overlong_line(r, session.max_seq_len, session.cfg.overlong)}", highlight=False)
-            if "template_note" in session.extra:
-                err_console.print(f"  {session.extra['template_note']} (--template to choose another)",
-                                  highlight=False)
-            if "saved_total_steps" in session.extra:
-                err_console.print(f"  {session.extra['saved_total_steps']} steps were planned when the run started; "
-                                  f"its epochs really have {'+'.join(map(str, session.plan.epoch_steps))}",
-                                  highlight=False)
-            display.start()
-
         try:
-            result = tune(cfg, store=store, settings=settings(), resume=resume, progress=prepared_progress,
-                          on_step=display.update, on_ready=on_ready)
+            result = tune(cfg, store=store, settings=settings(), resume=resume, progress=on_event)
         finally:
             display.stop()
     console.print(f"[green]tuned[/] {result.entry.name} in {result.seconds / 60:.1f} min: {result.steps} steps, "
@@ -148,13 +133,16 @@ class _StepDisplay:
             self.bar = None
 
 
-def _overlong_line(r: Any, limit: int, policy: str) -> str:
-    """How the examples over the token limit were handled (an EncodeReport), in one line."""
-    done = [f"{n} {what}" for n, what in ((r.cut_at_turn, "cut after their last assistant turn that fits"),
-                                          (r.cut_at_limit, "cut at the limit"),
-                                          (r.dropped_overlong, "dropped")) if n]
-    return (f"{r.overlong} example{'s' if r.overlong != 1 else ''} over the {limit}-token limit "
-            f"(--overlong {policy}): {', '.join(done)}")
+def _print_prepared(d: dict[str, Any]) -> None:
+    """The run's plan (``Session.summary()``), before the first step."""
+    dropped = f", {d['dropped']} dropped" if d.get("dropped") else ""
+    err_console.print(
+        f"[bold]{d['output']}[/]: {d['examples']} examples ({d['target_tokens']} assistant of {d['tokens']} "
+        f"tokens{dropped}), {d['steps']} steps, {d['device']} {d['precision']} x{d['threads']} threads, "
+        f"~{d['memory_estimate'] / 1e9:.1f} GB" + (f", resuming from {d['resume_from']}" if d.get("resume_from")
+                                                   else ""), highlight=False)
+    for note in d.get("notes", []):
+        err_console.print(f"  {note}", highlight=False, markup=False)
 
 
 def _num(x: float | None) -> str:

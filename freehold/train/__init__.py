@@ -14,13 +14,12 @@ directories, atomic checkpoints), ``finish`` (adapter, merge, GGUF, store entry)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from freehold.config import Settings, load_settings
-from freehold.progress import ProgressFn
+from freehold.progress import ProgressFn, emit
 from freehold.store import ModelEntry, Store
 from freehold.train.config import TuneConfig
 from freehold.train.status import plot_losses, run_status
@@ -42,13 +41,14 @@ class TuneResult:
 
 
 def tune(cfg: TuneConfig, *, store: Store | None = None, settings: Settings | None = None, resume: bool = False,
-         progress: ProgressFn | None = None, on_step: Callable[[StepInfo], None] | None = None,
-         on_ready: Callable[[Session], None] | None = None) -> TuneResult:
+         progress: ProgressFn | None = None) -> TuneResult:
     """Fine-tune ``cfg.base`` on ``cfg.dataset`` into store model ``cfg.output``.
 
-    Every check runs before training starts. ``on_ready`` sees the prepared session (counts,
-    steps, memory estimate); ``on_step`` each step. SIGINT/SIGTERM checkpoint and raise
-    ``TrainingInterrupted``; ``resume=True`` continues from the latest checkpoint.
+    Every check runs before training starts. ``progress`` sees one event shape throughout:
+    "prepared" (its ``detail`` is ``Session.summary()``: counts, steps, memory, notes), then a
+    "training" event per step (``StepInfo.of`` reads loss, tokens/s, ETA), then the stages of
+    finishing. SIGINT/SIGTERM checkpoint and raise ``TrainingInterrupted``; ``resume=True``
+    continues from the latest checkpoint.
     """
     from freehold.train.finish import finish
 
@@ -58,11 +58,10 @@ def tune(cfg: TuneConfig, *, store: Store | None = None, settings: Settings | No
 
     store = store or open_store(settings)
     session = prepare(store, cfg, settings=settings, resume=resume, progress=progress)
-    if on_ready is not None:
-        on_ready(session)
+    emit(progress, "prepared", detail=session.summary())
     trainer = Trainer(session, progress)
     trainer.build()
-    trainer.train(on_step)
+    trainer.train()
     trainer.write_status("finishing")
     entry = finish(session, progress)
     trainer.write_status("done", model=entry.name)

@@ -27,7 +27,7 @@ from typing import Any
 from freehold.config import Settings, load_settings
 from freehold.engine.chat import ARCHITECTURE_TEMPLATES, FAMILY_MARKERS, FAMILY_TEMPLATES, family_template
 from freehold.errors import FreeholdError, ModelNotFoundError, TrainingError, TrainingInterrupted, UsageError
-from freehold.progress import ProgressFn, emit
+from freehold.progress import Progress, ProgressFn, emit
 from freehold.store import MediaType, ModelEntry, Store
 from freehold.train import checkpoint as ckpt
 from freehold.train.config import TuneConfig
@@ -56,7 +56,7 @@ MAX_EVAL_EXAMPLES = 64
 
 @dataclass
 class StepInfo:
-    """What the progress display shows after each optimizer step."""
+    """A tune's "training" progress event, typed: what a display shows after each step."""
 
     step: int
     total: int
@@ -66,6 +66,15 @@ class StepInfo:
     tokens_per_s: float
     eta_s: float | None
     val_loss: float | None = None
+
+    @classmethod
+    def of(cls, event: Progress) -> StepInfo | None:
+        """The step an event reports, or None for an event of another stage."""
+        d = event.detail or {}
+        if event.status != "training" or "loss" not in d or event.completed is None or event.total is None:
+            return None
+        return cls(event.completed, event.total, int(d["epoch"]), float(d["loss"]), float(d["lr"]),
+                   float(d["tokens_per_s"]), event.eta_s, d.get("val_loss"))
 
 
 @dataclass
@@ -95,6 +104,30 @@ class Session:
     runner: StepRunner | None = None
     initial_weights: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """What the run is about to do, for its "prepared" progress event: counts, steps, device,
+        memory, and notes a person should read before it starts."""
+        r = self.report
+        notes = []
+        if r.overlong:
+            done = [f"{n} {what}" for n, what in ((r.cut_at_turn, "cut after their last assistant turn that fits"),
+                                                  (r.cut_at_limit, "cut at the limit"),
+                                                  (r.dropped_overlong, "dropped")) if n]
+            notes.append(f"{r.overlong} example{'s' if r.overlong != 1 else ''} over the {self.max_seq_len}-token "
+                         f"limit (--overlong {self.cfg.overlong}): {', '.join(done)}")
+        if "template_note" in self.extra:
+            notes.append(f"{self.extra['template_note']} (--template to choose another)")
+        if "saved_total_steps" in self.extra:
+            notes.append(f"{self.extra['saved_total_steps']} steps were planned when the run started; its epochs "
+                         f"really have {'+'.join(map(str, self.plan.epoch_steps))}")
+        return {"output": self.cfg.output, "run": self.run, "examples": len(self.examples),
+                "target_tokens": r.target_tokens, "tokens": r.tokens,
+                "dropped": r.dropped_overlong + r.dropped_no_target, "steps": self.plan.total,
+                "device": self.device, "precision": self.cfg.precision, "threads": self.threads,
+                "memory_estimate": self.memory_estimate,
+                "resume_from": self.resume_from.name if self.resume_from else None,
+                "template_note": self.extra.get("template_note"), "notes": notes}
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -494,9 +527,10 @@ class Trainer:
         return path
 
     # the loop -----------------------------------------------------------------------------
-    def train(self, on_step: Callable[[StepInfo], None] | None = None) -> None:
-        """Run the remaining steps. Any failure leaves a checkpoint of the last sane step and
-        surfaces as a ``FreeholdError`` naming ``--resume`` (see ``_failed``)."""
+    def train(self) -> None:
+        """Run the remaining steps, each reported as a "training" event (``StepInfo.of`` reads
+        it). Any failure leaves a checkpoint of the last sane step and surfaces as a
+        ``FreeholdError`` naming ``--resume`` (see ``_failed``)."""
         s = self.s
         if not (s.run_dir / "config.json").is_file():  # a fresh run (not a resume)
             self.write_run_config()
@@ -512,9 +546,6 @@ class Trainer:
                     step = self.step + 1
                     loss, lr, n_tokens = self._update(step)
                     entry = self._log_step(step, loss, lr, n_tokens, pace)
-                    if on_step is not None:
-                        on_step(StepInfo(step, total, entry["epoch"], loss, lr, entry["tokens_per_s"],
-                                         entry["eta_s"], entry.get("val_loss")))
                     emit(self.progress, "training", total, step, eta_s=entry["eta_s"],
                          detail={k: entry[k] for k in _STEP_DETAIL if k in entry})
                     self._checkpoint_if_due(step, stop.received)

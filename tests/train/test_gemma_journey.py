@@ -37,9 +37,13 @@ def gemma_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     import_dataset([MAILBOX], "acme", ours=["acme-outdoor.example"], store=store)
     build_knowledge("acme-kb", datasets=["acme"], documents=[POLICIES], store=store)
     notes: list[str] = []
+
+    def on_event(event: Any) -> None:
+        if event.status == "prepared":
+            notes.append(str(event.detail["template_note"]))
+
     tune(TuneConfig("gemma3", "acme", "acme-gemma", knowledge="acme-kb", epochs=2, lr=5e-4, eval_every=0,
-                    save_every=0), store=store, settings=settings,
-         on_ready=lambda s: notes.append(str(s.extra.get("template_note"))))
+                    save_every=0), store=store, settings=settings, progress=on_event)
     yield store, settings, notes
     store.close()
 

@@ -14,8 +14,7 @@ from freehold.errors import ModelNotFoundError, UsageError
 from freehold.jobs import Worker, cancel, resume, submit, watch
 from freehold.store import Store
 from freehold.store.jobs import CANCELLED, DONE, RUNNING, Job
-
-from .test_tune import tiny_config
+from tests.train.conftest import tiny_config
 
 TUNE = {"base": "tiny", "dataset": "colours", "output": "tiny-job",
         "options": {k: v for k, v in tiny_config().to_dict().items()

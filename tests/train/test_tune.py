@@ -10,6 +10,7 @@ import pytest
 
 from freehold.errors import ModelNotFoundError, NoChatTemplateError, TrainingError, UsageError
 from freehold.store import MediaType, Store
+from freehold.train import StepInfo
 from tests.train.conftest import chat_rows, make_dataset, served_answer, tiny_config
 
 BASE_PARAMS = {"temperature": 0.3, "top_p": 0.85}  # the base's sampling defaults: a tune inherits them
@@ -28,8 +29,10 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path) -> Any:
     staged = store.stage_gguf(tiny_gguf, "tiny", params=BASE_PARAMS)
     commit_recorded(store, staged, import_record(staged))
     make_dataset(store, "colours", {"train": chat_rows(48), "validation": chat_rows(8, seed=3)}, home / "ds")
-    steps: list[Any] = []
-    result = tune(tiny_config(), store=store, settings=settings, on_step=steps.append)
+    events: list[Any] = []
+    result = tune(tiny_config(), store=store, settings=settings, progress=events.append)
+    steps = [s for s in map(StepInfo.of, events) if s is not None]
+    assert [e.status for e in events].index("prepared") < [e.status for e in events].index("training")
     yield store, result, steps
     store.close()
 
@@ -188,9 +191,10 @@ def test_each_precision_trains_is_recorded_and_replays_bit_exact(tiny_store: Sto
     from freehold.ledger import replay
     from freehold.train import tune
 
-    steps: list[Any] = []
+    events: list[Any] = []
     result = tune(tiny_config(output=f"p-{precision}", precision=precision, max_steps=12), store=tiny_store,
-                  on_step=steps.append)
+                  progress=events.append)
+    steps = [s for s in map(StepInfo.of, events) if s is not None]
     assert steps[-1].loss < 0.9 * steps[0].loss
     assert json.loads((result.run_dir / "config.json").read_text())["config"]["precision"] == precision
     reports = replay(tiny_store, f"p-{precision}", sample=0.25)
