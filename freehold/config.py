@@ -102,7 +102,8 @@ class ServerOptions:
     max_queue: int = 64  # waiting requests per model before 503 (Retry-After)
     keep_alive: float = 300.0  # seconds an idle model stays loaded (Ollama's default is 5 minutes)
     max_loaded: int = 2  # models kept in memory at once
-    max_body_bytes: int = 8 << 20
+    max_body_bytes: int = 8 << 20  # API requests (chat, jobs); uploads have their own limit
+    max_upload_bytes: int = 4 << 30  # one dropped mail archive or table (years of a small shop's mail)
     knowledge: str | None = None  # ground every chat in this index unless a request says otherwise
     jobs: bool = True  # run queued jobs (freehold.jobs) in this server, one at a time
 

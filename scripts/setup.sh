@@ -45,3 +45,15 @@ if [ "$(cat .venv/.llama-wheel 2>/dev/null)" != "$key" ]; then
   echo "$key" > .venv/.llama-wheel
 fi
 pip_ install --progress-bar off -e ".${extra}"
+
+# The page tests drive Debian's chromium with Playwright (Playwright cannot download its own
+# browsers here). Installed when this runs as root with apt; elsewhere those tests skip and say so.
+if [ "${1:-}" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing chromium for the page tests (apt-get install chromium)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "note: chromium is not installed, so the page tests will skip (apt-get install chromium)"
+  fi
+fi

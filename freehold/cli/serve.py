@@ -29,11 +29,14 @@ def serve_cmd(
                                   help="Waiting requests per model before 503."),
     keep_alive: float = typer.Option(_DEFAULTS.keep_alive, "--keep-alive", help="Seconds an idle model stays loaded."),
     max_loaded: int = typer.Option(_DEFAULTS.max_loaded, "--max-loaded", min=1, help="Models kept loaded at once."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the web app in a browser once it is up."),
+    max_upload_mb: int = typer.Option(_DEFAULTS.max_upload_bytes // 1_000_000, "--max-upload", min=1,
+                                      help="Largest mail archive or table the pages accept, in MB."),
     knowledge: str | None = typer.Option(
         None, "--knowledge", "-k", help="Ground every chat in this knowledge index (answers cite their sources "
         "in a 'grounding' field); a request's own 'knowledge' wins. Default: each model's own (tune --knowledge)."),
 ) -> None:
-    """Serve models over OpenAI- and Ollama-compatible HTTP APIs."""
+    """Serve the web app and models over OpenAI- and Ollama-compatible HTTP APIs."""
     from freehold.server import check_exposure, load_api_keys, serve
 
     env_host, env_port = settings().bind_address  # FREEHOLD_HOST; flags override each part
@@ -41,14 +44,39 @@ def serve_cmd(
     port = env_port if port is None else port
     options = ServerOptions(host=host, port=port, api_keys=load_api_keys(api_key, api_keys_file, settings()),
                             cors_origins=cors_origin, slots=slots, max_queue=max_queue, keep_alive=keep_alive,
-                            max_loaded=max_loaded, knowledge=knowledge)
+                            max_loaded=max_loaded, knowledge=knowledge,
+                            max_upload_bytes=max_upload_mb * 1_000_000)
     check_exposure(options)
     if knowledge:
         from freehold.cli.common import open_store
         from freehold.knowledge import get_knowledge
 
         get_knowledge(knowledge, open_store())  # a clear error now, not on every request
-    console.print(f"freehold serving on http://{host}:{port}  (OpenAI: /v1, Ollama: /api, metrics: /metrics)"
+    console.print(f"freehold serving on http://{host}:{port}  (web app: /, OpenAI: /v1, Ollama: /api, metrics: "
+                  "/metrics)"
                   + ("  [API key required]" if options.api_keys else "")
                   + (f"  [answers grounded in {knowledge}]" if knowledge else ""), highlight=False)
+    if open_browser:
+        _open_when_up(f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}/")
     serve(options, settings())
+
+
+def _open_when_up(url: str) -> None:
+    """Open ``url`` in the default browser as soon as the server answers (a background thread)."""
+    import threading
+    import time
+    import webbrowser
+
+    import httpx
+
+    def wait_and_open() -> None:
+        for _ in range(100):
+            try:
+                httpx.get(url + "health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        if not webbrowser.open(url):
+            console.print(f"open {url} in your browser", highlight=False)
+
+    threading.Thread(target=wait_and_open, daemon=True).start()

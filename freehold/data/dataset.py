@@ -855,6 +855,35 @@ def iter_examples(entry: ModelEntry, store: Store, split: str = "all") -> Iterat
     yield from read_rows(store, entry.manifest, split)
 
 
+FILTER_WORDS = {
+    "no_reply_from_ours": "{n} thread{s} had no reply from you",
+    "no_question_before_reply": "{n} thread{s} had your reply but no question before it",
+    "no_assistant_turn": "{n} thread{s} had nothing left for the assistant to say after cleaning",
+    "third_party_message": "{n} message{s} from other people in a thread (not the asker, not you) left out",
+    "empty_after_cleaning": "{n} message{s} empty once quotes and signatures were removed",
+    "too_short_turn": "{n} message{s} too short to teach anything",
+    "duplicate_exact": "{n} conversation{s} appeared twice (kept once)",
+    "duplicate_near": "{n} conversation{s} nearly identical to another (kept once)",
+    "auto_reply": "{n} automatic repl{ies} (out-of-office and the like) left out",
+    "bounce": "{n} bounce{s} (undeliverable mail notices) left out",
+    "newsletter": "{n} newsletter{s} or bulk mail left out",
+    "unparseable": "{n} message{s} that could not be read",
+    "missing_headers": "{n} message{s} without sender or date",
+    "undecodable": "{n} message{s} in an unknown text encoding",
+    "empty_body": "{n} message{s} with no text",
+}
+
+
+def explain_filters(config: dict[str, Any]) -> list[str]:
+    """What the import left out and why, in plain words ("19 threads had no reply from you")."""
+    counts = Counter({**config.get("skipped", {}), **config.get("filters", {})})
+    lines = []
+    for key, n in counts.most_common():
+        words = FILTER_WORDS.get(key, "{n} left out: " + key.replace("_", " "))
+        lines.append(words.format(n=n, s="" if n == 1 else "s", ies="y" if n == 1 else "ies"))
+    return lines
+
+
 def show_dataset(
     name: str,
     *,

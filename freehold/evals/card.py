@@ -430,6 +430,12 @@ def _annex(card: _Card, intended_use: str | None, acceptable_use: str | None) ->
     return text, missing, data
 
 
+def card_text(store: Store, name: str, watts_per_thread: float = WATTS_PER_THREAD) -> str:
+    """The model card (Hugging Face README.md) of store model ``name``, as text."""
+    text, _ = render_card(_Card(store, store.get(name), watts_per_thread))
+    return text
+
+
 def write_card(name: str, *, output: Path | str | None = None, annex_xi: bool = False,
                intended_use: str | None = None, acceptable_use: str | None = None,
                watts_per_thread: float = WATTS_PER_THREAD, store: Store | None = None) -> CardResult:

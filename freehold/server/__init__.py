@@ -8,7 +8,6 @@ continuous batching, API keys, CORS, Prometheus metrics and one JSON error shape
 from __future__ import annotations
 
 import contextlib
-import hmac
 import ipaddress
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -119,6 +118,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        if path in UNLIMITED_PATHS:  # streamed to disk under their own limit
+            await self.app(scope, receive, send)
+            return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         too_big = _error(path, 413, f"request body is over the {self.limit} byte limit",
@@ -147,7 +149,8 @@ class _TooLarge(Exception):
     pass
 
 
-OPEN_PATHS = ("/health", "/metrics", "/", "/api/version")
+OPEN_PATHS = ("/health", "/metrics", "/api/version", "/login", "/static/app.css")
+UNLIMITED_PATHS = ("/freehold/uploads",)
 
 
 def create_app(options: ServerOptions | None = None, settings: Settings | None = None,
@@ -174,11 +177,17 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
                   description="OpenAI- and Ollama-compatible API over local models.")
     app.state.freehold = state
 
-    from freehold.server import jobs_api, ollama_api, openai_api
+    from freehold.server import jobs_api, ollama_api, openai_api, store_api
 
     app.include_router(openai_api.router)
     app.include_router(ollama_api.router)
     app.include_router(jobs_api.router)
+    app.include_router(store_api.router)
+    from freehold import web
+    from freehold.server import auth
+
+    app.include_router(auth.router)
+    app.include_router(web.router)
     _add_error_handlers(app)
     _add_auth_and_metrics(app, state, options)
     _add_service_routes(app, state)
@@ -227,20 +236,33 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_auth_and_metrics(app: FastAPI, state: FreeholdState, options: ServerOptions) -> None:
-    """API keys (Bearer) on everything but OPEN_PATHS, and a request count per API, route and status."""
+    """API keys (Bearer, or the pages' login cookie) on everything but OPEN_PATHS, CSRF checks on
+    changes (``freehold.server.auth``), and a request count per API, route and status."""
+    from freehold.server.auth import bearer_ok, cookie_key, csrf_problem
 
     @app.middleware("http")
     async def auth_and_count(request: Request, call_next: Any) -> Response:
         path = request.url.path
         api = "openai" if path.startswith("/v1") else "ollama" if path.startswith("/api") else "other"
+        by_cookie = False
         if options.api_keys and path not in OPEN_PATHS and request.method != "OPTIONS":
-            header = request.headers.get("authorization", "")
-            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-            if not any(hmac.compare_digest(token.encode(), k.encode()) for k in options.api_keys):
+            by_cookie = not bearer_ok(request, options.api_keys) and cookie_key(request, options.api_keys)
+            if not by_cookie and not bearer_ok(request, options.api_keys):
                 state.metrics.requests.labels(api, path, "401").inc()
+                if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+                    from urllib.parse import quote
+
+                    from fastapi.responses import RedirectResponse
+
+                    return RedirectResponse(f"/login?next={quote(path)}", status_code=303)  # a person: log in
+                token = request.headers.get("authorization", "")
                 return _error(path, 401, "missing or invalid API key" if token else "missing API key",
                               "authentication_error", "invalid_api_key",
                               headers={"WWW-Authenticate": "Bearer"})
+        problem = None if bearer_ok(request, options.api_keys) else csrf_problem(request, by_cookie)
+        if problem:
+            state.metrics.requests.labels(api, path, "403").inc()
+            return _error(path, 403, problem, "permission_error", "csrf")
         response: Response = await call_next(request)
         route = request.scope.get("route")
         state.metrics.requests.labels(api, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
@@ -248,7 +270,7 @@ def _add_auth_and_metrics(app: FastAPI, state: FreeholdState, options: ServerOpt
 
 
 def _add_service_routes(app: FastAPI, state: FreeholdState) -> None:
-    """/health, /metrics (Prometheus) and / (where the APIs are)."""
+    """/health and /metrics (Prometheus); / is the web app's (``freehold.web``)."""
 
     @app.get("/health")
     async def health() -> Any:
@@ -263,11 +285,6 @@ def _add_service_routes(app: FastAPI, state: FreeholdState) -> None:
         state.metrics.active.set(state.models.active_sequences())
         state.metrics.models_loaded.set(len(state.models.loaded()))
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/")
-    async def root() -> Any:
-        return {"name": "freehold", "version": __version__, "openai": "/v1", "ollama": "/api",
-                "docs": "/docs", "metrics": "/metrics"}
 
 
 def serve(options: ServerOptions, settings: Settings | None = None) -> None:

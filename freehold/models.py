@@ -1,0 +1,109 @@
+"""The store's models as people see them: one description per model, for ``freehold models``,
+the native API and the pages (family, size, licence, where it came from, whether it fits).
+
+    describe(store, entry)   # {"name", "size", "licence": {...}, "origin": {...}, "fit": {...}, ...}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from freehold.licences import model_licence
+from freehold.store import MediaType, ModelEntry, Store
+
+# Licences whose terms restrict use or bind derivatives beyond attribution (Gemma's §3.2 use
+# restrictions, Llama's naming and acceptable-use policy, OpenRAIL's Attachment A, NC data).
+# A first cut, keyed by the short ids the store holds; unknown ones are shown as unknown.
+RESTRICTIVE = ("gemma", "llama", "openrail", "-nc", "cc-by-nc")
+PERMISSIVE = ("apache-2.0", "mit", "bsd", "cc-by-4.0", "cc0")
+
+# A decode estimate for models never served here: SmolLM2-135M Q4_1 (about 100 MB of weights)
+# decodes at about 80 tokens/s on a 2-core Xeon (docs/benchmarks.md), and one token reads every
+# weight once, so the rate scales with the weights' bytes and the cores.
+REFERENCE_TOKENS_PER_S, REFERENCE_BYTES, REFERENCE_CORES = 80.0, 100e6, 2
+
+
+def licence_info(store: Store, entry: ModelEntry) -> dict[str, Any]:
+    text = store.text_layer(entry.manifest, MediaType.LICENSE)
+    short = model_licence(entry.manifest, text)
+    key = (short or "").lower()
+    if not short:
+        kind = "unknown"
+    elif any(r in key for r in RESTRICTIVE):
+        kind = "restricted"
+    elif any(key.startswith(p) for p in PERMISSIVE):
+        kind = "permissive"
+    else:
+        kind = "unknown"
+    return {"name": short, "kind": kind, "restricts_use": kind == "restricted", "has_text": bool(text)}
+
+
+def origin(entry: ModelEntry) -> dict[str, Any]:
+    """Bundled with the install, imported from a file, tuned from a base, or exported from a model."""
+    src = entry.manifest.source or {}
+    if src.get("type") == "export":
+        return {"kind": "exported", "from": src.get("from"), "quant": src.get("quant")}
+    if src.get("type") == "tune":
+        return {"kind": "tuned", "from": src.get("base"), "dataset": src.get("dataset")}
+    if src.get("package"):
+        return {"kind": "bundled", "from": src.get("upstream") or src.get("package")}
+    return {"kind": "imported", "from": src.get("path")}
+
+
+def memory_available() -> int | None:
+    """Bytes the kernel says a new process can use (MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def fit(entry: ModelEntry, context: int = 4096, cores: int | None = None) -> dict[str, Any]:
+    """Whether the model fits this machine: the memory it needs to serve (weights plus a KV cache
+    of ``context`` tokens in f16) against what is free, and a decode-speed estimate."""
+    info = entry.info
+    weights = sum(layer.size for layer in entry.manifest.weights) or entry.size
+    layers = int(info.get("block_count") or 0)
+    kv_heads = int(info.get("head_count_kv") or info.get("head_count") or 0)
+    heads = int(info.get("head_count") or 0)
+    width = int(info.get("embedding_length") or 0)
+    head_dim = width // heads if heads else 0
+    kv_cache = 2 * layers * kv_heads * head_dim * min(context, int(info.get("context_length") or context)) * 2
+    need = int(weights + kv_cache + 64e6)  # + runtime buffers
+    free = memory_available()
+    cores = cores or os.cpu_count() or 1
+    rate = REFERENCE_TOKENS_PER_S * (REFERENCE_BYTES / max(weights, 1)) * (min(cores, 8) / REFERENCE_CORES)
+    state = "unknown" if free is None else "fits" if need < 0.7 * free else "tight" if need < free else "too big"
+    return {"need_bytes": need, "free_bytes": free, "state": state, "tokens_per_s": round(rate, 1),
+            "tokens_per_s_source": "estimated"}
+
+
+def describe(store: Store, entry: ModelEntry) -> dict[str, Any]:
+    """Everything a listing shows of one model."""
+    info = entry.info
+    licence = licence_info(store, entry)
+    return {
+        "name": entry.name,
+        "aliases": entry.aliases,
+        "digest": entry.manifest_digest,
+        "size": entry.size,
+        "format": info.get("format"),
+        "family": info.get("family"),
+        "architecture": info.get("architecture"),
+        "parameters": info.get("parameters"),
+        "quantization": info.get("quantization"),
+        "context_length": info.get("context_length"),
+        "license": licence["name"],
+        "licence": licence,
+        "chat": store.text_layer(entry.manifest, MediaType.TEMPLATE) is not None,
+        "origin": origin(entry),
+        "fit": fit(entry),
+        "knowledge": (entry.manifest.source or {}).get("knowledge"),
+        "modified": dt.datetime.fromtimestamp(entry.created_at).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,199 @@
+"""The native API over the store (/freehold): what the pages show and do, for any script too.
+
+    GET  /freehold/models                    every model, described (licence, origin, fit)
+    GET  /freehold/models/{name}             one model: its card, licence text, lineage, evals
+    POST /freehold/models/{name}/deploy      make it the model the APIs serve as "default"
+    GET  /freehold/datasets                  the datasets and their counts
+    GET  /freehold/datasets/{name}/preview   counts, what was left out in plain words, examples
+    POST /freehold/uploads?filename=F        a mail archive or table (the raw body), for an import job
+    GET  /freehold/settings                  threads, storage used, API keys set, identity key
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from freehold.errors import UsageError
+from freehold.store import Store
+
+router = APIRouter(prefix="/freehold", tags=["store"])
+
+DEFAULT_ALIAS = "default"  # the name a deployed model answers to, besides its own
+UPLOAD_TYPES = {".mbox": "mbox", ".mbx": "mbox", ".eml": "eml", ".zip": "zip", ".csv": "csv", ".tsv": "csv",
+                ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.freehold.store
+    return store
+
+
+def _model(store: Store, name: str) -> dict[str, Any]:
+    from freehold.evals.card import card_text, eval_records
+    from freehold.ledger.ops import lineage
+    from freehold.licences import licence_terms
+    from freehold.models import describe
+    from freehold.store import MediaType
+
+    entry = store.get(name)
+    doc = describe(store, entry)
+    doc["licence_text"] = licence_terms(entry.manifest, store.text_layer(entry.manifest, MediaType.LICENSE))
+    doc["source"] = entry.manifest.source
+    try:
+        doc["lineage"] = lineage(store, entry.name).to_dict()
+    except Exception as exc:  # a model imported without a record: shown as such, not a 500
+        doc["lineage"] = None
+        doc["lineage_error"] = str(getattr(exc, "message", exc))
+    evals = eval_records(store, entry)
+    doc["evals"] = {suite: {"record": r.number, "time": r.time, "scores": r.payload.get("scores")}
+                    for suite, r in sorted(evals.items())}
+    try:
+        doc["card"] = card_text(store, entry.name)
+    except Exception as exc:
+        doc["card"] = None
+        doc["card_error"] = str(getattr(exc, "message", exc))
+    return doc
+
+
+@router.get("/models")
+async def list_models(request: Request) -> Any:
+    from freehold.models import describe
+
+    store = _store(request)
+
+    def rows() -> dict[str, Any]:
+        target = store.resolve_ref(DEFAULT_ALIAS).full_name if store.has(DEFAULT_ALIAS) else None
+        return {"models": [describe(store, m) for m in store.list()], "default": target}
+
+    return await run_in_threadpool(rows)
+
+
+@router.get("/models/{name}")
+async def get_model(name: str, request: Request) -> Any:
+    return await run_in_threadpool(_model, _store(request), name)
+
+
+@router.post("/models/{name}/deploy")
+async def deploy_model(name: str, request: Request) -> Any:
+    """The model answers as "default" on every API (and is what the pages' chat opens with)."""
+    store = _store(request)
+
+    def deploy() -> dict[str, Any]:
+        entry = store.get(name)
+        store.add_alias(DEFAULT_ALIAS, entry.name)
+        return {"default": entry.name}
+
+    return await run_in_threadpool(deploy)
+
+
+@router.get("/datasets")
+async def list_datasets(request: Request) -> Any:
+    store = _store(request)
+
+    def rows() -> dict[str, Any]:
+        return {"datasets": [{"name": d.name, "digest": d.manifest_digest, "size": d.size,
+                              "counts": d.manifest.config.get("counts", {}),
+                              "created_at": d.created_at} for d in store.list("dataset")]}
+
+    return await run_in_threadpool(rows)
+
+
+@router.get("/datasets/{name}/preview")
+async def preview_dataset(name: str, request: Request, examples: int = Query(8, ge=0, le=100)) -> Any:
+    from freehold.data.dataset import explain_filters, show_dataset
+
+    store = _store(request)
+
+    def preview() -> dict[str, Any]:
+        shown = show_dataset(name, examples=examples, seed=0, store=store)
+        shown["left_out"] = explain_filters(shown)
+        return shown
+
+    return await run_in_threadpool(preview)
+
+
+@router.post("/uploads", status_code=201)
+async def upload(request: Request, filename: str = Query(..., description="the file's name (its type only)")) -> Any:
+    """The raw request body, streamed to the store's uploads folder. Only the name's suffix is
+    used (to know the type); the file is stored under a random folder, never under its name."""
+    state = request.app.state.freehold
+    suffix = Path(filename).suffix.lower()
+    if suffix not in UPLOAD_TYPES:
+        raise UsageError(f"{filename!r} is not a file Freehold can learn from",
+                         "drop an mbox, a .eml, a zip of a Maildir or of .eml files, a CSV or a JSONL file")
+    limit = state.options.max_upload_bytes
+    folder = state.store.home / "uploads" / os.urandom(8).hex()
+    folder.mkdir(parents=True)
+    target = folder / f"upload{suffix}"
+    size = 0
+    try:
+        with target.open("wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise UsageError(f"the upload is over the {limit // 1_000_000} MB limit",
+                                     "split the archive, or start the server with a higher --max-upload")
+                out.write(chunk)
+        if size == 0:
+            raise UsageError(f"{filename!r} is empty", "drop the file again")
+        path = await run_in_threadpool(_unpack, target) if suffix == ".zip" else target
+        fmt = await run_in_threadpool(_check_readable, path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-written stays behind
+        raise
+    return {"upload": folder.name, "path": str(path), "format": fmt, "size": size}
+
+
+def _unpack(archive: Path, limit_files: int = 200_000) -> Path:
+    """A zip's files under ``archive``'s folder; member names that climb out are refused."""
+    out = archive.parent / "files"
+    try:
+        with zipfile.ZipFile(archive) as z:
+            members = [m for m in z.infolist() if not m.is_dir()]
+            if len(members) > limit_files:
+                raise UsageError(f"the zip holds {len(members)} files", f"at most {limit_files} per upload")
+            for m in members:
+                parts = Path(m.filename).parts
+                if Path(m.filename).is_absolute() or ".." in parts or not parts:
+                    raise UsageError(f"the zip names a file outside itself ({m.filename!r})",
+                                     "zip the Maildir or .eml folder itself")
+                dest = out.joinpath(*parts)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(m) as src, dest.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except zipfile.BadZipFile as exc:
+        raise UsageError(f"the upload is not a readable zip: {exc}", "zip the folder again") from exc
+    archive.unlink()
+    inner = [p for p in out.iterdir()]
+    return inner[0] if len(inner) == 1 and inner[0].is_dir() else out
+
+
+def _check_readable(path: Path) -> str:
+    from freehold.data.read import resolve_sources
+
+    sources = resolve_sources([path])  # a clear error now ("cannot tell what kind of file"), not in the job
+    return sources[0].format
+
+
+@router.get("/settings")
+async def settings_info(request: Request) -> Any:
+    state = request.app.state.freehold
+    store = state.store
+
+    def info() -> dict[str, Any]:
+        from freehold.ledger.keys import load_identity
+
+        used = sum(p.stat().st_size for p in (store.home / "blobs").glob("sha256-*"))
+        return {"home": str(store.home), "threads": state.settings.threads, "context": state.settings.context,
+                "storage_bytes": used, "api_keys": len(state.options.api_keys),
+                "identity": load_identity(store.home).key_id,
+                "free_disk_bytes": shutil.disk_usage(store.home).free}
+
+    return await run_in_threadpool(info)

@@ -1,0 +1,146 @@
+"""The pages in a real browser: catalog, model page, chat, jobs, settings, and the whole
+"teach it" journey (drop a mailbox, preview, learn with a live loss chart, cancel, resume,
+deploy, chat), with every request outside the server blocked and recorded."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server.conftest import Live
+
+from .conftest import Browsing
+
+MAILBOX = Path(__file__).resolve().parents[2] / "examples" / "acme-support.mbox"
+
+
+def _clean(web: Browsing) -> None:
+    assert web.outside == [], f"a page tried to reach outside the server: {web.outside}"
+    assert web.errors == [], f"script errors: {web.errors}"
+
+
+def test_catalog_model_page_chat_jobs_and_settings(web: Browsing, site: Live) -> None:
+    page = web.go("/")
+    cards = page.locator(".card.model")
+    assert cards.count() == 2
+    tiny = page.locator(".card.model", has_text="tiny:latest").first
+    assert "apache-2.0" in tiny.locator(".badge.licence").inner_text()
+    assert "permissive" in (tiny.locator(".badge.licence").get_attribute("class") or "")
+    fit = tiny.locator(".badge.fit").inner_text()
+    assert re.search(r"(fits|tight|too big) · ~\d+ tokens/s", fit), fit
+    base = page.locator(".card.model", has_text="tiny-base").first
+    assert "licence unknown" in base.inner_text() and "base model (no chat)" in base.inner_text()
+    page.fill("#search", "tiny-base")
+    assert page.locator(".card.model:visible").count() == 1
+    web.shot("catalog")
+
+    page = web.go("/models/tiny:latest")
+    assert page.locator(".lineage svg").count() == 1 and "import" in page.locator(".lineage").inner_text()
+    page.click("#verify")
+    page.wait_for_selector("#action-status.good", timeout=90_000)
+    assert "verified" in page.inner_text("#action-status")
+    page.click("#deploy")
+    page.wait_for_selector("#snippets pre")
+    assert 'model="default"' in page.inner_text("#snippets")
+    web.shot("model")
+
+    page = web.go("/chat")
+    assert page.locator("#chat-model").input_value() == "tiny:latest"  # the deployed model opens the chat
+    page.fill("#chat-input", "the cat")
+    with page.expect_response("**/v1/chat/completions") as streamed:
+        page.click("#send")
+    assert streamed.value.status == 200 and "data: " in streamed.value.text()
+    page.wait_for_selector('.column[data-role="main"] .msg.assistant[data-done="1"]')
+    answer = page.locator('.column[data-role="main"] .msg.assistant').inner_text()
+    assert not answer.startswith("Error"), answer  # the tiny model's words are random, possibly blank
+    assert page.locator(".msg.user").inner_text() == "the cat"
+    web.shot("chat")
+
+    page = web.go("/jobs")
+    page.wait_for_selector("#jobs-table tbody tr")
+    assert "verify" in page.inner_text("#jobs-table") and "done" in page.inner_text("#jobs-table")
+    web.shot("jobs")
+    page = web.go("/settings")
+    assert "Signing identity" in page.inner_text("main") and "ed25519:" in page.inner_text("main")
+    web.shot("settings")
+    _clean(web)
+
+
+def test_teach_journey_drop_preview_learn_cancel_resume_deploy_chat(web: Browsing, site: Live,
+                                                                    tmp_path: Path) -> None:
+    page = web.go("/teach")
+    mailbox = tmp_path / "support.mbox"
+    shutil.copy(MAILBOX, mailbox)
+    page.fill("#dataset-name", "shop")
+    page.fill("#ours", "acme-outdoor.example")
+    page.set_input_files("#file", str(mailbox))  # what dropping the file on the page does
+    page.wait_for_selector("#preview .conversation", timeout=120_000)
+    preview = page.inner_text("#preview")
+    assert "conversations to learn from" in preview and "Customer:" in preview and "You:" in preview
+    assert "names, addresses and numbers replaced" in preview
+    web.shot("teach-preview")
+
+    page.select_option("#base", "tiny:latest")
+    page.fill("#output", "shop-assistant")
+    page.click("details.advanced summary")
+    page.fill("#epochs", "40")
+    page.fill("#lr", "0.003")
+    page.click("#tune")
+    # The loss chart grows as the tune's events arrive (polled from here: the pages' CSP allows no eval).
+    deadline = time.monotonic() + 120
+    while len((page.get_attribute("#loss-chart polyline", "points") or "").split()) < 3:
+        assert time.monotonic() < deadline, page.inner_text("#tune-progress")
+        page.wait_for_timeout(100)
+    web.shot("teach-learning")
+    page.click("#tune-cancel")
+    page.wait_for_selector("#tune-resume:visible", timeout=120_000)
+    assert "cancelled" in page.inner_text("#tune-progress")
+    points_before = len(page.get_attribute("#loss-chart polyline", "points").split())
+    page.click("#tune-resume")
+    page.wait_for_selector("#tune-progress .status.good", timeout=300_000)
+    assert "learned: shop-assistant" in page.inner_text("#tune-progress")
+    assert len(page.get_attribute("#loss-chart polyline", "points").split()) > points_before
+    page.click("#deploy")
+    page.wait_for_selector("#snippets pre")
+    web.shot("teach-deployed")
+    _clean(web)
+
+    # The deployed model answers through the OpenAI API by its new name, "default".
+    r = httpx.post(site.url + "/v1/chat/completions", timeout=60, json={
+        "model": "default", "max_tokens": 8, "messages": [{"role": "user", "content": "Is my zip covered?"}]})
+    assert r.status_code == 200 and r.json()["model"].startswith("shop-assistant")
+    page = web.go("/chat")
+    assert page.locator("#chat-model").input_value() == "shop-assistant:latest"
+    assert page.locator("#compare").is_checked()  # a tuned model opens beside its base
+    page.fill("#chat-input", "Is my zip covered?")
+    page.click("#send")
+    page.wait_for_selector('.column[data-role="base"] .msg.assistant[data-done="1"]')
+    page.wait_for_selector('.column[data-role="main"] .msg.assistant[data-done="1"]')
+    web.shot("chat-side-by-side")
+    _clean(web)
+
+
+@pytest.mark.parametrize("name,body,why", [
+    ("notes.txt", b"hello", "not a file Freehold can learn from"),
+    ("broken.mbox", b"\x00\x01garbage that is no mail", "cannot tell what kind of file"),
+    ("empty.csv", b"", "is empty"),
+    ("evil.zip", None, "outside itself"),
+])
+def test_a_bad_upload_is_a_clear_400_and_leaves_nothing(site: Live, tmp_path: Path, name: str,
+                                                        body: bytes | None, why: str) -> None:
+    if body is None:
+        import zipfile
+
+        with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
+            z.writestr("../../escape.eml", "From: a@b\n\nhi")
+        body = (tmp_path / "evil.zip").read_bytes()
+    r = httpx.post(f"{site.url}/freehold/uploads", params={"filename": name}, content=body)
+    assert r.status_code == 400 and why in r.json()["error"]["message"], r.text
+    uploads = site.store.home / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
+    assert not (site.store.home.parent / "escape.eml").exists()
