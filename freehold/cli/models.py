@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,10 @@ from freehold.licences import licence_terms, model_licence
 from freehold.store import MediaType, ModelEntry, Store
 
 
-def _row(store: Store, m: ModelEntry) -> dict[str, object]:
-    return {
-        "name": m.name,
-        "aliases": m.aliases,
-        "digest": m.manifest_digest,
-        "size": m.size,
-        "format": m.info.get("format"),
-        "family": m.info.get("family"),
-        "architecture": m.info.get("architecture"),
-        "parameters": m.info.get("parameters"),
-        "quantization": m.info.get("quantization"),
-        "license": model_licence(m.manifest, store.text_layer(m.manifest, MediaType.LICENSE)),
-        "modified": dt.datetime.fromtimestamp(m.created_at).isoformat(timespec="seconds"),
-    }
+def _row(store: Store, m: ModelEntry) -> dict[str, Any]:
+    from freehold.models import describe
+
+    return describe(store, m)
 
 
 @app.command("models")
@@ -56,10 +45,10 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     for col in ("NAME", "ID", "SIZE", "PARAMS", "QUANT", "FAMILY", "LICENSE", "MODIFIED"):
         table.add_column(col)
     for r in rows:
-        name = str(r["name"]) + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")  # type: ignore[arg-type]
-        table.add_row(name, str(r["digest"])[7:19], human_size(int(r["size"])),  # type: ignore[call-overload]
-                      human_count(r["parameters"]), str(r["quantization"] or "-"),  # type: ignore[arg-type]
-                      str(r["family"] or "-"), str(r["license"] or "-"), str(r["modified"]).replace("T", " "))
+        name = str(r["name"]) + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+        table.add_row(name, str(r["digest"])[7:19], human_size(int(r["size"])), human_count(r["parameters"]),
+                      str(r["quantization"] or "-"), str(r["family"] or "-"), str(r["license"] or "-"),
+                      str(r["modified"]).replace("T", " "))
     console.print(table)
 
 
