@@ -105,6 +105,10 @@ def test_teach_journey_drop_preview_learn_cancel_resume_deploy_chat(web: Browsin
     page.wait_for_selector("#tune-progress .status.good", timeout=300_000)
     assert "learned: shop-assistant" in page.inner_text("#tune-progress")
     assert len(page.get_attribute("#loss-chart polyline", "points").split()) > points_before
+    page.click("#evaluate")  # the quality suite on the held-out mail, against the base
+    page.wait_for_selector("#eval-result table", timeout=300_000)
+    result = page.inner_text("#eval-result")
+    assert "quality" in result and "tiny:latest" in result, result
     page.click("#deploy")
     page.wait_for_selector("#snippets pre")
     web.shot("teach-deployed")
