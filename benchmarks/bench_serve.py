@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_serve.py                  # N = 1, 4, 8, 16 (~4 min, 2 cores)
     .venv/bin/python benchmarks/bench_serve.py --clients 1 4 --tokens 32
     .venv/bin/python benchmarks/bench_serve.py --llama-server /tmp/lsbuild/bin/llama-server
+    .venv/bin/python benchmarks/bench_serve.py --clients 1 4 8 --skip-peer --ui --tune   # issue 14's figures
 
 The optional llama-server (llama.cpp's C++ server) is built in a temp dir from the llama.cpp
 sources inside the llama-cpp-python sdist, never committed:
@@ -16,6 +17,12 @@ prompt per client) through the OpenAI API; we report aggregate output tokens/s a
 time to first token. The ceiling is llama.cpp's batch API driven directly (same model,
 threads, N sequences, no HTTP, no Python scheduler). Each server runs alone, in its own
 process, on the bundled SmolLM2-135M-Instruct Q4_1 GGUF; run on an otherwise idle machine.
+
+``--ui`` measures Freehold again with the web app open in a headless chromium (the catalog
+and the jobs page, which polls every 2 s), and reports the ratio to the run without it (goal,
+issue 14: the UI costs serving at most 5%). ``--tune`` then also starts a tune job through the
+native API (the sample mailbox, uploaded and imported) and measures while it trains, to show
+what one heavy job on 2 cores costs the requests served beside it.
 """
 
 from __future__ import annotations
@@ -209,6 +216,45 @@ def run_server(kind: str, threads: int, slots: int, binary: str | None = None
     return proc, url, model
 
 
+UI_SCRIPT = """
+import sys, time
+from playwright.sync_api import sync_playwright
+from tests.web.conftest import chromium_path
+with sync_playwright() as p:
+    b = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+    for path in ("/", "/jobs"):
+        b.new_page().goto(sys.argv[1] + path)
+    print("open", flush=True)
+    time.sleep(3600)
+"""
+
+
+def open_ui(url: str) -> subprocess.Popen[bytes]:
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", UI_SCRIPT, url], cwd=repo, stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(repo)})
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the pages are open
+    time.sleep(2)
+    return proc
+
+
+def start_tune(url: str) -> str:
+    """Upload and import the sample mailbox, start a tune of SmolLM2 on it; its job id once it trains."""
+    mailbox = Path(__file__).resolve().parents[1] / "examples" / "acme-support.mbox"
+    up = httpx.post(url + "/freehold/uploads", params={"filename": "acme.mbox"}, content=mailbox.read_bytes()).json()
+    job = httpx.post(url + "/freehold/jobs", json={"kind": "import", "params": {
+        "paths": [up["path"]], "name": "bench-shop", "ours": ["acme-outdoor.example"]}}).json()
+    while httpx.get(f"{url}/freehold/jobs/{job['id']}").json()["state"] != "done":
+        time.sleep(0.5)
+    tune = httpx.post(url + "/freehold/jobs", json={"kind": "tune", "params": {
+        "base": "smollm2", "dataset": "bench-shop", "output": f"bench-tune-{os.getpid()}",
+        "options": {"epochs": 50}}}).json()
+    while (httpx.get(f"{url}/freehold/jobs/{tune['id']}").json().get("progress") or {}).get("status") != "training":
+        time.sleep(0.5)
+    return str(tune["id"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16])
@@ -216,6 +262,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--llama-server", help="path to a llama-server binary to compare with too")
+    ap.add_argument("--ui", action="store_true", help="measure Freehold again with the web app open")
+    ap.add_argument("--tune", action="store_true", help="and again while a tune job runs (with --ui)")
     args = ap.parse_args()
     # One OpenMP wait setting for all three (Freehold's default unless the caller set one);
     # the servers inherit it.
@@ -238,9 +286,17 @@ def main() -> None:
                 rows[n][kind + "_p50"] = r["p50"]
                 rows[n][kind + "_p99"] = r["p99"]
                 rows[n][kind + "_failed"] = r["failed"]
+            if kind == "freehold" and args.ui:
+                extra(rows, url, model, args, "freehold+ui", open_ui(url))
+            if kind == "freehold" and args.ui and args.tune:
+                job = start_tune(url)
+                try:
+                    extra(rows, url, model, args, "freehold+ui+tune", open_ui(url))
+                finally:
+                    httpx.post(f"{url}/freehold/jobs/{job}/cancel")
         finally:
             proc.terminate()
-            proc.wait(10)
+            proc.wait(60)
     print(f"{'N':>3} {'decode':>7} {'ceiling':>8} {'freehold':>9} {'vs ceil':>8} {'p50 ttft':>9} {'p99 ttft':>9} "
           f"{'llama-cpp-py':>12} {'p50 ttft':>9} {'cut':>4} {'freehold/peer':>13}")
     for n, r in rows.items():
@@ -255,10 +311,28 @@ def main() -> None:
             ls = r["llama-server"]
             print(f"N={n:>2}: llama-server {ls:6.1f} tok/s (p50 ttft {r['llama-server_p50']:.3f} s, "
                   f"cut {r['llama-server_failed']:.0f}) -> freehold / llama-server {r['freehold'] / ls:.2f}")
+    for n, r in rows.items():
+        if "freehold+ui" in r:
+            line = (f"N={n:>2}: with the web app open {r['freehold+ui']:6.1f} tok/s = "
+                    f"{r['freehold+ui'] / r['freehold']:.3f}x without it")
+            if "freehold+ui+tune" in r:
+                line += (f"; and a tune job training {r['freehold+ui+tune']:6.1f} tok/s = "
+                         f"{r['freehold+ui+tune'] / r['freehold']:.3f}x")
+            print(line)
     print("tokens/s are output tokens of completed and cut streams over wall time; 'cut' counts streams the "
           "peer server ended early (it interrupts a stream when a new request arrives); 'ceiling' does the "
           "servers' work (templated prompts, then the output tokens) without HTTP or a scheduler, 'decode' is "
           "its decode phase alone (prompts excluded)")
+
+
+def extra(rows: dict[int, dict[str, float]], url: str, model: str, args: argparse.Namespace, name: str,
+          ui: subprocess.Popen[bytes]) -> None:
+    try:
+        for n in args.clients:
+            rows[n][name] = asyncio.run(load(url, model, n, args.tokens))["tps"]
+    finally:
+        ui.kill()
+        ui.wait()
 
 
 if __name__ == "__main__":

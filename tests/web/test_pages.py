@@ -108,7 +108,8 @@ def test_teach_journey_drop_preview_learn_cancel_resume_deploy_chat(web: Browsin
     page.click("#evaluate")  # the quality suite on the held-out mail, against the base
     page.wait_for_selector("#eval-result table", timeout=300_000)
     result = page.inner_text("#eval-result")
-    assert "quality" in result and "tiny:latest" in result, result
+    assert "quality" in result and "tiny:latest" in result and "lower is better" in result, result
+    assert re.search(r"Better than tiny:latest on \d+ of \d+ scores", result), result
     page.click("#deploy")
     page.wait_for_selector("#snippets pre")
     web.shot("teach-deployed")

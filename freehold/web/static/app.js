@@ -364,21 +364,24 @@ function initTeach() {
 }
 
 function renderEval(box, report) {
-  const rows = [];
-  const base = {};
-  for (const r of report.base_runs || []) base[r.suite] = r.scores;
-  const table = el("table", { class: "evals" }, el("thead", {}, el("tr", {}, el("th", { text: "Suite" }), el("th", { text: "Score" }), el("th", { text: report.model }), el("th", { text: report.base || "base" }))));
+  // The comparison the eval computed (freehold.evals.compare): each score beside the base's,
+  // marked better or worse in the direction that score improves.
+  const table = el("table", { class: "evals" }, el("thead", {}, el("tr", {},
+    el("th", { text: "Suite" }), el("th", { text: "Score" }), el("th", { text: report.model }),
+    el("th", { text: report.base || "base" }), el("th", { text: "" }))));
   const body = el("tbody");
-  for (const r of report.runs || []) {
-    for (const [k, v] of Object.entries(r.scores || {})) {
-      if (typeof v !== "number") continue;
-      const b = base[r.suite] ? base[r.suite][k] : undefined;
-      body.append(el("tr", {}, el("td", { text: r.suite }), el("td", { text: k }), el("td", { text: v.toFixed(3) }), el("td", { text: typeof b === "number" ? b.toFixed(3) : "-" })));
-      rows.push(k);
+  let better = 0, worse = 0;
+  for (const [suite, entry] of Object.entries(report.comparison || {})) {
+    for (const [score, row] of Object.entries(entry.scores || {})) {
+      const gain = row.lower_is_better ? row.base - row.model : row.model - row.base;
+      const verdict = gain > 0 ? "better" : gain < 0 ? "worse" : "same";
+      if (gain > 0) better += 1; else if (gain < 0) worse += 1;
+      body.append(el("tr", { class: verdict }, el("td", { text: suite }), el("td", { text: score + (row.lower_is_better ? " (lower is better)" : "") }),
+        el("td", { text: row.model.toFixed(3) }), el("td", { text: row.base.toFixed(3) }), el("td", { text: verdict })));
     }
   }
   table.append(body);
-  box.replaceChildren(table);
+  box.replaceChildren(el("p", { class: "status", text: `Better than ${report.base || "the base"} on ${better} of ${better + worse} scores that differ, on the held-out mail.` }), table);
 }
 
 // -- jobs ------------------------------------------------------------------------------------
