@@ -6,6 +6,7 @@
     GET  /freehold/datasets                  the datasets and their counts
     GET  /freehold/datasets/{name}/preview   counts, what was left out in plain words, examples
     POST /freehold/uploads?filename=F        a mail archive or table (the raw body), for an import job
+    POST /freehold/reply?model=NAME          a drafted reply to an .eml (the raw body), with its sources
     GET  /freehold/settings                  threads, storage used, API keys set, identity key
 """
 
@@ -180,6 +181,29 @@ def _check_readable(path: Path) -> str:
 
     sources = resolve_sources([path])  # a clear error now ("cannot tell what kind of file"), not in the job
     return sources[0].format
+
+
+@router.post("/reply")
+async def reply(request: Request, model: str = Query(DEFAULT_ALIAS, description="the model that drafts it"),
+                knowledge: str | None = Query(None, description="an index to answer from; 'none': without")) -> Any:
+    """The support workflow: an incoming mail (.eml bytes) in, a draft in the model's voice out,
+    grounded in the model's own knowledge index (or ``knowledge``) with the sources it cites."""
+    from freehold.config import REPLY_MAX_TOKENS
+    from freehold.engine import SamplingParams
+    from freehold.knowledge import knowledge_for, load_index
+    from freehold.knowledge.reply import draft_reply, parse_mail
+
+    state = request.app.state.freehold
+    mail = parse_mail(await request.body(), "the dropped mail")
+
+    def draft() -> dict[str, Any]:
+        with state.models.use(model) as engine:
+            kb = knowledge_for(engine.entry, knowledge if knowledge is not None else state.options.knowledge)
+            index = load_index(state.store, kb) if kb else None
+            out = draft_reply(engine, mail, index, SamplingParams.given(max_tokens=REPLY_MAX_TOKENS))
+            return {"model": engine.name, **out.to_dict()}
+
+    return await run_in_threadpool(draft)
 
 
 @router.get("/settings")

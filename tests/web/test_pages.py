@@ -59,6 +59,11 @@ def test_catalog_model_page_chat_jobs_and_settings(web: Browsing, site: Live) ->
     answer = page.locator('.column[data-role="main"] .msg.assistant').inner_text()
     assert not answer.startswith("Error"), answer  # the tiny model's words are random, possibly blank
     assert page.locator(".msg.user").inner_text() == "the cat"
+    # The support workflow: drop a customer's mail, get a draft to edit and copy.
+    page.set_input_files("#reply-file", str(MAILBOX.parent / "customer-question.eml"))
+    page.wait_for_selector("#reply-draft:visible")
+    head = page.inner_text("#reply-draft .reply-head")
+    assert head == "To: oliver.bennett@example.net · Subject: Re: Broken zip on my backpack", head
     web.shot("chat")
 
     page = web.go("/jobs")
@@ -128,6 +133,14 @@ def test_teach_journey_drop_preview_learn_cancel_resume_deploy_chat(web: Browsin
     page.wait_for_selector('.column[data-role="main"] .msg.assistant[data-done="1"]')
     web.shot("chat-side-by-side")
     _clean(web)
+
+
+def test_a_mail_that_is_not_one_is_a_clear_400(site: Live) -> None:
+    r = httpx.post(site.url + "/freehold/reply", params={"model": "tiny"}, content=b"\x00\x01 not a mail")
+    assert r.status_code == 400 and "not a readable e-mail" in r.json()["error"]["message"], r.text
+    r = httpx.post(site.url + "/freehold/reply", params={"model": "ghost"},
+                   content=(MAILBOX.parent / "customer-question.eml").read_bytes())
+    assert r.status_code == 404
 
 
 @pytest.mark.parametrize("name,body,why", [

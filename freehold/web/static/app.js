@@ -26,6 +26,16 @@ async function api(path, options = {}) {
 
 const byIds = (...ids) => ids.map((id) => document.getElementById(id));
 
+// A drop zone: a file dropped on it, or chosen with a click or the keyboard, goes to take(file).
+function onDrop(drop, input, take) {
+  drop.addEventListener("click", () => input.click());
+  drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") input.click(); });
+  input.addEventListener("change", () => { if (input.files[0]) take(input.files[0]); });
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); if (e.dataTransfer.files[0]) take(e.dataTransfer.files[0]); });
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -200,6 +210,7 @@ function initChat() {
   for (const c of [compare, modelSel, baseSel]) c.addEventListener("change", () => { layout(); clear(); });
   document.getElementById("clear").addEventListener("click", clear);
   layout();
+  initReply(modelSel);
   input.addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -224,6 +235,33 @@ function initChat() {
         answer.dataset.done = "1";
       } catch (err) { answer.textContent = "Error: " + err.message; answer.classList.add("status", "bad"); answer.dataset.done = "1"; }
     }));
+  });
+}
+
+function initReply(modelSel) {
+  const [drop, file, status, box] = byIds("reply-drop", "reply-file", "reply-status", "reply-draft");
+  const draft = async (f) => {
+    status.className = "status";
+    status.textContent = `${modelSel.value} is drafting a reply to ${f.name}…`;
+    box.hidden = true;
+    try {
+      const r = await api(`/freehold/reply?model=${encodeURIComponent(modelSel.value)}`, { method: "POST", body: f, headers: { "Content-Type": "message/rfc822" } });
+      box.querySelector(".reply-head").textContent = `To: ${r.to} · Subject: ${r.subject}`;
+      document.getElementById("reply-text").value = r.draft;
+      const cites = (r.grounding && r.grounding.citations) || [];
+      box.querySelector(".sources").textContent = cites.length ? "Based on: " + cites.map((c, i) => `[${i + 1}] ${c.title}`).join("; ")
+        : r.grounding ? `Nothing in ${r.grounding.knowledge} answers this: check the draft.` : "";
+      box.hidden = false;
+      status.textContent = "Edit the draft, then copy it into your reply.";
+    } catch (e) { status.textContent = e.message; status.classList.add("bad"); }
+  };
+  onDrop(drop, file, draft);
+  document.getElementById("reply-copy").addEventListener("click", () => {
+    const t = document.getElementById("reply-text");
+    t.select();
+    if (navigator.clipboard) navigator.clipboard.writeText(t.value).catch(() => document.execCommand("copy"));
+    else document.execCommand("copy");
+    status.textContent = "Copied.";
   });
 }
 
@@ -302,12 +340,7 @@ function initTeach() {
       drop.querySelector("p").textContent = "Drop another file here, or click to choose one.";
     }
   };
-  drop.addEventListener("click", () => file.click());
-  drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") file.click(); });
-  file.addEventListener("change", () => { if (file.files[0]) importFile(file.files[0]); });
-  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); if (e.dataTransfer.files[0]) importFile(e.dataTransfer.files[0]); });
+  onDrop(drop, file, importFile);
 
   const losses = [];
   const chart = document.querySelector("#loss-chart polyline");
