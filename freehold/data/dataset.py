@@ -487,7 +487,7 @@ def _write_examples(
         )
         # Duplicates are found on the placeholder form, so stand-ins (which differ between
         # two copies of one mail) change no counts: every mode keeps the same examples.
-        keyed = conv.turns if pii == "keep" else _scrub(conv.turns, scrubber)
+        keyed, spans = (conv.turns, []) if pii == "keep" else _scrub(conv.turns, scrubber)
         reason = dedupe.check(keyed)
         if reason:
             st.filters[reason] += 1
@@ -498,16 +498,19 @@ def _write_examples(
         # The thread is named by a hash (its Message-ID can carry a name or address) so
         # anyone can check that no thread spans two splits.
         thread = hashlib.sha256(conv.thread.encode()).hexdigest()[:16]
-        rows.write(split_of(conv.thread, seed), {"thread": thread, "messages": conv.turns})
+        rows.write(split_of(conv.thread, seed), {"thread": thread, "messages": conv.turns}, spans)
 
 
-def _scrub(turns: list[dict[str, str]], scrubber: Scrubber) -> list[dict[str, str]]:
-    """Scrub ``turns`` in place (stand-ins, or placeholders); returns them in placeholder form."""
+def _scrub(turns: list[dict[str, str]], scrubber: Scrubber) -> tuple[list[dict[str, str]], list[list[Any]]]:
+    """Scrub ``turns`` in place (stand-ins, or placeholders); returns them in placeholder form,
+    and where each turn's rendered text holds a replacement: [turn, start, end, type]."""
     marked_turns = []
-    for t in turns:
-        marked, t["content"] = scrubber.scrub_both(t["content"])
+    spans: list[list[Any]] = []
+    for n, t in enumerate(turns):
+        marked, t["content"], found = scrubber.scrub_spans(t["content"])
         marked_turns.append({"role": t["role"], "content": marked})
-    return marked_turns
+        spans += [[n, start, end, kind] for start, end, kind in found]
+    return marked_turns, spans
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -618,6 +621,8 @@ class _RowWriter:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.files = {s: (workdir / f"{s}.jsonl").open("wb") for s in SPLITS}
+        self.spans = (workdir / PII_SPANS_FILE).open("wb")
+        self.with_spans = 0
         self.leaves: dict[str, list[bytes]] = {s: [] for s in SPLITS}
         self.written: Counter[str] = Counter()
 
@@ -625,16 +630,21 @@ class _RowWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for f in self.files.values():
+        for f in (*self.files.values(), self.spans):
             f.close()
 
-    def write(self, split: str, example: dict[str, Any]) -> None:
+    def write(self, split: str, example: dict[str, Any], spans: list[list[Any]] | None = None) -> None:
         """Write ``example`` (a row without its id) with its id prepended: the id covers the whole
-        row but the id itself, as the ledger's verify recomputes it."""
-        row = {"id": example_id(example), **example}
+        row but the id itself, as the ledger's verify recomputes it. ``spans``: where its text
+        holds replaced personal data (a side file for the preview, not part of the row)."""
+        row_id = example_id(example)
+        row = {"id": row_id, **example}
         self.files[split].write(json.dumps(row, ensure_ascii=False, sort_keys=True).encode() + b"\n")
         self.leaves[split].append(leaf_hash(canonical_json(example)))
         self.written[split] += 1
+        if spans:
+            self.spans.write(json.dumps({"id": row_id, "spans": spans}).encode() + b"\n")
+            self.with_spans += 1
 
     @property
     def examples(self) -> int:
@@ -658,6 +668,8 @@ class _RowWriter:
                 layer = store.put_file_blob(self.workdir / f"{s}.jsonl", MediaType.DATASET, f"{s}.jsonl")
                 annotations = {**layer.annotations, "split": s, "examples": str(self.written[s])}
                 layers.append(Layer(layer.media_type, layer.digest, layer.size, annotations))
+        if self.with_spans:
+            layers.append(store.put_file_blob(self.workdir / PII_SPANS_FILE, MediaType.PII_SPANS, PII_SPANS_FILE))
         return layers
 
 
@@ -855,6 +867,18 @@ def iter_examples(entry: ModelEntry, store: Store, split: str = "all") -> Iterat
     yield from read_rows(store, entry.manifest, split)
 
 
+PII_SPANS_FILE = "pii-spans.jsonl"
+
+
+def pii_spans(store: Store, entry: ModelEntry) -> dict[str, list[list[Any]]]:
+    """Each example's replaced personal data (``[turn, start, end, type]``) by example id; empty
+    for datasets imported before spans were kept, or with ``--pii keep``."""
+    layer = entry.manifest.layer(MediaType.PII_SPANS)
+    if layer is None:
+        return {}
+    return {str(r["id"]): r["spans"] for r in read_layer(store, layer)}
+
+
 FILTER_WORDS = {
     "no_reply_from_ours": "{n} thread{s} had no reply from you",
     "no_question_before_reply": "{n} thread{s} had your reply but no question before it",
@@ -904,6 +928,9 @@ def show_dataset(
             j = rng.randint(0, n)
             if j < examples:
                 sample[j] = row
+    spans = pii_spans(store, entry) if sample else {}
+    for row in sample:
+        row["pii_spans"] = spans.get(str(row.get("id")), [])
     return {"name": entry.name, "digest": entry.manifest_digest, **entry.manifest.config, "examples": sample}
 
 

@@ -326,8 +326,15 @@ class Scrubber:
         The placeholder form replaces every finding whatever the mode, so deduplication on
         it keeps the same examples whether a dataset gets placeholders or stand-ins (two
         copies of one mail differ only in their stand-ins)."""
+        marked, rendered, _ = self.scrub_spans(text)
+        return marked, rendered
+
+    def scrub_spans(self, text: str) -> tuple[str, str, list[tuple[int, int, str]]]:
+        """``scrub_both``, and where the rendered text holds a replacement: (start, end, type)."""
         marked: list[str] = []
         rendered: list[str] = []
+        spans: list[tuple[int, int, str]] = []
+        at = 0  # length of the rendered text so far
         pos = 0
         for f in find_pii(text, self.names):
             ph = self._placeholder(f)
@@ -335,15 +342,18 @@ class Scrubber:
             marked += (between, ph)
             if self.keep is not None and self.keep(f):
                 self.kept[f.type] += 1
-                rendered += (between, f.text)
+                out = f.text
             else:
                 self.findings[f.type] = self.findings.get(f.type, 0) + 1
                 if self.surrogates is None:
-                    rendered += (between, ph)
+                    out = ph
                 else:
                     before = text[max(0, f.start - 12) : f.start]
-                    rendered += (between, self.surrogates.stand_in(f.type, self._key(f)[1], f.text, before))
+                    out = self.surrogates.stand_in(f.type, self._key(f)[1], f.text, before)
+                spans.append((at + len(between), at + len(between) + len(out), f.type))
+            rendered += (between, out)
+            at += len(between) + len(out)
             pos = f.end
         marked.append(text[pos:])
         rendered.append(text[pos:])
-        return "".join(marked), "".join(rendered)
+        return "".join(marked), "".join(rendered), spans

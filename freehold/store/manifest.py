@@ -31,6 +31,9 @@ class MediaType:
     CARD = "application/vnd.freehold.card+markdown"
     LINEAGE = "application/vnd.freehold.lineage+json"
     DATASET = "application/vnd.freehold.dataset+jsonl"
+    # Where each example's personal data was replaced: {"id", "spans": [[turn, start, end, type]]}
+    # per line, for the preview that highlights it. Not training data (outside the Merkle root).
+    PII_SPANS = "application/vnd.freehold.dataset.pii-spans+jsonl"
     # A PEFT adapter file (checkpoints and tuned models): tensor names without the adapter name.
     ADAPTER = "application/vnd.freehold.adapter.safetensors"
     ADAPTER_CONFIG = "application/vnd.freehold.adapter.config+json"

@@ -206,3 +206,26 @@ def test_tables_import_show_export_rm(tmp_path: Path) -> None:
     remove_dataset("faq", store=store)
     with pytest.raises(ModelNotFoundError):
         show_dataset("faq", store=store)
+
+
+@pytest.mark.parametrize("pii", ["placeholders", "surrogates"])
+def test_the_import_records_where_it_replaced_personal_data(store: Store, pii: str) -> None:
+    from freehold.data.dataset import pii_spans, show_dataset
+
+    mailbox = Path(__file__).resolve().parents[2] / "examples" / "acme-support.mbox"
+    result = import_dataset([mailbox], "shop", ours=["acme-outdoor.example"], pii=pii, store=store)
+    spans = pii_spans(store, result.entry)
+    rows = {r["id"]: r for r in iter_examples(result.entry, store)}
+    assert spans and set(spans) <= set(rows)
+    found = [(rows[i]["messages"][turn]["content"][start:end], kind)
+             for i, sp in spans.items() for turn, start, end, kind in sp]
+    assert len(found) == sum(result.config["pii"]["replaced"].values())  # every replacement, no other text
+    if pii == "placeholders":  # each span is exactly its placeholder in the text the model sees
+        assert all(re.fullmatch(rf"\[{kind}_\d+\]", text) for text, kind in found), found[:5]
+    else:  # stand-ins: real-looking text where a placeholder would be, never a bracket
+        assert all(text and "[" not in text for text, _ in found) and {k for _, k in found} >= {"NAME"}
+    shown = show_dataset("shop", examples=50, store=store)
+    assert any(ex["pii_spans"] for ex in shown["examples"])
+    assert result.entry.manifest.layer(MediaType.PII_SPANS) is not None
+    assert result.config["merkle_root"] == merkle_root(
+        [bytes.fromhex(i) for i in rows]).hex()  # the side file is not training data

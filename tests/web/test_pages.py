@@ -88,6 +88,9 @@ def test_teach_journey_drop_preview_learn_cancel_resume_deploy_chat(web: Browsin
     preview = page.inner_text("#preview")
     assert "conversations to learn from" in preview and "Customer:" in preview and "You:" in preview
     assert "names, addresses and numbers replaced" in preview
+    marks = page.locator("#preview .conversation mark.pii")
+    assert marks.count() >= 3  # the stand-ins are highlighted where the import replaced names
+    assert marks.first.get_attribute("title", timeout=5000).endswith("replaced")
     web.shot("teach-preview")
 
     page.select_option("#base", "tiny:latest")

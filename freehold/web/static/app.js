@@ -266,15 +266,22 @@ function initReply(modelSel) {
 }
 
 // -- teach -----------------------------------------------------------------------------------
-function highlight(text) {
-  // Stand-ins are not marked in the data; placeholders ([NAME_1], [EMAIL_2] ...) are.
+function highlight(text, spans) {
+  // The import's record of where it replaced personal data ([start, end, type] in code points,
+  // as Python counts them); placeholders ([NAME_1] ...) are marked where no record exists.
   const frag = document.createDocumentFragment();
+  const chars = Array.from(text);
   let last = 0;
-  for (const m of text.matchAll(/\[(NAME|EMAIL|PHONE|URL|IP|CARD|IBAN|ADDRESS|ID)_\d+\]/g)) {
-    frag.append(text.slice(last, m.index), el("mark", { class: "pii", text: m[0] }));
-    last = m.index + m[0].length;
+  const found = spans && spans.length ? spans.map(([s, e, kind]) => [s, e, kind])
+    : Array.from(text.matchAll(/\[(NAME|EMAIL|PHONE|URL|IP|CARD|IBAN|ADDRESS|ID)_\d+\]/g)).map((m) => {
+      const s = Array.from(text.slice(0, m.index)).length;
+      return [s, s + Array.from(m[0]).length, m[1]];
+    });
+  for (const [start, end, kind] of found) {
+    frag.append(chars.slice(last, start).join(""), el("mark", { class: "pii", title: `${kind.toLowerCase()} replaced`, text: chars.slice(start, end).join("") }));
+    last = end;
   }
-  frag.append(text.slice(last));
+  frag.append(chars.slice(last).join(""));
   return frag;
 }
 
@@ -297,12 +304,12 @@ function renderPreview(box, p) {
     box.append(el("h3", { text: "Left out" }), ul);
   }
   box.append(el("h3", { text: "What it will learn from" }));
-  if (p.pii && p.pii.mode === "surrogates") box.append(el("p", { class: "status", text: "People's names, addresses and numbers below are stand-ins: the real ones never reach the model." }));
+  if (p.pii && p.pii.mode === "surrogates") box.append(el("p", { class: "status" }, "People's names, addresses and numbers below are stand-ins (", el("mark", { class: "pii", text: "marked" }), "): the real ones never reach the model."));
   for (const ex of p.examples || []) {
     const conv = el("div", { class: "conversation" });
-    for (const t of ex.messages) {
+    for (const [n, t] of ex.messages.entries()) {
       const turn = el("div", { class: "turn " + t.role }, el("span", { class: "who", text: t.role === "assistant" ? "You:" : t.role === "user" ? "Customer:" : "System:" }));
-      turn.append(highlight(t.content));
+      turn.append(highlight(t.content, (ex.pii_spans || []).filter((sp) => sp[0] === n).map((sp) => sp.slice(1))));
       conv.append(turn);
     }
     box.append(conv);
