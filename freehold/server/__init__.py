@@ -203,8 +203,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     400 naming each problem, unknown paths and methods, and anything unexpected as a 500."""
 
     @app.exception_handler(FreeholdError)
-    async def freehold_error(request: Request, exc: FreeholdError) -> JSONResponse:
+    async def freehold_error(request: Request, exc: FreeholdError) -> Response:
         status = exc.http_status
+        if _wants_page(request):  # a person following a link: the same message, as a page
+            from freehold.web import error_page
+
+            return error_page(request, exc)
         message = exc.message + (f" ({exc.hint})" if exc.hint else "")
         kind = {404: "not_found_error", 503: "server_busy"}.get(
             status, "server_error" if status >= 500 else "invalid_request_error")
@@ -233,6 +237,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _error(request.url.path, 500, f"internal error: {type(exc).__name__}: {exc}", "server_error")
+
+
+def _wants_page(request: Request) -> bool:
+    path = request.url.path
+    api = path.startswith(("/v1", "/api", "/freehold", "/docs", "/openapi", "/static"))
+    return not api and request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
 def _add_auth_and_metrics(app: FastAPI, state: FreeholdState, options: ServerOptions) -> None:

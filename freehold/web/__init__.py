@@ -182,6 +182,13 @@ async def settings_page(request: Request) -> HTMLResponse:
     return _page(request, "settings.html", "settings", s=await settings_info(request))
 
 
+def error_page(request: Request, exc: Any) -> HTMLResponse:
+    """A FreeholdError as a page (a removed model's link, a mistyped address)."""
+    response = _page(request, "error.html", "error", error=exc)
+    response.status_code = exc.http_status
+    return response
+
+
 # -- rendering helpers -----------------------------------------------------------------------
 def markdown(text: str | None) -> str | None:
     """Markdown as HTML with raw HTML escaped (a card is data, never markup we trust)."""

@@ -66,6 +66,9 @@ def test_catalog_model_page_chat_jobs_and_settings(web: Browsing, site: Live) ->
     assert head == "To: oliver.bennett@example.net · Subject: Re: Broken zip on my backpack", head
     web.shot("chat")
 
+    page = web.go("/models/ghost")  # a link to a model that was removed: a page that says so
+    assert "model 'ghost' not found" in page.inner_text("h1") and "freehold models" in page.inner_text("main")
+
     page = web.go("/jobs")
     page.wait_for_selector("#jobs-table tbody tr")
     assert "verify" in page.inner_text("#jobs-table") and "done" in page.inner_text("#jobs-table")
