@@ -288,6 +288,8 @@ def main() -> None:
                 rows[n][kind + "_failed"] = r["failed"]
             if kind == "freehold" and args.ui:
                 extra(rows, url, model, args, "freehold+ui", open_ui(url))
+                for n in args.clients:  # again without, so the order of the runs cancels out
+                    rows[n]["freehold_after"] = asyncio.run(load(url, model, n, args.tokens))["tps"]
             if kind == "freehold" and args.ui and args.tune:
                 job = start_tune(url)
                 try:
@@ -313,11 +315,13 @@ def main() -> None:
                   f"cut {r['llama-server_failed']:.0f}) -> freehold / llama-server {r['freehold'] / ls:.2f}")
     for n, r in rows.items():
         if "freehold+ui" in r:
+            without = (r["freehold"] + r["freehold_after"]) / 2  # the runs before and after it
             line = (f"N={n:>2}: with the web app open {r['freehold+ui']:6.1f} tok/s = "
-                    f"{r['freehold+ui'] / r['freehold']:.3f}x without it")
+                    f"{r['freehold+ui'] / without:.3f}x without it (before {r['freehold']:.1f}, "
+                    f"after {r['freehold_after']:.1f})")
             if "freehold+ui+tune" in r:
                 line += (f"; and a tune job training {r['freehold+ui+tune']:6.1f} tok/s = "
-                         f"{r['freehold+ui+tune'] / r['freehold']:.3f}x")
+                         f"{r['freehold+ui+tune'] / without:.3f}x")
             print(line)
     print("tokens/s are output tokens of completed and cut streams over wall time; 'cut' counts streams the "
           "peer server ended early (it interrupts a stream when a new request arrives); 'ceiling' does the "

@@ -1,14 +1,16 @@
 """The whole journey in the browser against the same journey from Python, in one run: a fresh
-store -> drop the sample mailbox -> learn (SmolLM2, the page's defaults) -> compare with the
-base -> deploy -> a chat answer. Prints the wall time of each side, their ratio, and the
-number of user actions the browser needed (goal, issue 14: <= 10 actions, <= the CLI + 10%).
+store -> drop the sample mailbox and its policy page -> learn to answer from them (SmolLM2,
+the page's defaults) -> compare with the base -> deploy -> a chat answer. Prints the wall
+time of each side, their ratio, and the number of user actions the browser needed (goal,
+issue 14: <= 10 actions, <= the CLI + 10%).
 
     .venv/bin/python benchmarks/bench_web_journey.py          # ~10 min on 2 cores
 
 Needs Debian's chromium and Playwright (scripts/setup.sh test). The CLI side calls the same
-library functions the commands do (import_dataset, tune, run_eval, the engine), with the
-page's settings: --ours acme-outdoor.example, 3 epochs, lr 5e-4, the quality suite on the
-dataset against the base. Each side gets its own fresh FREEHOLD_HOME.
+library functions the commands do (import_dataset, build_knowledge, tune, run_eval, the
+engine and knowledge.answer), with the page's settings: --ours acme-outdoor.example, the mail
+and examples/acme-policies.md indexed, 3 epochs, lr 5e-4 with --knowledge, the quality suite
+on the dataset against the base. Each side gets its own fresh FREEHOLD_HOME.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 MAILBOX = REPO / "examples" / "acme-support.mbox"
+POLICIES = REPO / "examples" / "acme-policies.md"
 QUESTION = "The zip on my Summit 45L backpack broke after two trips. Is that covered?"
 
 
@@ -33,20 +36,24 @@ def cli_journey(home: Path) -> float:
     from freehold.engine import SamplingParams, load_engine
     from freehold.evals.run import run_eval
     from freehold.home import open_store
+    from freehold.knowledge import answer, build_knowledge, load_index
     from freehold.train import TuneConfig, tune
 
     settings = load_settings({"FREEHOLD_HOME": str(home)})
     started = time.perf_counter()
     store = open_store(settings)
     import_dataset([MAILBOX], "shop", ours=["acme-outdoor.example"], store=store)
-    tune(TuneConfig("smollm2", "shop", "shop-assistant", epochs=3, lr=5e-4), store=store, settings=settings)
+    build_knowledge("shop-kb", datasets=["shop"], documents=[POLICIES], store=store)
+    tune(TuneConfig("smollm2", "shop", "shop-assistant", epochs=3, lr=5e-4, knowledge="shop-kb"), store=store,
+         settings=settings)
     run_eval("shop-assistant", suites=["quality"], data="shop", against="smollm2", store=store, settings=settings)
     store.add_alias("default", "shop-assistant")
     engine = load_engine("default", store=store, settings=settings)
-    answer = engine.complete(engine.chat([{"role": "user", "content": QUESTION}], SamplingParams.given()))
+    reply = engine.complete(answer(engine, load_index(store, "shop-kb"), [{"role": "user", "content": QUESTION}],
+                                   SamplingParams.given()))
     engine.close()
     seconds = time.perf_counter() - started
-    print(f"cli answer: {answer.text[:200]!r}", flush=True)
+    print(f"cli answer: {reply.text[:200]!r}", flush=True)
     store.close()
     return seconds
 
@@ -80,6 +87,8 @@ def web_journey(home: Path) -> tuple[float, int, str]:
             act("fill", "#ours", "acme-outdoor.example")
             act("set_input_files", "#file", str(MAILBOX))  # dropping the file
             page.wait_for_selector("#preview .conversation")
+            act("set_input_files", "#docs-file", str(POLICIES))
+            page.wait_for_selector("#docs-list li:has-text('markdown')")
             act("click", "#tune")  # the page's defaults: SmolLM2, 3 passes, lr 5e-4
             page.wait_for_selector("#tune-progress .status.good")
             act("click", "#evaluate")

@@ -138,7 +138,38 @@ def _verify(store: Store, p: VerifyParams, progress: ProgressFn) -> dict[str, An
     return verify(store, p.name, kind=p.kind, progress=progress).to_dict()
 
 
+@dataclass
+class KnowledgeParams:
+    name: str
+    datasets: list[str] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    pii: str = "surrogates"
+
+    def check(self, store: Store) -> None:
+        from freehold.store.names import parse_name
+
+        parse_name(self.name)
+        if not self.datasets and not self.documents:
+            raise UsageError("nothing to index", "give datasets and/or documents")
+        for d in self.datasets:
+            store.get(d, "dataset")
+        missing = [d for d in self.documents if not Path(d).exists()]
+        if missing:
+            raise UsageError(f"no such document: {', '.join(missing)}", "upload it first (POST /freehold/uploads)")
+
+
+def _knowledge(store: Store, p: KnowledgeParams, progress: ProgressFn) -> dict[str, Any]:
+    from freehold.knowledge import build_knowledge
+
+    result = build_knowledge(p.name, datasets=p.datasets, documents=[Path(d) for d in p.documents], pii=p.pii,
+                             store=store, progress=progress)
+    return {"knowledge": result.name, "embedded": result.embedded, "reused": result.reused,
+            "passages": result.config.get("passages")}
+
+
 register_job_kind(JobKind("import", "Turn mail archives or tables into a dataset.", ImportParams, _import))
+register_job_kind(JobKind("knowledge", "Index mail and documents for answers that cite them.", KnowledgeParams,
+                          _knowledge))
 register_job_kind(JobKind("tune", "Fine-tune a model on a dataset (LoRA).", TuneParams, _tune, resumable=True))
 register_job_kind(JobKind("eval", "Evaluate a model, against its base.", EvalParams, _eval))
 register_job_kind(JobKind("export", "Export a model to a quantized GGUF.", ExportParams, _export))

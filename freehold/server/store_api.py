@@ -121,12 +121,21 @@ async def preview_dataset(name: str, request: Request, examples: int = Query(8, 
 
 
 @router.post("/uploads", status_code=201)
-async def upload(request: Request, filename: str = Query(..., description="the file's name (its type only)")) -> Any:
+async def upload(request: Request, filename: str = Query(..., description="the file's name (its type only)"),
+                 purpose: str = Query("data", description="data (mail or a table) or document (for knowledge)")
+                 ) -> Any:
     """The raw request body, streamed to the store's uploads folder. Only the name's suffix is
     used (to know the type); the file is stored under a random folder, never under its name."""
+    from freehold.knowledge.documents import FORMATS as DOCUMENT_TYPES
+
     state = request.app.state.freehold
     suffix = Path(filename).suffix.lower()
-    if suffix not in UPLOAD_TYPES:
+    if purpose not in ("data", "document"):
+        raise UsageError(f"unknown upload purpose {purpose!r}", "use purpose=data or purpose=document")
+    if purpose == "document" and suffix not in DOCUMENT_TYPES:
+        raise UsageError(f"{filename!r} is not a document Freehold can answer from",
+                         f"drop a {', '.join(sorted(DOCUMENT_TYPES))} file")
+    if purpose == "data" and suffix not in UPLOAD_TYPES:
         raise UsageError(f"{filename!r} is not a file Freehold can learn from",
                          "drop an mbox, a .eml, a zip of a Maildir or of .eml files, a CSV or a JSONL file")
     limit = state.options.max_upload_bytes
@@ -144,8 +153,11 @@ async def upload(request: Request, filename: str = Query(..., description="the f
                 out.write(chunk)
         if size == 0:
             raise UsageError(f"{filename!r} is empty", "drop the file again")
-        path = await run_in_threadpool(_unpack, target) if suffix == ".zip" else target
-        fmt = await run_in_threadpool(_check_readable, path)
+        if purpose == "document":
+            path, fmt = target, DOCUMENT_TYPES[suffix]
+        else:
+            path = await run_in_threadpool(_unpack, target) if suffix == ".zip" else target
+            fmt = await run_in_threadpool(_check_readable, path)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing half-written stays behind
         raise

@@ -94,6 +94,9 @@ def test_teach_journey_drop_preview_learn_cancel_resume_deploy_chat(web: Browsin
     marks = page.locator("#preview .conversation mark.pii")
     assert marks.count() >= 3  # the stand-ins are highlighted where the import replaced names
     assert marks.first.get_attribute("title", timeout=5000).endswith("replaced")
+    page.set_input_files("#docs-file", str(MAILBOX.parent / "acme-policies.md"))  # the shop's policy page
+    page.wait_for_selector("#docs-list li:has-text('markdown')")
+    assert page.locator("#use-knowledge").is_checked()  # answers from the mail and documents by default
     web.shot("teach-preview")
 
     page.select_option("#base", "tiny:latest")
@@ -137,6 +140,8 @@ def test_teach_journey_drop_preview_learn_cancel_resume_deploy_chat(web: Browsin
     page.click("#send")
     page.wait_for_selector('.column[data-role="base"] .msg.assistant[data-done="1"]')
     page.wait_for_selector('.column[data-role="main"] .msg.assistant[data-done="1"]')
+    sources = page.inner_text('.column[data-role="main"] .msg.assistant .sources')
+    assert sources.startswith("Sources: [1]") and "Warranty" in sources, sources  # it answers from its index
     web.shot("chat-side-by-side")
     _clean(web)
 

@@ -320,7 +320,17 @@ function initTeach() {
   const [drop, file, importBox, tuneBox, evalBox, tuneBtn, cancelBtn, resumeBtn, evalBtn, deployBtn] = byIds(
     "drop", "file", "import-progress", "tune-progress", "eval-progress", "tune", "tune-cancel", "tune-resume",
     "evaluate", "deploy");
-  const state = { dataset: null, model: null, tuneJob: null };
+  const state = { dataset: null, model: null, tuneJob: null, documents: [] };
+  const [docsDrop, docsFile, docsList] = byIds("docs-drop", "docs-file", "docs-list");
+  onDrop(docsDrop, docsFile, async (f) => {
+    const item = el("li", { text: `${f.name}: uploading…` });
+    docsList.append(item);
+    try {
+      const up = await api(`/freehold/uploads?purpose=document&filename=${encodeURIComponent(f.name)}`, { method: "POST", body: f, headers: { "Content-Type": "application/octet-stream" } });
+      state.documents.push(up.path);
+      item.textContent = `${f.name} (${up.format}, ${(up.size / 1000).toFixed(0)} KB)`;
+    } catch (e) { item.textContent = `${f.name}: ${e.message}`; item.classList.add("status", "bad"); }
+  });
 
   const importFile = async (f) => {
     drop.classList.add("done");
@@ -379,12 +389,25 @@ function initTeach() {
     const options = { epochs: Number(document.getElementById("epochs").value), lr: Number(document.getElementById("lr").value) };
     const maxSteps = document.getElementById("max-steps").value;
     if (maxSteps) options.max_steps = Number(maxSteps);
+    const output = document.getElementById("output").value.trim();
     try {
+      tuneBtn.disabled = true;
+      if (document.getElementById("use-knowledge").checked) {
+        // The index the answers will cite: the mail's answered threads and the documents.
+        const kb = await api("/freehold/jobs", { method: "POST", json: { kind: "knowledge", params: {
+          name: `${output}-kb`, datasets: [state.dataset], documents: state.documents } } });
+        const built = await followJob(kb.id, (e) => showProgress(tuneBox, e));
+        if (built.state !== "done") { showEnd(tuneBox, built, ""); tuneBtn.disabled = false; return; }
+        options.knowledge = built.result.knowledge;
+      }
       const job = await api("/freehold/jobs", { method: "POST", json: { kind: "tune", params: {
-        base: document.getElementById("base").value, dataset: state.dataset, output: document.getElementById("output").value.trim(), options } } });
+        base: document.getElementById("base").value, dataset: state.dataset, output, options } } });
       losses.length = 0;
       await watchTune(job);
-    } catch (e) { showProgress(tuneBox, { status: "" }); const s = tuneBox.querySelector(".status"); s.textContent = e.message; s.classList.add("bad"); }
+    } catch (e) {
+      tuneBtn.disabled = false;
+      showProgress(tuneBox, { status: "" }); const s = tuneBox.querySelector(".status"); s.textContent = e.message; s.classList.add("bad");
+    }
   });
   cancelBtn.addEventListener("click", () => api(`/freehold/jobs/${state.tuneJob}/cancel`, { method: "POST" }));
   resumeBtn.addEventListener("click", async () => {
