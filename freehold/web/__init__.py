@@ -148,6 +148,34 @@ async def model_page(name: str, request: Request) -> HTMLResponse:
     return _page(request, "model.html", "model", **(await run_in_threadpool(load)))
 
 
+@router.get("/datasets/{name}")
+async def dataset_page(name: str, request: Request) -> HTMLResponse:
+    from freehold.data.dataset import explain_filters, show_dataset
+
+    store = _store(request)
+
+    def load() -> dict[str, Any]:
+        d = show_dataset(name, examples=12, seed=0, store=store)
+        d["left_out"] = explain_filters(d)
+        examples = [[{"role": m["role"], "pieces": marked(m["content"], [s[1:] for s in ex["pii_spans"] if s[0] == n])}
+                     for n, m in enumerate(ex["messages"])] for ex in d["examples"]]
+        replaced = sum((d.get("pii") or {}).get("replaced", {}).values())
+        return {"d": d, "examples": examples, "replaced": replaced}
+
+    return _page(request, "dataset.html", "dataset", **(await run_in_threadpool(load)))
+
+
+def marked(text: str, spans: list[list[Any]]) -> list[tuple[str, str | None]]:
+    """``text`` cut into pieces, each with the type of personal data it replaced (or None)."""
+    pieces: list[tuple[str, str | None]] = []
+    at = 0
+    for start, end, kind in sorted(spans):
+        pieces += [(text[at:start], None), (text[start:end], str(kind))]
+        at = end
+    pieces.append((text[at:], None))
+    return [p for p in pieces if p[0]]
+
+
 @router.get("/chat")
 async def chat_page(request: Request, model: str | None = None) -> HTMLResponse:
     models, default = await run_in_threadpool(_models, request)
@@ -279,12 +307,18 @@ def lineage_svg(lineage: dict[str, Any]) -> str:
 
 
 def _node_link(node: dict[str, Any]) -> str | None:
-    p = node.get("payload") or {}
-    if node["type"] in ("import", "merge", "export") and isinstance(p.get("name") or p.get("output"), str):
-        from urllib.parse import quote
+    """Where a lineage record's artefact has a page: a model it imported or exported, a dataset."""
+    from urllib.parse import quote
 
-        return "/models/" + quote(str(p.get("name") or p.get("output")))
-    return None
+    p = node.get("payload") or {}
+    name = p.get("name")
+    if not isinstance(name, str):
+        return None
+    if node["type"] == "import" or (node["type"] == "export" and p.get("method") != "knowledge-index"):
+        return "/models/" + quote(name, safe=":")
+    if node["type"] == "dataset":
+        return "/datasets/" + quote(name, safe=":")
+    return None  # a run, a checkpoint, a knowledge index: no page of their own yet
 
 
 # The pinned assets: a change to one must come with its new digest here (tests check both).

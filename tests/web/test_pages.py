@@ -129,6 +129,16 @@ def test_teach_journey_drop_preview_learn_cancel_resume_deploy_chat(web: Browsin
     web.shot("teach-deployed")
     _clean(web)
 
+    # Its page draws where it came from, each dataset linking to its own page.
+    page = web.go("/models/shop-assistant:latest")
+    links = [a.get_attribute("href") for a in page.locator(".lineage a").all()]
+    assert "/models/tiny:latest" in links and "/datasets/shop:latest" in links, links
+    assert not any("-kb" in link and link.startswith("/models/") for link in links)  # an index is no model
+    page = web.go("/datasets/shop:latest")
+    assert page.locator(".conversation mark.pii").count() >= 3 and "Left out" in page.inner_text("main")
+    web.shot("dataset")
+    _clean(web)
+
     # The deployed model answers through the OpenAI API by its new name, "default".
     r = httpx.post(site.url + "/v1/chat/completions", timeout=60, json={
         "model": "default", "max_tokens": 8, "messages": [{"role": "user", "content": "Is my zip covered?"}]})
