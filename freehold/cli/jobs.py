@@ -20,6 +20,16 @@ def _ago(t: float | None) -> str:
     return f"{s:.0f} s ago" if s < 90 else f"{s / 60:.0f} min ago" if s < 5400 else f"{s / 3600:.1f} h ago"
 
 
+def _warn_if_nothing_runs_them(jobs: list[Any]) -> None:
+    """Jobs run inside 'freehold serve': say so when some wait and no server answers."""
+    from freehold.cli.common import settings
+    from freehold.client import server_alive
+
+    if any(j.state == "queued" for j in jobs) and not server_alive(settings().server_url):
+        err_console.print("[yellow]note:[/] no server is running here, so queued jobs wait: start one with "
+                          "'freehold serve'", highlight=False)
+
+
 def describe(event: dict[str, Any] | None) -> str:
     """One line for a progress event: stage, counts, ETA and a tune step's loss."""
     if not event:
@@ -54,6 +64,7 @@ def jobs_cmd(
     if not jobs:
         console.print("no jobs" + ("" if all_ else " queued or running (--all lists the ended ones too)"))
         return
+    _warn_if_nothing_runs_them(jobs)
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -76,6 +87,7 @@ def watch_cmd(job_id: str = typer.Argument(..., help="The job's id (or a unique 
     from freehold.jobs import watch
 
     store = open_store(bundled=False)
+    _warn_if_nothing_runs_them([store.jobs.get(job_id)])
     last: dict[str, Any] = {}
     for event in watch(store, job_id):
         last = event
