@@ -95,13 +95,14 @@ def web_journey(home: Path) -> tuple[float, int, str]:
             page.wait_for_selector("#eval-result table")
             act("click", "#deploy")
             page.wait_for_selector("#snippets pre")
+            page.screenshot(path=str(REPO / "build" / "journey-teach.png"), full_page=True)
             act("goto", url + "/chat")
             act("fill", "#chat-input", QUESTION)
             act("click", "#send")
             page.wait_for_selector('.column[data-role="main"] .msg.assistant[data-done="1"]')
             answer = page.inner_text('.column[data-role="main"] .msg.assistant')
             seconds = time.perf_counter() - started
-            page.screenshot(path=str(REPO / "build" / "journey-chat.png"), full_page=True)
+            page.screenshot(path=str(REPO / "build" / "journey-chat.png"), full_page=True)  # both in build/
             browser.close()
     return seconds, actions, answer
 
