@@ -44,6 +44,25 @@ def sign_directory(store: Store, directory: Path, signature: Path | None = None)
     return sign_model_directory(directory, store.home, signature)
 
 
+def run_history(store: Store, run: str) -> dict[str, Any]:
+    """A training run as the ledger holds it: its config record's payload, every step's
+    (step, loss, lr) and its checkpoints' steps."""
+    from freehold.errors import ModelNotFoundError
+    from freehold.ledger.graph import LedgerIndex
+
+    index = LedgerIndex(Ledger.open(store.home).records())
+    cfg = index.run_config.get(run)
+    if cfg is None:
+        raise ModelNotFoundError(run, sorted(r for r in index.run_config if run in r)[:5], kind="run",
+                                 hint="a run is named by its model's lineage (freehold lineage MODEL)")
+    summary = index.runs.get(run)
+    steps = [index.records[i].payload for i in (summary.records if summary else [])]
+    return {"run": run, "config": index.records[cfg].payload, "record": index.records[cfg].number,
+            "steps": [{"step": s.get("step"), "loss": s.get("loss"), "lr": s.get("lr")} for s in steps],
+            "checkpoints": [index.records[i].payload.get("step") for i in index.run_checkpoints.get(run, [])],
+            "summary": summary.to_dict() if summary else None}
+
+
 def recent(store: Store, limit: int) -> list[Record]:
     """The latest ``limit`` ledger records, oldest first."""
     return Ledger.open(store.home).records()[-limit:] if limit > 0 else []

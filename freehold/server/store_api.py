@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -124,8 +125,9 @@ async def preview_dataset(name: str, request: Request, examples: int = Query(8, 
 async def upload(request: Request, filename: str = Query(..., description="the file's name (its type only)"),
                  purpose: str = Query("data", description="data (mail or a table) or document (for knowledge)")
                  ) -> Any:
-    """The raw request body, streamed to the store's uploads folder. Only the name's suffix is
-    used (to know the type); the file is stored under a random folder, never under its name."""
+    """The raw request body, streamed to the store's uploads folder. The name's suffix says the
+    type; the file is stored in a random folder under a cleaned last part of its name
+    (``safe_name``), never at a path the name gives."""
     from freehold.knowledge.documents import FORMATS as DOCUMENT_TYPES
 
     state = request.app.state.freehold
@@ -141,7 +143,7 @@ async def upload(request: Request, filename: str = Query(..., description="the f
     limit = state.options.max_upload_bytes
     folder = state.store.home / "uploads" / os.urandom(8).hex()
     folder.mkdir(parents=True)
-    target = folder / f"upload{suffix}"
+    target = folder / safe_name(filename, suffix)
     size = 0
     try:
         with target.open("wb") as out:
@@ -162,6 +164,15 @@ async def upload(request: Request, filename: str = Query(..., description="the f
         shutil.rmtree(folder, ignore_errors=True)  # nothing half-written stays behind
         raise
     return {"upload": folder.name, "path": str(path), "format": fmt, "size": size}
+
+
+def safe_name(filename: str, suffix: str) -> str:
+    """A file name to store an upload under (in its own random folder): the last part of what the
+    browser sent, with every character but letters, digits, '.', '-' and '_' replaced, never
+    starting with a dot; so it can neither climb out nor hide, and citations keep a name people know."""
+    base = re.split(r"[/\\]", filename)[-1]
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")[:100]
+    return base if base.lower().endswith(suffix) and len(base) > len(suffix) else f"upload{suffix}"
 
 
 def _unpack(archive: Path, limit_files: int = 200_000) -> Path:

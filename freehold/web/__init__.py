@@ -165,6 +165,45 @@ async def dataset_page(name: str, request: Request) -> HTMLResponse:
     return _page(request, "dataset.html", "dataset", **(await run_in_threadpool(load)))
 
 
+@router.get("/runs/{run}")
+async def run_page(run: str, request: Request) -> HTMLResponse:
+    from freehold.ledger.ops import run_history
+
+    def load() -> dict[str, Any]:
+        r = run_history(_store(request), run)
+        cfg = r["config"]  # the config record: its extra fields are at the top of the payload
+        losses = [(s["step"], s["loss"]) for s in r["steps"] if isinstance(s.get("loss"), int | float)]
+        hyper = {k: v for k, v in (cfg.get("hyperparameters") or {}).items() if not isinstance(v, dict | list)}
+        return {"r": r, "points": _polyline(losses), "base": cfg.get("base_name"),
+                "dataset": cfg.get("dataset_name"), "hyper": hyper}
+
+    return _page(request, "run.html", "run", **(await run_in_threadpool(load)))
+
+
+@router.get("/knowledge/{name}")
+async def knowledge_page(name: str, request: Request) -> HTMLResponse:
+    from freehold.knowledge import get_knowledge
+
+    def load() -> dict[str, Any]:
+        entry = get_knowledge(name, _store(request))
+        cfg = entry.manifest.config
+        sources = [{"name": s.get("name") or s.get("path") or s.get("title"), "kind": s.get("kind", "dataset"),
+                    "passages": s.get("passages", "")} for s in cfg.get("sources", [])]
+        return {"k": {"name": entry.name, "config": cfg}, "sources": sources}
+
+    return _page(request, "knowledge.html", "knowledge", **(await run_in_threadpool(load)))
+
+
+def _polyline(points: list[tuple[Any, float]]) -> str:
+    """SVG polyline points for (x, y) pairs in the 600x200 chart box (the pages' loss charts)."""
+    if not points:
+        return ""
+    xs, ys = [float(x) for x, _ in points], [float(y) for _, y in points]
+    span_x, low, span_y = (max(xs) - min(xs)) or 1.0, min(ys), (max(ys) - min(ys)) or 1.0
+    return " ".join(f"{5 + 590 * (x - min(xs)) / span_x:.1f},{195 - 185 * (y - low) / span_y:.1f}"
+                    for x, y in zip(xs, ys, strict=True))
+
+
 def marked(text: str, spans: list[list[Any]]) -> list[tuple[str, str | None]]:
     """``text`` cut into pieces, each with the type of personal data it replaced (or None)."""
     pieces: list[tuple[str, str | None]] = []
@@ -311,14 +350,18 @@ def _node_link(node: dict[str, Any]) -> str | None:
     from urllib.parse import quote
 
     p = node.get("payload") or {}
-    name = p.get("name")
+    name, run = p.get("name"), p.get("run")
+    if node["type"] in ("config", "merge", "checkpoint") and isinstance(run, str):
+        return "/runs/" + quote(run, safe=":")
     if not isinstance(name, str):
         return None
-    if node["type"] == "import" or (node["type"] == "export" and p.get("method") != "knowledge-index"):
+    if node["type"] == "export" and p.get("method") == "knowledge-index":
+        return "/knowledge/" + quote(name, safe=":")
+    if node["type"] in ("import", "export"):
         return "/models/" + quote(name, safe=":")
     if node["type"] == "dataset":
         return "/datasets/" + quote(name, safe=":")
-    return None  # a run, a checkpoint, a knowledge index: no page of their own yet
+    return None
 
 
 # The pinned assets: a change to one must come with its new digest here (tests check both).

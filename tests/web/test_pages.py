@@ -137,6 +137,14 @@ def test_teach_journey_drop_preview_learn_cancel_resume_deploy_chat(web: Browsin
     page = web.go("/datasets/shop:latest")
     assert page.locator(".conversation mark.pii").count() >= 3 and "Left out" in page.inner_text("main")
     web.shot("dataset")
+    run = next(link for link in links if link.startswith("/runs/"))
+    page = web.go(run)  # the run: its loss per step from the ledger's step records, what it trained on
+    assert len((page.get_attribute(".chart polyline", "points") or "").split()) >= 10
+    assert "shop.shop-assistant-kb" in page.inner_text("main") and "tiny:latest" in page.inner_text("main")
+    web.shot("run")
+    page = web.go(next(link for link in links if link.startswith("/knowledge/")))
+    assert "acme-policies.md" in page.inner_text("main") and "document" in page.inner_text("main")
+    web.shot("knowledge")
     _clean(web)
 
     # The deployed model answers through the OpenAI API by its new name, "default".

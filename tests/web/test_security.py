@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -76,8 +77,11 @@ def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(keyed: Live) -> 
     small = httpx.post(keyed.url + "/freehold/uploads", params={"filename": "../../etc/passwd.mbox"},
                        headers=auth, content=b"From a@b Mon Jan  1 00:00:00 2024\nFrom: a@b\n\nhi\n")
     assert small.status_code == 201
-    path = small.json()["path"]
-    assert path.startswith(str(uploads)) and path.endswith("/upload.mbox")  # the name never became a path
+    path = Path(small.json()["path"])
+    assert path.parent.parent == uploads and path.name == "passwd.mbox"  # the name never became a path
+    hidden = httpx.post(keyed.url + "/freehold/uploads", params={"filename": "..\\.bashrc .mbox"},
+                        headers=auth, content=b"From a@b Mon Jan  1 00:00:00 2024\nFrom: a@b\n\nhi\n")
+    assert Path(hidden.json()["path"]).name == "bashrc_.mbox"
 
 
 def test_assets_are_pinned_local_and_every_page_links_only_them() -> None:
