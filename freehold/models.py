@@ -25,6 +25,34 @@ PERMISSIVE = ("apache-2.0", "mit", "bsd", "cc-by-4.0", "cc0")
 REFERENCE_TOKENS_PER_S, REFERENCE_BYTES, REFERENCE_CORES = 80.0, 100e6, 2
 
 
+DEFAULT_ALIAS = "default"  # the name a deployed model answers to on every API, besides its own
+
+
+def deployed(store: Store) -> str | None:
+    """The model deployed as "default" (``store.add_alias(DEFAULT_ALIAS, name)``), if any."""
+    return store.resolve_ref(DEFAULT_ALIAS).full_name if store.has(DEFAULT_ALIAS) else None
+
+
+def human_size(n: float | None) -> str:
+    """Bytes as people read them (decimal units, like disk makers and Ollama)."""
+    n = float(n or 0)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def human_count(n: int | None) -> str:
+    """A parameter count as 135M, 1.5B; "-" when unknown."""
+    if not n:
+        return "-"
+    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}".replace(".0", "")
+    return str(n)
+
+
 def licence_info(store: Store, entry: ModelEntry) -> dict[str, Any]:
     text = store.text_layer(entry.manifest, MediaType.LICENSE)
     short = model_licence(entry.manifest, text)

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from freehold import home
 from freehold.config import Settings, load_settings
 from freehold.errors import FreeholdError
+from freehold.models import human_count, human_size  # noqa: F401 - the CLI's formatting
 from freehold.progress import Progress as ProgressEvent
 from freehold.progress import ProgressFn
 from freehold.store import Store
@@ -107,20 +108,3 @@ def progress_bar(transient: bool = False, byte_units: bool = True) -> Iterator[P
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def human_size(n: int | float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def human_count(n: int | None) -> str:
-    if not n:
-        return "-"
-    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f}{unit}".replace(".0", "")
-    return str(n)

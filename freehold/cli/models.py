@@ -21,20 +21,15 @@ from freehold.cli.common import (
 from freehold.errors import ModelNotFoundError, UsageError
 from freehold.home import remove
 from freehold.licences import licence_terms, model_licence
-from freehold.store import MediaType, ModelEntry, Store
-
-
-def _row(store: Store, m: ModelEntry) -> dict[str, Any]:
-    from freehold.models import describe
-
-    return describe(store, m)
+from freehold.models import describe
+from freehold.store import MediaType
 
 
 @app.command("models")
 def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the models in the store."""
     store = open_store()
-    rows = [_row(store, m) for m in store.list()]
+    rows = [describe(store, m) for m in store.list()]
     if as_json:
         print_json(rows)
         return
@@ -72,7 +67,7 @@ def show_cmd(
     if template:
         console.print(template_text or "(no chat template: a base model)", markup=False, highlight=False)
         return
-    row = _row(store, m)
+    row = describe(store, m)
     doc = {**row, "config": m.info, "source": m.manifest.source, "lineage": m.manifest.lineage,
            "layers": [layer.to_dict() for layer in m.manifest.layers], "chat_template": bool(template_text)}
     if as_json:
@@ -127,7 +122,7 @@ def import_cmd(
     with progress_bar() as progress:
         entry = import_model(store, path, name, bundled=bundled, progress=progress)
     if as_json:
-        print_json(_row(store, entry))
+        print_json(describe(store, entry))
         return
     info = entry.info
     licence = model_licence(entry.manifest, store.text_layer(entry.manifest, MediaType.LICENSE)) or "not stated"

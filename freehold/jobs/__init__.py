@@ -15,6 +15,7 @@ Kinds are registered in ``JOB_KINDS`` (``register_job_kind``), like engine backe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -258,15 +259,8 @@ def recover(store: Store) -> list[Job]:
     return requeued
 
 
-class _open:
-    def __init__(self, home: Path) -> None:
-        self.store = Store(home)
-
-    def __enter__(self) -> Store:
-        return self.store
-
-    def __exit__(self, *exc: object) -> None:
-        self.store.close()
+def _open(home: Path) -> contextlib.closing[Store]:
+    return contextlib.closing(Store(home))
 
 
 def main(argv: list[str]) -> int:

@@ -23,11 +23,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from freehold.errors import UsageError
+from freehold.models import DEFAULT_ALIAS, deployed
 from freehold.store import Store
 
 router = APIRouter(prefix="/freehold", tags=["store"])
 
-DEFAULT_ALIAS = "default"  # the name a deployed model answers to, besides its own
 UPLOAD_TYPES = {".mbox": "mbox", ".mbx": "mbox", ".eml": "eml", ".zip": "zip", ".csv": "csv", ".tsv": "csv",
                 ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
@@ -71,8 +71,7 @@ async def list_models(request: Request) -> Any:
     store = _store(request)
 
     def rows() -> dict[str, Any]:
-        target = store.resolve_ref(DEFAULT_ALIAS).full_name if store.has(DEFAULT_ALIAS) else None
-        return {"models": [describe(store, m) for m in store.list()], "default": target}
+        return {"models": [describe(store, m) for m in store.list()], "default": deployed(store)}
 
     return await run_in_threadpool(rows)
 

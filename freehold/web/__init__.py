@@ -31,8 +31,10 @@ def _env() -> Any:
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("freehold.web", "templates"),
                              autoescape=jinja2.select_autoescape(("html",)), trim_blocks=True, lstrip_blocks=True)
+    from freehold.models import human_count, human_size
+
     env.filters["size"] = human_size
-    env.filters["count"] = human_count
+    env.filters["count"] = lambda n: f"{human_count(n)} parameters"
     env.filters["origin"] = describe_origin
     env.filters["num"] = lambda v: "-" if not isinstance(v, int | float) else f"{v:.3f}"
     return env
@@ -45,23 +47,6 @@ def _static(name: str) -> bytes:
 
 def asset_version() -> str:
     return hashlib.sha256(b"".join(_static(n) for n in ("app.css", "app.js"))).hexdigest()[:12]
-
-
-def human_size(n: Any) -> str:
-    n = float(n or 0)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def human_count(n: Any) -> str:
-    n = int(n or 0)
-    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f}{unit}".replace(".0", "") + " parameters"
-    return f"{n} parameters"
 
 
 def describe_origin(o: dict[str, Any]) -> str:
@@ -93,12 +78,10 @@ def _store(request: Request) -> Any:
 
 
 def _models(request: Request) -> tuple[list[dict[str, Any]], str | None]:
-    from freehold.models import describe
-    from freehold.server.store_api import DEFAULT_ALIAS
+    from freehold.models import deployed, describe
 
     store = _store(request)
-    default = store.resolve_ref(DEFAULT_ALIAS).full_name if store.has(DEFAULT_ALIAS) else None
-    return [describe(store, m) for m in store.list()], default
+    return [describe(store, m) for m in store.list()], deployed(store)
 
 
 @router.get("/static/{name}")
