@@ -72,6 +72,7 @@ def test_catalog_model_page_chat_jobs_and_settings(web: Browsing, site: Live) ->
     page = web.go("/jobs")
     page.wait_for_selector("#jobs-table tbody tr")
     assert "verify" in page.inner_text("#jobs-table") and "done" in page.inner_text("#jobs-table")
+    assert "verified tiny:latest: 2 records" in page.inner_text("#jobs-table")  # said in words, not as JSON
     web.shot("jobs")
     page = web.go("/settings")
     assert "Signing identity" in page.inner_text("main") and "ed25519:" in page.inner_text("main")

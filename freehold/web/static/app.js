@@ -447,6 +447,18 @@ function renderEval(box, report) {
   box.replaceChildren(el("p", { class: "status", text: `Better than ${report.base || "the base"} on ${better} of ${better + worse} scores that differ, on the held-out mail.` }), table);
 }
 
+// What a finished job made, in a few words (not its raw result).
+function jobSummary(j) {
+  const r = j.result || {};
+  if (j.kind === "verify") return r.ok ? `verified ${r.name}: ${r.records} records, ${r.blobs_checked} blobs rehashed` : `${r.name}: verification FAILED`;
+  if (j.kind === "tune") return `${r.model}: ${r.steps} steps, loss ${Number(r.loss).toFixed(3)}`;
+  if (j.kind === "import") return `${r.dataset}: ${(r.counts || {}).examples} conversations`;
+  if (j.kind === "knowledge") return `${r.knowledge}: ${r.passages} passages`;
+  if (j.kind === "export") return `${r.model} (${(r.size / 1e6).toFixed(0)} MB)`;
+  if (j.kind === "eval") return `${r.model}${r.base ? " against " + r.base : ""}: ${(r.runs || []).map((x) => x.suite).join(", ")}`;
+  return "";
+}
+
 // -- jobs ------------------------------------------------------------------------------------
 function initJobs() {
   const body = document.querySelector("#jobs-table tbody");
@@ -457,7 +469,7 @@ function initJobs() {
     body.replaceChildren(...jobs.map((j) => {
       const p = j.progress || {};
       const what = j.state === "running" ? `${p.status || ""}${p.total ? ` ${p.completed || 0}/${p.total}` : ""}${p.eta_s ? " · " + minutes(p.eta_s) : ""}`
-        : j.error ? j.error.message : j.result ? Object.entries(j.result).filter(([, v]) => typeof v !== "object").slice(0, 3).map(([k, v]) => `${k}: ${v}`).join(", ") : "";
+        : j.error ? j.error.message : jobSummary(j);
       const act = el("td");
       if (j.state === "running" || j.state === "queued") {
         const b = el("button", { text: "Cancel" }); b.onclick = () => api(`/freehold/jobs/${j.id}/cancel`, { method: "POST" }).then(refresh); act.append(b);
