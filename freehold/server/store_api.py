@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from freehold.errors import UsageError
+from freehold.errors import FreeholdError, UsageError
 from freehold.models import DEFAULT_ALIAS, deployed
 from freehold.store import Store
 
@@ -50,17 +50,17 @@ def _model(store: Store, name: str) -> dict[str, Any]:
     doc["source"] = entry.manifest.source
     try:
         doc["lineage"] = lineage(store, entry.name).to_dict()
-    except Exception as exc:  # a model imported without a record: shown as such, not a 500
+    except FreeholdError as exc:  # a model imported without a record: shown as such, not a 500
         doc["lineage"] = None
-        doc["lineage_error"] = str(getattr(exc, "message", exc))
+        doc["lineage_error"] = exc.message
     evals = eval_records(store, entry)
     doc["evals"] = {suite: {"record": r.number, "time": r.time, "scores": r.payload.get("scores")}
                     for suite, r in sorted(evals.items())}
     try:
         doc["card"] = card_text(store, entry.name)
-    except Exception as exc:
+    except FreeholdError as exc:
         doc["card"] = None
-        doc["card_error"] = str(getattr(exc, "message", exc))
+        doc["card_error"] = exc.message
     return doc
 
 
