@@ -55,6 +55,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
            f"(default 127.0.0.1:{DEFAULT_PORT}); 'serve --host/--port' override it."),
     EnvVar("FREEHOLD_API_KEY", "api_key", "API keys the server accepts, comma-separated; 'run'/'chat' send the "
            "first to a running server."),
+    EnvVar("FREEHOLD_PUSH_KEY", "push_key", "Keys that may push to 'serve --registry', comma-separated."),
+    EnvVar("FREEHOLD_REGISTRY_KEY", "registry_key", "The key 'push' and 'pull' send to a registry."),
     EnvVar("FREEHOLD_NO_SERVER", "no_server", "Set to 1 to make 'run'/'chat' never use a running server."),
     EnvVar("FREEHOLD_DEBUG", "debug", "Set to 1 to print tracebacks for errors."),
 )
@@ -68,6 +70,8 @@ class Settings:
     context: int = 4096
     host: str = f"127.0.0.1:{DEFAULT_PORT}"
     api_key: str = ""  # comma-separated keys; a secret, so 'freehold env' shows only how many
+    push_key: str = ""  # comma-separated keys that may push to this server's registry (a secret)
+    registry_key: str = ""  # what 'push'/'pull' send to a registry (a secret)
     no_server: bool = False
     debug: bool = False
 
@@ -86,6 +90,10 @@ class Settings:
     @property
     def api_keys(self) -> list[str]:
         return [k.strip() for k in self.api_key.split(",") if k.strip()]
+
+    @property
+    def push_keys(self) -> list[str]:
+        return [k.strip() for k in self.push_key.split(",") if k.strip()]
 
 
 @dataclass
@@ -106,6 +114,11 @@ class ServerOptions:
     max_upload_bytes: int = 4 << 30  # one dropped mail archive or table (years of a small shop's mail)
     knowledge: str | None = None  # ground every chat in this index unless a request says otherwise
     jobs: bool = True  # run queued jobs (freehold.jobs) in this server, one at a time
+    # The OCI registry at /v2/ (freehold.registry): pulls follow api_keys (open without keys,
+    # or with registry_open_pull), pushes need one of push_keys (none: the registry takes no pushes).
+    registry: bool = False
+    push_keys: list[str] = field(default_factory=list)
+    registry_open_pull: bool = False
 
 
 def split_host(text: str) -> tuple[str, int]:
@@ -129,14 +142,17 @@ def split_host(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", port
 
 
+SECRETS = ("api_key", "push_key", "registry_key")
+
+
 def env_report(settings: Settings, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Every variable in ENV_VARS with its raw and effective value (secrets masked), for 'freehold env'."""
     env = dict(os.environ if env is None else env)
     rows = []
     for v in ENV_VARS:
         raw, effective = env.get(v.name), str(getattr(settings, v.key))
-        if v.key == "api_key":  # a secret: say how many keys are set, never the keys
-            n = len(settings.api_keys)
+        if v.key in SECRETS:  # a secret: say how many keys are set, never the keys
+            n = len([k for k in effective.split(",") if k.strip()])
             raw = None if raw is None else "***"
             effective = f"{n} key{'s' if n != 1 else ''} set" if n else "not set"
         rows.append({"name": v.name, "value": raw, "effective": effective, "help": v.help})
@@ -171,7 +187,7 @@ def _coerce(name: str, raw: Any, target: type, problems: list[str], source: str)
 
 
 _TYPES: dict[str, type] = {"home": Path, "threads": int, "context": int, "host": str, "api_key": str,
-                           "no_server": bool, "debug": bool}
+                           "push_key": str, "registry_key": str, "no_server": bool, "debug": bool}
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:

@@ -15,6 +15,7 @@
     ├── TrainingError           fine-tuning or export cannot start or finish
     │   └── TrainingInterrupted    stopped by a signal after a checkpoint (exit 130)
     ├── EvalError               an evaluation cannot run (missing eval data, bad prompt file, ...)
+    ├── RegistryError           a push or pull, or a request to the registry (/v2/), failed
     └── LedgerError             the ledger cannot be read or written
         └── VerificationError   a record, signature, digest or proof does not check out
 
@@ -202,6 +203,27 @@ class EvalError(FreeholdError):
 
     code = "eval_error"
     http_status = 422
+
+
+class RegistryError(FreeholdError):
+    """A registry request or transfer failed. ``oci_code`` is the OCI distribution spec's error
+    code (BLOB_UNKNOWN, DIGEST_INVALID, NAME_UNKNOWN, ...) and ``status`` its HTTP status."""
+
+    code = "registry_error"
+    http_status = 400
+
+    def __init__(self, message: str, hint: str | None = None, oci_code: str = "UNSUPPORTED",
+                 status: int = 400) -> None:
+        super().__init__(message, hint)
+        self.oci_code = oci_code
+        self.status = status
+
+    def details(self) -> dict[str, Any]:
+        return {"oci_code": self.oci_code, "status": self.status}
+
+    @classmethod
+    def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
+        return cls(message, hint, str(details.get("oci_code", "UNSUPPORTED")), int(details.get("status", 400)))
 
 
 def _classes(root: type[FreeholdError]) -> list[type[FreeholdError]]:

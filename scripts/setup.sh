@@ -46,14 +46,21 @@ if [ "$(cat .venv/.llama-wheel 2>/dev/null)" != "$key" ]; then
 fi
 pip_ install --progress-bar off -e ".${extra}"
 
-# The page tests drive Debian's chromium with Playwright (Playwright cannot download its own
-# browsers here). Installed when this runs as root with apt; elsewhere those tests skip and say so.
-if [ "${1:-}" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
+# Two test dependencies come from Debian: the page tests drive its chromium with Playwright
+# (Playwright cannot download its own browsers here), and the registry tests push to and pull
+# from its docker-registry (the CNCF distribution server). Installed when this runs as root with
+# apt; elsewhere those tests skip and say so.
+apt_for_tests() {  # apt_for_tests COMMAND PACKAGE WHAT
+  command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "Installing chromium for the page tests (apt-get install chromium)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
-      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+    echo "Installing $2 for the $3 (apt-get install $2)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }
   else
-    echo "note: chromium is not installed, so the page tests will skip (apt-get install chromium)"
+    echo "note: $2 is not installed, so the $3 will skip (apt-get install $2)"
   fi
+}
+if [ "${1:-}" = "test" ]; then
+  apt_for_tests chromium chromium "page tests"
+  apt_for_tests docker-registry docker-registry "registry interop tests"
 fi

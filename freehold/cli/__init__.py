@@ -45,7 +45,7 @@ def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     import importlib
 
-    for module in ("models", "run", "serve", "tune", "export", "evals", "lineage"):  # top-level commands
+    for module in ("models", "run", "serve", "tune", "export", "evals", "lineage", "registry"):  # top-level commands
         try:
             importlib.import_module(f"freehold.cli.{module}")
         except ModuleNotFoundError as exc:

@@ -35,6 +35,12 @@ def serve_cmd(
     knowledge: str | None = typer.Option(
         None, "--knowledge", "-k", help="Ground every chat in this knowledge index (answers cite their sources "
         "in a 'grounding' field); a request's own 'knowledge' wins. Default: each model's own (tune --knowledge)."),
+    registry: bool = typer.Option(False, "--registry", help="Also be an OCI registry at /v2/: others pull this "
+                                  "store's models with 'freehold pull HOST:PORT/NAME:TAG' and push with a push key."),
+    push_key: list[str] = typer.Option([], "--push-key", help="Key that may push to the registry (repeatable); "
+                                       "also FREEHOLD_PUSH_KEY (comma-separated). Without one it takes no pushes."),
+    open_pull: bool = typer.Option(False, "--registry-open-pull", help="Let anyone pull from the registry even "
+                                   "when the server has API keys."),
 ) -> None:
     """Serve the web app and models over OpenAI- and Ollama-compatible HTTP APIs."""
     from freehold.server import check_exposure, load_api_keys, serve
@@ -45,7 +51,8 @@ def serve_cmd(
     options = ServerOptions(host=host, port=port, api_keys=load_api_keys(api_key, api_keys_file, settings()),
                             cors_origins=cors_origin, slots=slots, max_queue=max_queue, keep_alive=keep_alive,
                             max_loaded=max_loaded, knowledge=knowledge,
-                            max_upload_bytes=max_upload_mb * 1_000_000)
+                            max_upload_bytes=max_upload_mb * 1_000_000, registry=registry,
+                            push_keys=[*push_key, *settings().push_keys], registry_open_pull=open_pull)
     check_exposure(options)
     if knowledge:
         from freehold.cli.common import open_store
@@ -55,7 +62,9 @@ def serve_cmd(
     console.print(f"freehold serving on http://{host}:{port}  (web app: /, OpenAI: /v1, Ollama: /api, metrics: "
                   "/metrics)"
                   + ("  [API key required]" if options.api_keys else "")
-                  + (f"  [answers grounded in {knowledge}]" if knowledge else ""), highlight=False)
+                  + (f"  [answers grounded in {knowledge}]" if knowledge else "")
+                  + (f"  [registry: /v2/, {'pushes with a push key' if options.push_keys else 'pull only'}]"
+                     if registry else ""), highlight=False)
     if open_browser:
         _open_when_up(f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}/")
     serve(options, settings())

@@ -39,6 +39,7 @@ RECORD_TYPES = (
     "eval",
     "note",
     "publish",
+    "pull",
     "audit",
     "repair",
 )
@@ -321,6 +322,20 @@ class Recorder:
             "eval",
             {"suite": suite, "scores": dict(scores), "inputs": [*model, *data], "outputs": list(outputs)},
         )
+
+    def record_publish(self, model: str, manifest_digest: str, target: str, oci_digest: str) -> Record:
+        """A push of ``model`` to a registry (``target``), as the OCI manifest ``oci_digest``."""
+        return self.ledger.append("publish", {"model": model, "to": target, "oci_manifest": oci_digest,
+                                              "inputs": [ref("model", manifest_digest)], "outputs": []})
+
+    def record_pull(self, model: str, manifest_digest: str, source: str, oci_digest: str, *,
+                    head: str | None, signers: list[str], untrusted: list[str], bundle: str | None) -> Record:
+        """A pull of ``model`` from a registry: from where, which digest, whose lineage, trusted or not.
+        It cites the model's manifest as an input only, so it never joins the lineage it reports."""
+        return self.ledger.append("pull", {
+            "model": model, "from": source, "oci_manifest": oci_digest, "lineage_head": head, "signers": signers,
+            "untrusted_signers": untrusted, "lineage_bundle": bundle,
+            "inputs": [ref("model", manifest_digest)], "outputs": []})
 
     def record_note(
         self,

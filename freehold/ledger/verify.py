@@ -188,21 +188,7 @@ def check_chain(
             report.problems.append(Problem(e.number, what))
         if e.seq != prev_seq + 1:
             report.problems.append(Problem(e.number, f"has sequence number {e.seq}, expected {prev_seq + 1}"))
-        try:
-            sig = base64.b64decode(e.sig, validate=True)
-        except (binascii.Error, ValueError):
-            sig = b""
-        if not verifier.knows(e.key):
-            report.problems.append(Problem(e.number, f"is signed by {e.key}, which is not a trusted key"))
-        elif not verifier.verify(e.key, sig, e.signed_bytes()):
-            report.problems.append(
-                Problem(
-                    e.number,
-                    f"has an invalid signature (key {e.key}): its contents were changed after signing",
-                )
-            )
-        else:
-            report.signers[e.key] = report.signers.get(e.key, 0) + 1
+        _check_signature(e, verifier, report)
         prev_hash, prev_seq = e.hash, e.seq
         good.append(e)
     if torn is not None:
@@ -216,6 +202,22 @@ def check_chain(
         )
     report.records = len(entries)
     return good
+
+
+def _check_signature(rec: Record, verifier: Verifier, report: VerifyReport, where: str = "") -> None:
+    """The record is signed by a trusted key and its signature is valid (a problem if not)."""
+    try:
+        sig = base64.b64decode(rec.sig, validate=True)
+    except (binascii.Error, ValueError):
+        sig = b""
+    if not verifier.knows(rec.key):
+        hint = " ('freehold key trust' it, if you trust its owner)" if where else ""
+        report.problems.append(Problem(rec.number, f"{where}is signed by {rec.key}, which is not a trusted key{hint}"))
+    elif not verifier.verify(rec.key, sig, rec.signed_bytes()):
+        report.problems.append(Problem(rec.number, f"{where}has an invalid signature (key {rec.key}): "
+                                                   "its contents were changed after signing"))
+    else:
+        report.signers[rec.key] = report.signers.get(rec.key, 0) + 1
 
 
 def _sha(data: bytes) -> str:
@@ -292,7 +294,7 @@ def verify_model(
     records = check_chain(entries, torn, verifier, report)
     blobs = _BlobChecker(store, report, progress)
     _check_layers_intact(entry.manifest, kind, blobs, report)
-    found = _find_head(entry, kind, report.head, records, report)
+    found = _find_head(entry, kind, report.head, records, report, store, verifier)
     if found is not None:
         index, head = found
         _check_head_outputs(entry.manifest, kind, index.records[head], report)
@@ -323,10 +325,12 @@ def _check_layers_intact(manifest: Manifest, kind: str, blobs: _BlobChecker, rep
 
 
 def _find_head(
-    entry: ModelEntry, kind: str, head_hash: str | None, records: list[Record], report: VerifyReport
+    entry: ModelEntry, kind: str, head_hash: str | None, records: list[Record], report: VerifyReport,
+    store: Store, verifier: Verifier,
 ) -> tuple[LedgerIndex, int] | None:
     """The ledger index and the position in it of the record the manifest names (``head_hash``);
-    None, with a problem, when it names none or one the ledger does not hold."""
+    None, with a problem, when it names none or one the ledger does not hold. A model pulled
+    from another store is checked against the lineage it came with (``freehold.ledger.bundle``)."""
     if not head_hash:
         report.problems.append(
             Problem(None, f"{kind} {entry.name} names no ledger record (manifest lineage.ledger_head is empty)")
@@ -334,6 +338,18 @@ def _find_head(
         return None
     index = LedgerIndex(records)
     head = index.by_hash.get(head_hash)
+    if head is None and kind == "model":
+        from freehold.ledger.bundle import stored_bundle
+
+        bundle = stored_bundle(store, entry.manifest_digest)
+        if bundle is not None and bundle.head == head_hash:
+            for rec in bundle.records:
+                _check_signature(rec, verifier, report, f"in the lineage pulled from {bundle.origin} ")
+            index = LedgerIndex(bundle.records)
+            head = index.by_hash.get(head_hash)
+            report.warnings.append(VerifyWarning(
+                None, f"the lineage came with the model from {bundle.origin}: its {len(bundle.records)} records "
+                "were checked by their signatures (the rest of the sender's chain is not here)"))
     if head is None:
         report.problems.append(
             Problem(None, f"{kind} {entry.name} names ledger record {head_hash[:19]}, which is not in the ledger")

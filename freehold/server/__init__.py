@@ -8,6 +8,7 @@ continuous batching, API keys, CORS, Prometheus metrics and one JSON error shape
 from __future__ import annotations
 
 import contextlib
+import hmac
 import ipaddress
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -100,10 +101,20 @@ def _error(path: str, status: int, message: str, kind: str = "invalid_request_er
     """One error shape per API: Ollama's ``{"error": text}``, OpenAI's ``{"error": {message, type,
     param, code}}``; a Freehold error adds ``"freehold": error.to_dict()`` so a client rebuilds it."""
     extra = {"freehold": error.to_dict()} if error is not None else {}
+    if path == "/v2" or path.startswith("/v2/"):  # the OCI distribution spec's error body
+        from freehold.errors import RegistryError
+
+        oci_code = error.oci_code if isinstance(error, RegistryError) else OCI_CODES.get(status, "UNKNOWN")
+        return _oci_error(status, oci_code, error.message if error is not None else message,
+                          error.hint if error is not None else None, headers)
     if path.startswith("/api/"):
         return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code, **extra}},
                         status_code=status, headers=headers)
+
+
+OCI_CODES = {400: "UNSUPPORTED", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND", 405: "UNSUPPORTED",
+             413: "SIZE_INVALID", 429: "TOOMANYREQUESTS"}
 
 
 class BodyLimit:
@@ -118,7 +129,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        if path in UNLIMITED_PATHS:  # streamed to disk under their own limit
+        if path in UNLIMITED_PATHS or path.startswith("/v2/"):  # streamed to disk under their own limits
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -183,6 +194,9 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
     app.include_router(ollama_api.router)
     app.include_router(jobs_api.router)
     app.include_router(store_api.router)
+    from freehold.registry import server as registry_server
+
+    app.include_router(registry_server.router)
     from freehold import web
     from freehold.server import auth
 
@@ -204,7 +218,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FreeholdError)
     async def freehold_error(request: Request, exc: FreeholdError) -> Response:
-        status = exc.http_status
+        from freehold.errors import RegistryError
+
+        status = exc.status if isinstance(exc, RegistryError) else exc.http_status
         if _wants_page(request):  # a person following a link: the same message, as a page
             from freehold.web import error_page
 
@@ -255,6 +271,12 @@ def _add_auth_and_metrics(app: FastAPI, state: FreeholdState, options: ServerOpt
         path = request.url.path
         api = "openai" if path.startswith("/v1") else "ollama" if path.startswith("/api") else "other"
         by_cookie = False
+        if path == "/v2" or path.startswith("/v2/"):
+            refused = registry_refusal(request, options)
+            if refused is not None:
+                state.metrics.requests.labels("registry", path, str(refused.status_code)).inc()
+                return refused
+            return await call_next(request)  # Bearer or Basic keys, no cookies: no CSRF to check
         if options.api_keys and path not in OPEN_PATHS and request.method != "OPTIONS":
             by_cookie = not bearer_ok(request, options.api_keys) and cookie_key(request, options.api_keys)
             if not by_cookie and not bearer_ok(request, options.api_keys):
@@ -277,6 +299,39 @@ def _add_auth_and_metrics(app: FastAPI, state: FreeholdState, options: ServerOpt
         route = request.scope.get("route")
         state.metrics.requests.labels(api, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
         return response
+
+
+def registry_refusal(request: Request, options: ServerOptions) -> Response | None:
+    """Who may use /v2/: pulls (GET, HEAD) with an API key or a push key when the server has
+    keys (anyone when it has none, or with ``registry_open_pull``); pushes with a push key only.
+    Registry clients send the key as a Bearer token or as the password of Basic auth."""
+    from freehold.server.auth import presented_key
+
+    key = presented_key(request)
+    pull = request.method in ("GET", "HEAD")
+    allowed = options.push_keys + (options.api_keys if pull else [])
+    if key and any(hmac.compare_digest(key.encode(), k.encode()) for k in allowed):
+        request.state.registry_key = key
+        return None
+    if pull and (not options.api_keys or options.registry_open_pull):
+        return None
+    if not pull and not options.push_keys:
+        return _oci_error(403, "DENIED", "this registry takes no pushes",
+                          "start the server with --push-key KEY (or FREEHOLD_PUSH_KEY) and push with that key")
+    if not pull and key and any(hmac.compare_digest(key.encode(), k.encode()) for k in options.api_keys):
+        return _oci_error(403, "DENIED", "this key may pull from the registry but not push",
+                          "push with one of the server's push keys (--push-key)")
+    message = "invalid key" if key else "a push needs a push key" if not pull else "this registry needs an API key"
+    return _oci_error(401, "UNAUTHORIZED", message,
+                      "pass --key KEY (or FREEHOLD_REGISTRY_KEY) to 'freehold push' / 'freehold pull'",
+                      {"WWW-Authenticate": 'Basic realm="freehold"'})
+
+
+def _oci_error(status: int, code: str, message: str, hint: str | None = None,
+               headers: dict[str, str] | None = None) -> JSONResponse:
+    detail = {"hint": hint} if hint else {}
+    return JSONResponse({"errors": [{"code": code, "message": message, "detail": detail}]}, status_code=status,
+                        headers={**(headers or {}), "Docker-Distribution-API-Version": "registry/2.0"})
 
 
 def _add_service_routes(app: FastAPI, state: FreeholdState) -> None:

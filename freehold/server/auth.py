@@ -35,9 +35,26 @@ def cookie_key(request: Request, keys: list[str]) -> bool:
     return bool(value) and any(hmac.compare_digest(value, session_value(k)) for k in keys)
 
 
-def bearer_ok(request: Request, keys: list[str]) -> bool:
+def presented_key(request: Request) -> str:
+    """The key a client sent: a Bearer token, or the password of Basic auth (what registry
+    clients such as docker, oras and skopeo send); empty when none."""
     header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        import base64
+        import binascii
+
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+    return ""
+
+
+def bearer_ok(request: Request, keys: list[str]) -> bool:
+    token = presented_key(request)
     return bool(token) and any(hmac.compare_digest(token.encode(), k.encode()) for k in keys)
 
 

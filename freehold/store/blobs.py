@@ -183,6 +183,22 @@ class BlobStore:
             raise store_os_error(exc, self.root) from exc
         return digest, size, how
 
+    def adopt(self, path: Path, digest: str, hashed: bool = False) -> None:
+        """Rename a file on the store's filesystem into the blob ``digest`` after hashing it
+        (unless the caller did); ``ValueError`` (naming the digest it has) when it does not match."""
+        actual = digest if hashed else sha256_file(path, None, "verifying")
+        if actual != digest:
+            raise ValueError(actual)
+        final = self.path(digest)
+        try:
+            if final.exists():
+                path.unlink()
+            else:
+                os.replace(path, final)
+                self._fsync_dir()
+        except OSError as exc:
+            raise store_os_error(exc, self.root) from exc
+
     def remove(self, digest: str) -> int:
         p = self.path(digest)
         try:

@@ -7,6 +7,7 @@ Schema changes are named, forward-only migrations (applied in order, recorded in
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -84,6 +85,37 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (job_id, seq)
         );
     """),
+    ("007_registry", """
+        -- The OCI registry (freehold.registry): manifests pushed to it, by repository, each a
+        -- blob in the store. Tags name them, and subject links a referrer (a signature, an
+        -- audit) to the manifest it is about.
+        CREATE TABLE registry_manifests (
+            repo TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            media_type TEXT NOT NULL,
+            artifact_type TEXT,
+            subject TEXT,                    -- the digest this manifest refers to, if any
+            size INTEGER NOT NULL,
+            annotations TEXT,                -- JSON, for the referrers list
+            created_at REAL NOT NULL,
+            PRIMARY KEY (repo, digest)
+        );
+        CREATE INDEX registry_subject ON registry_manifests (repo, subject);
+        CREATE TABLE registry_tags (
+            repo TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (repo, tag)
+        );
+        -- Blobs pushed to a repository (readable there before a manifest names them)
+        CREATE TABLE registry_blobs (
+            repo TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (repo, digest)
+        );
+    """),
 ]
 
 
@@ -112,6 +144,7 @@ class Ref:
 class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._tx_lock = threading.RLock()
         try:
             self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -132,14 +165,17 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+        # One connection serves every thread of a process (the server's request threads): one
+        # transaction at a time on it.
+        with self._tx_lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         self.conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")

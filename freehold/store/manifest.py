@@ -30,6 +30,8 @@ class MediaType:
     LICENSE = "application/vnd.freehold.license"
     CARD = "application/vnd.freehold.card+markdown"
     LINEAGE = "application/vnd.freehold.lineage+json"
+    # A pulled model's lineage: its signed ledger records and their signers' keys (freehold.ledger.bundle).
+    LINEAGE_BUNDLE = "application/vnd.freehold.lineage-bundle+json"
     DATASET = "application/vnd.freehold.dataset+jsonl"
     # Where each example's personal data was replaced: {"id", "spans": [[turn, start, end, type]]}
     # per line, for the preview that highlights it. Not training data (outside the Merkle root).

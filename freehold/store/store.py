@@ -46,6 +46,7 @@ from freehold.store.formats import read_gguf_info, read_hf_info
 from freehold.store.jobs import JobTable
 from freehold.store.manifest import Layer, Manifest, MediaType
 from freehold.store.names import DEFAULT_TAG, format_name, parse_name
+from freehold.store.registry import RegistryTable
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Store:
         self._catalog = Catalog(home / "catalog.db")
         self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
         self.jobs = JobTable(self._catalog)  # long operations asked for, and their progress
+        self.registry = RegistryTable(self._catalog)  # what was pushed to this store's registry
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Store:
@@ -252,6 +254,24 @@ class Store:
                 drop_pins(c, self._owner, [la.digest for la in manifest.layers])
         return self.get(format_name(base, tag), kind)
 
+    def commit_blob(self, kind: str, name: str, digest: str) -> ModelEntry:
+        """Point ``name`` at a manifest that is already a blob (one received byte for byte from a
+        registry, so its digest is the sender's); every layer it names must be in the store."""
+        base, tag = parse_name(name)
+        assert tag is not None
+        manifest = self.manifest(digest)
+        if manifest.kind != kind:
+            raise StoreError(f"{digest} is a {manifest.kind} manifest, not a {kind}", "name it as a " + manifest.kind)
+        with self.lock():
+            missing = [la.digest for la in manifest.layers if not self._blobs.exists(la.digest)]
+            if missing:
+                raise StoreError(f"cannot name {kind} {name}: blob {missing[0]} is not in the store",
+                                 "receive every layer before naming the manifest")
+            with self._catalog.transaction() as c:
+                c.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?, ?)", (kind, base, tag, digest, time.time()))
+                drop_pins(c, self._owner, [digest, *(la.digest for la in manifest.layers)])
+        return self.get(format_name(base, tag), kind)
+
     def stage_gguf(self, path: Path, name: str, *, link: bool = False, source: dict[str, Any] | None = None,
                    license_text: str | None = None, params: dict[str, Any] | None = None,
                    progress: ProgressFn | None = None) -> Manifest:
@@ -360,10 +380,29 @@ class Store:
                 used.update(layer.digest for layer in self.manifest(digest).layers)
         return used
 
+    def _registry_blobs(self) -> set[str]:
+        """The registry's manifests and every blob they name (config, layers, an index's manifests)."""
+        used: set[str] = set()
+        for digest in self.registry.digests():
+            used.add(digest)
+            with contextlib.suppress(StoreError, OSError, ValueError, TypeError, AttributeError):
+                doc = json.loads(self.read_blob(digest))
+                used.update(d["digest"] for d in [doc.get("config") or {}, *doc.get("layers", []),
+                                                  *doc.get("manifests", [])] if isinstance(d.get("digest"), str))
+        return used
+
     def referenced_blobs(self) -> set[str]:
         # Derived artefacts whose source died are pruned by gc() before this runs.
         return self._used_by([r.manifest_digest for r in self._catalog.refs()]
-                             + [digest for _source, _kind, digest in self._catalog.derived()])
+                             + [digest for _source, _kind, digest in self._catalog.derived()]) | self._registry_blobs()
+
+    def adopt_blob(self, path: Path, digest: str, hashed: bool = False) -> None:
+        """Move a finished upload into the blobs if it hashes to ``digest`` (pinned until named);
+        otherwise raise ``ValueError`` with the digest it has and leave the file. ``hashed``: the
+        caller hashed it as it arrived (a pull), so it is not read again."""
+        with self.lock():
+            self._blobs.adopt(path, digest, hashed)
+            self._pinned(digest)
 
     def _pinned_blobs(self) -> set[str]:
         """Blobs a live process wrote and has not named yet; the pins of dead processes go."""

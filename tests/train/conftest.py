@@ -71,6 +71,22 @@ def served_answer(store: Store, name: str, max_tokens: int = 8) -> Any:
         engine.close()
 
 
+def make_tuned_home(home: Path, tiny_gguf: Path, train: int = 48, **config: Any) -> Path:
+    """A store at ``home`` holding 'tiny', the 'colours' dataset and 'tiny-tuned' (a real short
+    tune with ``config`` over ``tiny_config``), closed again."""
+    from freehold.config import load_settings
+    from freehold.home import import_model
+    from freehold.train import tune
+
+    settings = load_settings({"FREEHOLD_HOME": str(home)})
+    store = Store.open(settings)
+    import_model(store, tiny_gguf, "tiny")
+    make_dataset(store, "colours", {"train": chat_rows(train), "validation": chat_rows(8, seed=3)}, home.parent / "ds")
+    tune(tiny_config(**config), store=store, settings=settings)
+    store.close()
+    return home
+
+
 def tiny_config(**overrides: Any) -> Any:
     from freehold.train import TuneConfig
 

@@ -15,24 +15,13 @@ import pytest
 from freehold.ledger import Ledger, Record, Recorder, ref, verify
 from freehold.store import MediaType, Store
 from freehold.testing import point_at
-from tests.train.conftest import chat_rows, make_dataset, tiny_config
+from tests.train.conftest import chat_rows, make_dataset, make_tuned_home, tiny_config
 
 
 @pytest.fixture(scope="module")
 def tuned_home(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path) -> Path:
     """A home holding one short tiny fine-tune with three checkpoints (steps 5, 10, 12)."""
-    from freehold.config import load_settings
-    from freehold.home import import_model
-    from freehold.train import tune
-
-    home = tmp_path_factory.mktemp("verify-tune") / "home"
-    settings = load_settings({"FREEHOLD_HOME": str(home)})
-    store = Store.open(settings)
-    import_model(store, tiny_gguf, "tiny")
-    make_dataset(store, "colours", {"train": chat_rows(48), "validation": chat_rows(8, seed=3)}, home.parent / "ds")
-    tune(tiny_config(max_steps=12, eval_every=0), store=store, settings=settings)
-    store.close()
-    return home
+    return make_tuned_home(tmp_path_factory.mktemp("verify-tune") / "home", tiny_gguf, max_steps=12, eval_every=0)
 
 
 @pytest.fixture

@@ -1,0 +1,55 @@
+"""``freehold push NAME HOST/NS/MODEL:TAG`` and ``freehold pull HOST/NS/MODEL:TAG``."""
+
+from __future__ import annotations
+
+import typer
+
+from freehold.cli import app
+from freehold.cli.common import console, open_store, progress_bar, settings
+from freehold.models import human_size
+
+_KEY_HELP = "Key the registry asks for (default: FREEHOLD_REGISTRY_KEY)."
+_PLAIN_HELP = "Speak plain HTTP (default: only to loopback addresses; https elsewhere)."
+
+
+@app.command("push")
+def push_cmd(
+    name: str = typer.Argument(..., help="Store model to push, e.g. acme-support."),
+    target: str = typer.Argument(..., help="Where: HOST[:PORT]/NAMESPACE/MODEL[:TAG], e.g. "
+                                          "127.0.0.1:11500/acme/support:latest."),
+    key: str | None = typer.Option(None, "--key", help=_KEY_HELP),
+    plain_http: bool | None = typer.Option(None, "--plain-http/--https", help=_PLAIN_HELP),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=16, help="Layers sent at once."),
+) -> None:
+    """Send a model to an OCI registry (Freehold's 'serve --registry', or any distribution server)."""
+    from freehold.registry import push
+
+    store = open_store()
+    with progress_bar(transient=True) as progress:
+        result = push(store, name, target, key=key or settings().registry_key or None, plain_http=plain_http,
+                      jobs=jobs, progress=progress)
+    console.print(f"[green]pushed[/] {name} to {result.remote}: sent {human_size(result.sent_bytes)}, "
+                  f"{human_size(result.skipped_bytes)} already there ({result.blobs} blobs, "
+                  f"{result.seconds:.1f} s); manifest {result.digest}", highlight=False)
+
+
+@app.command("pull")
+def pull_cmd(
+    source: str = typer.Argument(..., help="What: HOST[:PORT]/NAMESPACE/MODEL[:TAG|@DIGEST]."),
+    name: str | None = typer.Option(None, "--as", help="Name in this store [NAMESPACE/MODEL:TAG]."),
+    key: str | None = typer.Option(None, "--key", help=_KEY_HELP),
+    plain_http: bool | None = typer.Option(None, "--plain-http/--https", help=_PLAIN_HELP),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=16, help="Layers fetched at once."),
+    allow_untrusted: bool = typer.Option(False, "--allow-untrusted", help="Take a model whose lineage is signed by "
+                                         "a key you have not trusted ('audit verify' will then fail until you do)."),
+) -> None:
+    """Fetch a model from an OCI registry; every blob is checked before the model is named."""
+    from freehold.registry import pull
+
+    store = open_store()
+    with progress_bar(transient=True) as progress:
+        result = pull(store, source, name=name, key=key or settings().registry_key or None, plain_http=plain_http,
+                      jobs=jobs, allow_untrusted=allow_untrusted, progress=progress)
+    console.print(f"[green]pulled[/] {result.name} from {result.remote}: received "
+                  f"{human_size(result.received_bytes)}, {human_size(result.reused_bytes)} already here "
+                  f"({result.seconds:.1f} s); try it: freehold run {result.name}", highlight=False)

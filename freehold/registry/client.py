@@ -1,0 +1,415 @@
+"""``push`` and ``pull`` of models against any OCI registry (Freehold's own, the CNCF
+distribution server, ...), over the distribution spec's HTTP API.
+
+- Push: the model's Freehold manifest (the OCI config) and every layer, each skipped when the
+  registry already has it (the bytes saved are reported), several at once, in chunks with
+  ``Content-Range``; an interrupted upload resumes from the offset the registry reports. The
+  OCI manifest goes last, under the tag.
+- Pull: the manifest, then each layer the store lacks, several at once, into a partial file
+  that a later pull resumes with ``Range``; every blob is hashed before it enters the store,
+  and the model is named only once all of it arrived and checked out, so a failed or killed
+  pull leaves the store as it was (``RegistryError`` names what did not check out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from freehold.errors import RegistryError, StoreError
+from freehold.ledger import Ledger, Recorder, trusted_keys
+from freehold.ledger.bundle import Bundle, forged, keep_bundle, make_bundle, parse_bundle, untrusted
+from freehold.progress import ProgressFn, emit
+from freehold.registry import oci
+from freehold.store import Store
+from freehold.store.manifest import Manifest, MediaType
+from freehold.store.names import format_name, parse_name
+
+CHUNK = 8 << 20  # bytes per PATCH of an upload
+READ = 1 << 20
+KEY_ENV = "FREEHOLD_REGISTRY_KEY"
+ACCEPT = ", ".join(oci.MANIFEST_TYPES)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    remote: str
+    digest: str  # the OCI manifest's
+    blobs: int
+    sent_bytes: int  # layer bytes that crossed the wire
+    skipped_bytes: int  # layer bytes the registry already had
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PullResult:
+    name: str
+    remote: str
+    digest: str  # the OCI manifest's
+    manifest_digest: str  # the Freehold manifest's, the same as on the sender's store
+    received_bytes: int
+    reused_bytes: int  # layers the store already had
+    seconds: float
+
+
+class _Bytes:
+    """A thread-safe byte count that emits one progress event per change."""
+
+    def __init__(self, progress: ProgressFn | None, status: str, total: int) -> None:
+        self.progress, self.status, self.total, self.done = progress, status, total, 0
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def add(self, n: int, digest: str | None = None, force: bool = False) -> None:
+        with self._lock:
+            self.done += n
+            now = time.monotonic()
+            if force or now - self._last > 0.1 or self.done >= self.total:
+                self._last = now
+                emit(self.progress, self.status, self.total, self.done, digest)
+
+
+class Registry:
+    """One registry host, spoken to over HTTP (loopback: plain http; elsewhere https unless told)."""
+
+    def __init__(self, remote: oci.RemoteName, key: str | None = None, plain_http: bool | None = None,
+                 timeout: float = 60.0) -> None:
+        self.remote = remote
+        plain = remote.plain_http if plain_http is None else plain_http
+        self.base = f"{'http' if plain else 'https'}://{remote.host}"
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.Client(base_url=self.base, headers=headers, follow_redirects=True,
+                                 timeout=httpx.Timeout(timeout, connect=10.0))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(self, method: str, url: str, what: str, ok: tuple[int, ...], **kwargs: Any) -> httpx.Response:
+        try:
+            resp = self.http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"cannot reach the registry {self.base} ({what}): {exc}",
+                                "check the address and that the registry is running", "UNREACHABLE", 502) from exc
+        if resp.status_code not in ok:
+            raise self.error(resp, what)
+        return resp
+
+    def error(self, resp: httpx.Response, what: str) -> RegistryError:
+        code, message, hint = "UNKNOWN", resp.text[:300].strip() or resp.reason_phrase, None
+        with contextlib.suppress(ValueError, KeyError, IndexError, TypeError, AttributeError):
+            first = resp.json()["errors"][0]
+            code, message = str(first.get("code", code)), str(first.get("message", message))
+            detail = first.get("detail")
+            hint = detail.get("hint") if isinstance(detail, dict) else None
+        if resp.status_code == 401:
+            hint = hint or f"pass the registry's key with --key KEY (or {KEY_ENV})"
+        elif resp.status_code == 403:
+            hint = hint or "this key may not do that here"
+        return RegistryError(f"the registry {self.remote.host} refused {what}: {message} "
+                             f"(HTTP {resp.status_code} {code})", hint or "see the registry's log", code,
+                             resp.status_code if 400 <= resp.status_code < 600 else 502)
+
+    def ping(self) -> None:
+        self.request("GET", "/v2/", "the API check", (200,))
+
+    # -- blobs ---------------------------------------------------------------------------------
+    def has_blob(self, repo: str, digest: str) -> bool:
+        resp = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", f"a check of blob {digest[:19]}", (200, 404))
+        return resp.status_code == 200
+
+    def upload(self, repo: str, path: Path, digest: str, size: int, counter: _Bytes,
+               state: dict[str, str], save: Any) -> None:
+        """Chunked upload of one blob; resumes the upload ``state[digest]`` names if the registry
+        still has it."""
+        location, offset = None, 0
+        if digest in state:
+            with contextlib.suppress(RegistryError):
+                resp = self.request("GET", state[digest], "the upload's status", (204,))
+                location = resp.headers.get("location") or state[digest]
+                offset = _range_end(resp.headers.get("range"))
+        if location is None:
+            resp = self.request("POST", f"/v2/{repo}/blobs/uploads/", f"the start of an upload of {digest[:19]}",
+                                (202,))
+            location = resp.headers["location"]
+            offset = 0
+        state[digest] = location
+        save()
+        counter.add(offset, digest)
+        with path.open("rb") as f:
+            f.seek(offset)
+            while offset < size:
+                chunk = f.read(CHUNK)
+                end = offset + len(chunk) - 1
+                resp = self.request("PATCH", location, f"a chunk of {digest[:19]}", (202,), content=chunk,
+                                    headers={"Content-Type": "application/octet-stream",
+                                             "Content-Range": f"{offset}-{end}",
+                                             "Content-Length": str(len(chunk))})
+                location = resp.headers.get("location", location)
+                state[digest] = location
+                save()
+                offset = end + 1
+                counter.add(len(chunk), digest)
+        url = httpx.URL(location if "://" in location else self.base + location).copy_add_param("digest", digest)
+        self.request("PUT", str(url), f"the end of the upload of {digest[:19]}", (201,), content=b"",
+                     headers={"Content-Length": "0", "Content-Type": "application/octet-stream"})
+        state.pop(digest, None)
+        save()
+
+    def download(self, repo: str, digest: str, size: int, dest: Path, counter: _Bytes) -> str:
+        """Fetch one blob into ``dest``, resuming what an earlier pull left there; returns the
+        sha256 digest of what ``dest`` then holds (hashed as it arrives)."""
+        have = dest.stat().st_size if dest.exists() else 0
+        if have > size:
+            dest.unlink()
+            have = 0
+        h = hashlib.sha256()
+        if have:
+            with dest.open("rb") as f:
+                while block := f.read(READ):
+                    h.update(block)
+        counter.add(have, digest)
+        if have == size:
+            return "sha256:" + h.hexdigest()
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            with self.http.stream("GET", f"/v2/{repo}/blobs/{digest}", headers=headers) as resp:
+                if resp.status_code not in (200, 206):
+                    resp.read()
+                    raise self.error(resp, f"blob {digest[:19]}")
+                if resp.status_code == 200 and have:  # the registry ignored the range: start over
+                    counter.add(-have, digest)
+                    h = hashlib.sha256()
+                with dest.open("ab" if resp.status_code == 206 else "wb") as f:
+                    for block in resp.iter_bytes(READ):
+                        f.write(block)
+                        h.update(block)
+                        counter.add(len(block), digest)
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"the download of blob {digest[:19]} from {self.remote.host} broke off: {exc}",
+                                "pull again: it resumes where it stopped", "UNREACHABLE", 502) from exc
+        return "sha256:" + h.hexdigest()
+
+    # -- manifests -----------------------------------------------------------------------------
+    def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str]:
+        resp = self.request("GET", f"/v2/{repo}/manifests/{reference}", f"manifest {repo}:{reference}", (200,),
+                            headers={"Accept": ACCEPT})
+        data = resp.content
+        digest = oci.digest_of(data)
+        claimed = resp.headers.get("docker-content-digest")
+        if (reference.startswith("sha256:") and digest != reference) or (claimed and claimed != digest):
+            raise RegistryError(f"the manifest of {repo}:{reference} arrived changed: it hashes to {digest}, "
+                                f"not {reference if reference.startswith('sha256:') else claimed}",
+                                "pull again; if it persists, the registry's copy is damaged", "DIGEST_INVALID", 400)
+        return data, digest, resp.headers.get("content-type", oci.OCI_MANIFEST).split(";")[0]
+
+    def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> str:
+        resp = self.request("PUT", f"/v2/{repo}/manifests/{reference}", f"manifest {repo}:{reference}", (201,),
+                            content=data, headers={"Content-Type": media_type})
+        return resp.headers.get("docker-content-digest") or oci.digest_of(data)
+
+
+def _range_end(header: str | None) -> int:
+    """The next offset of an upload whose ``Range`` header is ``0-N`` (N+1), 0 when none."""
+    if not header:
+        return 0
+    with contextlib.suppress(ValueError):
+        start, _, end = header.replace("bytes=", "").partition("-")
+        return int(end) + 1 if int(end) >= int(start) else 0
+    return 0
+
+
+def _state_file(store: Store, remote: oci.RemoteName) -> Path:
+    root = store.home / "registry" / "push-state"
+    root.mkdir(parents=True, exist_ok=True)
+    return root / (hashlib.sha256(f"{remote.host}/{remote.repo}".encode()).hexdigest()[:16] + ".json")
+
+
+def push(store: Store, name: str, target: str, *, key: str | None = None, plain_http: bool | None = None,
+         jobs: int = 4, progress: ProgressFn | None = None) -> PushResult:
+    """Push the store's model ``name`` to ``target`` (``HOST[:PORT]/NS/MODEL[:TAG]``)."""
+    start = time.perf_counter()
+    remote = oci.parse_remote(target)
+    if remote.reference.startswith("sha256:"):
+        raise RegistryError("a push names a tag, not a digest", "e.g. HOST/acme/support:latest", "NAME_INVALID", 400)
+    entry = store.get(name)
+    config = store.read_blob(entry.manifest_digest)
+    layers = dict.fromkeys((la.digest, la.size) for la in entry.manifest.layers)
+    blobs = [(entry.manifest_digest, len(config)), *layers]
+    extra = []
+    bundle = make_bundle(store, entry)  # the lineage travels with the model (freehold.ledger.bundle)
+    if bundle is not None:
+        carried = store.put_stream_blob(bundle.to_bytes(), MediaType.LINEAGE_BUNDLE)
+        extra.append(carried.to_dict())
+        blobs.append((carried.digest, carried.size))
+    manifest_bytes = oci.model_manifest(config, entry.manifest, extra)
+    registry = Registry(remote, key, plain_http)
+    state_path = _state_file(store, remote)
+    try:
+        state: dict[str, str] = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        state = {}
+    lock = threading.Lock()
+
+    def save() -> None:
+        with lock:
+            tmp = state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state), encoding="utf-8")
+            os.replace(tmp, state_path)
+
+    try:
+        registry.ping()
+        emit(progress, "checking what the registry has", len(blobs), 0)
+        missing = [(d, s) for d, s in blobs if not registry.has_blob(remote.repo, d)]
+        skipped = sum(s for d, s in blobs if (d, s) not in missing)
+        total = sum(s for _d, s in missing)
+        counter = _Bytes(progress, "pushing", total)
+
+        def one(item: tuple[str, int]) -> None:
+            digest, size = item
+            registry.upload(remote.repo, store.blob_path(digest), digest, size, counter, state, save)
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            list(pool.map(one, missing))
+        counter.add(0, force=True)
+        emit(progress, "writing the manifest")
+        digest = registry.put_manifest(remote.repo, remote.reference, manifest_bytes, oci.OCI_MANIFEST)
+    finally:
+        registry.close()
+    with contextlib.suppress(OSError):
+        if not state:
+            state_path.unlink()
+    Recorder(Ledger.open(store.home)).record_publish(entry.name, entry.manifest_digest, str(remote), digest)
+    return PushResult(str(remote), digest, len(blobs), total, skipped, time.perf_counter() - start)
+
+
+def _partial_dir(store: Store) -> Path:
+    root = store.home / "registry" / "partial"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def pull(store: Store, source: str, *, name: str | None = None, key: str | None = None,
+         plain_http: bool | None = None, jobs: int = 4, allow_untrusted: bool = False,
+         progress: ProgressFn | None = None) -> PullResult:
+    """Pull the model ``source`` (``HOST[:PORT]/NS/MODEL[:TAG|@DIGEST]``) into the store, as
+    ``name`` (default ``NS/MODEL:TAG``). A lineage signed by a key this store does not trust
+    stops the pull (``freehold key trust``) unless ``allow_untrusted``."""
+    start = time.perf_counter()
+    remote = oci.parse_remote(source)
+    local = name or format_name(remote.repo, remote.reference if not remote.reference.startswith("sha256:")
+                                else "latest")
+    parse_name(local)
+    registry = Registry(remote, key, plain_http)
+    try:
+        emit(progress, "reading the manifest")
+        data, digest, media_type = registry.get_manifest(remote.repo, remote.reference)
+        parsed = oci.parse_manifest(data, media_type)
+        if not parsed.is_freehold_model or parsed.config is None:
+            raise RegistryError(f"{remote} is not a Freehold model (its artifact type is "
+                                f"{parsed.artifact_type or parsed.media_type})",
+                                "pull a model pushed with 'freehold push'", "MANIFEST_INVALID", 400)
+        wanted = [parsed.config, *parsed.blobs]
+        todo = [d for d in dict((d["digest"], d) for d in wanted).values() if not store.has_blob(d["digest"])]
+        reused = sum(int(d["size"]) for d in wanted if d not in todo)
+        total = sum(int(d["size"]) for d in todo)
+        counter = _Bytes(progress, "pulling", total)
+        partial = _partial_dir(store)
+        arrived: dict[str, Path] = {}
+
+        def one(d: dict[str, Any]) -> None:
+            dest = partial / d["digest"].replace(":", "-")
+            actual = registry.download(remote.repo, d["digest"], int(d["size"]), dest, counter)
+            _check_arrival(dest, d["digest"], int(d["size"]), actual, remote)
+            arrived[d["digest"]] = dest
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            list(pool.map(one, todo))
+        counter.add(0, force=True)
+    finally:
+        registry.close()
+    manifest = _freehold_manifest(store, parsed, remote, arrived)
+    bundle = _carried_lineage(store, parsed, manifest, remote, arrived)
+    distrusted = [kid for kid, _ in untrusted(bundle, trusted_keys(store.home))] if bundle else []
+    if distrusted and not allow_untrusted:
+        assert bundle is not None
+        kid, carried = untrusted(bundle, trusted_keys(store.home))[0]
+        raise RegistryError(
+            f"{remote}'s lineage is signed by {kid} ({carried.get('name') or 'no name given'}), a key this store "
+            "does not trust; nothing was added to your store",
+            f"if you trust its owner: freehold key trust {carried.get('public_key', '<their public key>')} "
+            f"--name \"{carried.get('name') or 'their name'}\" (check the fingerprint with them), then pull again; "
+            "or pull with --allow-untrusted", "UNTRUSTED", 403)
+    # Every blob checked out and the lineage is trusted: only now does anything enter the store.
+    for digest_, path in arrived.items():
+        store.adopt_blob(path, digest_, hashed=True)
+    emit(progress, "naming the model", digest=parsed.config["digest"])
+    bundle_layer = keep_bundle(store, bundle, str(remote)) if bundle is not None else None
+    entry = store.commit_blob("model", local, parsed.config["digest"])
+    Recorder(Ledger.open(store.home)).record_pull(
+        entry.name, entry.manifest_digest, str(remote), digest, head=bundle.head if bundle else None,
+        signers=bundle.signers if bundle else [], untrusted=distrusted,
+        bundle=bundle_layer.digest if bundle_layer else None)
+    return PullResult(entry.name, str(remote), digest, entry.manifest_digest, total, reused,
+                      time.perf_counter() - start)
+
+
+def _check_arrival(path: Path, digest: str, size: int, actual: str, remote: oci.RemoteName) -> None:
+    have = path.stat().st_size if path.exists() else 0
+    if have != size or actual != digest:
+        path.unlink(missing_ok=True)
+        what = f"{have} bytes, not {size}" if have != size else f"changed: it hashes to {actual}"
+        raise RegistryError(f"blob {digest} from {remote.host} arrived with {what}",
+                            "pull again; if it persists, the registry's copy is damaged (nothing was added "
+                            "to your store)", "DIGEST_INVALID" if have == size else "SIZE_INVALID", 400)
+
+
+def _blob_bytes(store: Store, digest: str, arrived: dict[str, Path]) -> bytes:
+    return arrived[digest].read_bytes() if digest in arrived else store.read_blob(digest)
+
+
+def _freehold_manifest(store: Store, parsed: oci.OciManifest, remote: oci.RemoteName,
+                       arrived: dict[str, Path]) -> Manifest:
+    """The pulled Freehold manifest, checked against the OCI manifest that carried it."""
+    assert parsed.config is not None
+    try:
+        manifest = Manifest.from_bytes(_blob_bytes(store, parsed.config["digest"], arrived))
+    except StoreError as exc:
+        raise RegistryError(f"the model config from {remote} is not a Freehold manifest: {exc.message}",
+                            "pull a model pushed with 'freehold push'", "MANIFEST_INVALID", 400) from exc
+    carried = {(d["digest"], int(d["size"])) for d in parsed.blobs}
+    named = {(la.digest, la.size) for la in manifest.layers}
+    if manifest.kind != "model" or not named <= carried:
+        raise RegistryError(f"the manifest of {remote} does not carry the layers its model names",
+                            "pull again; the registry's copy does not hang together", "MANIFEST_INVALID", 400)
+    return manifest
+
+
+def _carried_lineage(store: Store, parsed: oci.OciManifest, manifest: Manifest, remote: oci.RemoteName,
+                     arrived: dict[str, Path]) -> Bundle | None:
+    """The lineage bundle that came with the model, checked to be about this model."""
+    assert parsed.config is not None
+    layer = next((d for d in parsed.blobs if d["mediaType"] == MediaType.LINEAGE_BUNDLE), None)
+    if layer is None:
+        return None
+    bundle = parse_bundle(_blob_bytes(store, layer["digest"], arrived), str(remote))
+    head = (manifest.lineage or {}).get("ledger_head")
+    if bundle.manifest_digest != parsed.config["digest"] or bundle.head != head \
+            or head not in {r.hash for r in bundle.records}:
+        raise RegistryError(f"the lineage that came with {remote} is about another model or lacks its head record",
+                            "pull again; if it persists, push it again from its origin", "MANIFEST_INVALID", 400)
+    problem = forged(bundle)
+    if problem is not None:
+        raise RegistryError(f"the lineage that came with {remote} was altered after it was signed: {problem}",
+                            "do not use this model; ask its publisher to push it again (nothing was added to your "
+                            "store)", "SIGNATURE_INVALID", 400)
+    return bundle

@@ -1,0 +1,192 @@
+"""Issue 15's journey on two stores: tune on A, push to a registry, pull on B, verify on B offline
+with A's key trusted (and a clear failure when it is not); B's ledger records the pull; a
+changed lineage record or manifest on the way fails the pull and leaves B as it was."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from freehold.config import load_settings
+from freehold.errors import RegistryError
+from freehold.ledger import Ledger, load_identity, trust_key, verify
+from freehold.registry import pull, push
+from freehold.server import ServerOptions
+from freehold.store import MediaType, Store
+from tests.server.conftest import Live, _free_port, start_server
+from tests.train.conftest import make_tuned_home
+
+PUSH_KEY = "push-secret"
+
+
+@pytest.fixture(scope="module")
+def tuned_a(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path) -> Path:
+    """Store A: the tiny model tuned for a few steps (its ledger: import, dataset, config, steps, ...)."""
+    return make_tuned_home(tmp_path_factory.mktemp("store-a") / "home", tiny_gguf, train=24, max_steps=4,
+                           eval_every=0, save_every=2)
+
+
+def open_home(home: Path) -> Store:
+    return Store.open(dataclasses.replace(load_settings(), home=home))
+
+
+@pytest.fixture
+def a(tuned_a: Path) -> Iterator[Store]:
+    store = open_home(tuned_a)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Live]:
+    store = open_home(tmp_path / "registry")
+    yield from start_server(ServerOptions(port=_free_port(), registry=True, push_keys=[PUSH_KEY], jobs=False), store)
+    store.close()
+
+
+@pytest.fixture
+def b(tmp_path: Path) -> Iterator[Store]:
+    store = open_home(tmp_path / "b")
+    yield store
+    store.close()
+
+
+def _target(live: Live) -> str:
+    return live.url.removeprefix("http://") + "/alice/tiny-tuned:v1"
+
+
+def _state(store: Store) -> tuple[list[str], list[str], int]:
+    blobs = sorted(p.name for p in (store.home / "blobs").glob("sha256-*"))
+    return blobs, [e.name for e in store.list()], len(Ledger.open(store.home).records())
+
+
+def test_tune_push_pull_verify_offline_with_the_senders_key_trusted(a: Store, registry: Live, b: Store) -> None:
+    sender = verify(a, "tiny-tuned")
+    assert sender.ok and sender.runs == 1
+    pushed = push(a, "tiny-tuned", _target(registry), key=PUSH_KEY)
+    publish = [r for r in Ledger.open(a.home).records() if r.type == "publish"][-1]
+    assert publish.payload["to"] == str(pushed.remote) and publish.payload["oci_manifest"] == pushed.digest
+
+    # B has not trusted A's key: the pull stops, says how to trust it, and adds nothing.
+    before = _state(b)
+    with pytest.raises(RegistryError, match="does not trust") as err:
+        pull(b, _target(registry))
+    alice = load_identity(a.home)
+    assert err.value.oci_code == "UNTRUSTED" and f"freehold key trust {alice.public_b64}" in (err.value.hint or "")
+    assert _state(b) == before
+
+    trust_key(b.home, alice.public_b64, "alice")
+    pulled = pull(b, _target(registry))
+    report = verify(b, pulled.name)
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.runs == sender.runs and report.lineage_records == sender.lineage_records
+    assert alice.key_id in report.signers
+    assert any("came with the model" in str(w) for w in report.warnings)
+    # B's own ledger says who pulled what, from where, whose lineage.
+    rec = [r for r in Ledger.open(b.home).records() if r.type == "pull"][-1]
+    assert rec.payload["from"] == pulled.remote and rec.payload["oci_manifest"] == pulled.digest
+    assert rec.payload["signers"] == [alice.key_id] and rec.payload["untrusted_signers"] == []
+    assert rec.key == load_identity(b.home).key_id
+
+    # The CLI says the same offline, and the model answers on B.
+    from freehold.cli import app
+
+    out = CliRunner().invoke(app, ["audit", "verify", pulled.name], env={"FREEHOLD_HOME": str(b.home)})
+    assert out.exit_code == 0, out.output
+    from freehold.engine import SamplingParams, load_engine
+
+    engine = load_engine(pulled.name, store=b, context=256, threads=1)
+    try:
+        done = engine.complete(engine.chat([{"role": "user", "content": "What colour is item 3?"}],
+                                           SamplingParams(max_tokens=6, temperature=0)))
+        assert done.completion_tokens > 0
+    finally:
+        engine.close()
+
+
+def test_allow_untrusted_takes_the_model_but_verify_names_the_untrusted_signer(a: Store, registry: Live,
+                                                                              b: Store) -> None:
+    push(a, "tiny-tuned", _target(registry), key=PUSH_KEY)
+    pulled = pull(b, _target(registry), allow_untrusted=True)
+    rec = [r for r in Ledger.open(b.home).records() if r.type == "pull"][-1]
+    assert rec.payload["untrusted_signers"] == [load_identity(a.home).key_id]
+    report = verify(b, pulled.name)
+    assert not report.ok and "not a trusted key" in str(report.first_problem)
+    assert "freehold key trust" in str(report.first_problem)
+
+
+def test_a_changed_lineage_record_or_manifest_on_the_way_fails_the_pull(a: Store, registry: Live, b: Store) -> None:
+    pushed = push(a, "tiny-tuned", _target(registry), key=PUSH_KEY)
+    trust_key(b.home, load_identity(a.home).public_b64, "alice")
+    reg = registry.store
+    oci_manifest = json.loads(reg.read_blob(pushed.digest))
+    bundle = next(la for la in oci_manifest["layers"] if la["mediaType"] == MediaType.LINEAGE_BUNDLE)
+    path = reg.blob_path(bundle["digest"])
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b'\\"lr\\":', b'\\"lr\\" :', 1) if b'\\"lr\\":' in original
+                     else original[:-2] + b" }")
+    before = _state(b)
+    with pytest.raises(RegistryError) as err:
+        pull(b, _target(registry))
+    assert err.value.oci_code in ("DIGEST_INVALID", "SIZE_INVALID") and "nothing was added" in (err.value.hint or "")
+    assert _state(b) == before
+    path.write_bytes(original)
+
+    manifest_path = reg.blob_path(pushed.digest)
+    raw = manifest_path.read_bytes()
+    manifest_path.write_bytes(raw.replace(b'"schemaVersion":2', b'"schemaVersion": 2'))
+    with pytest.raises(RegistryError, match="arrived changed") as err:
+        pull(b, _target(registry))
+    assert err.value.oci_code == "DIGEST_INVALID" and _state(b) == before
+
+
+def test_a_lineage_re_signed_by_nobody_is_refused_even_when_its_blobs_hash(a: Store, registry: Live,
+                                                                           b: Store) -> None:
+    """A registry (or anyone with a push key) that edits a record and re-hashes everything
+    consistently is still caught: the record's signature is not its signer's."""
+    import httpx
+
+    from freehold.registry import oci
+
+    pushed = push(a, "tiny-tuned", _target(registry), key=PUSH_KEY)
+    trust_key(b.home, load_identity(a.home).public_b64, "alice")
+    reg = registry.store
+    doc = json.loads(reg.read_blob(pushed.digest))
+    layer = next(la for la in doc["layers"] if la["mediaType"] == MediaType.LINEAGE_BUNDLE)
+    bundle = json.loads(reg.read_blob(layer["digest"]))
+    step = next(r for r in bundle["records"] if '"type":"step"' in r["line"])
+    record = json.loads(step["line"])
+    record["payload"]["loss"] = 0.001  # a better loss than it had
+    from freehold.ledger.merkle import canonical_json
+
+    step["line"] = canonical_json(record).decode()
+    forged = json.dumps(bundle, sort_keys=True, separators=(",", ":")).encode()
+    with httpx.Client(base_url=registry.url, headers={"Authorization": f"Bearer {PUSH_KEY}"}) as c:
+        c.post("/v2/alice/tiny-tuned/blobs/uploads/", params={"digest": oci.digest_of(forged)}, content=forged)
+        layer.update(digest=oci.digest_of(forged), size=len(forged))
+        body = oci.canonical(doc)
+        assert c.put("/v2/alice/tiny-tuned/manifests/v1", content=body,
+                     headers={"Content-Type": oci.OCI_MANIFEST}).status_code == 201
+    before = _state(b)
+    with pytest.raises(RegistryError, match="altered after it was signed") as err:
+        pull(b, _target(registry))
+    assert err.value.oci_code == "SIGNATURE_INVALID" and _state(b) == before
+
+
+def test_a_pulled_model_pushed_on_carries_its_lineage_to_a_third_store(a: Store, registry: Live, b: Store,
+                                                                      tmp_path: Path) -> None:
+    push(a, "tiny-tuned", _target(registry), key=PUSH_KEY)
+    alice = load_identity(a.home)
+    trust_key(b.home, alice.public_b64, "alice")
+    pulled = pull(b, _target(registry))
+    push(b, pulled.name, registry.url.removeprefix("http://") + "/bob/relay:v1", key=PUSH_KEY)
+    c = open_home(tmp_path / "c")
+    trust_key(c.home, alice.public_b64, "alice")
+    relayed = pull(c, registry.url.removeprefix("http://") + "/bob/relay:v1")
+    assert verify(c, relayed.name).ok
+    c.close()
