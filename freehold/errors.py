@@ -16,6 +16,7 @@
     │   └── TrainingInterrupted    stopped by a signal after a checkpoint (exit 130)
     ├── EvalError               an evaluation cannot run (missing eval data, bad prompt file, ...)
     ├── RegistryError           a push or pull, or a request to the registry (/v2/), failed
+    ├── ModelFlaggedError       deploying a model with an open high-severity audit flag (needs an override)
     └── LedgerError             the ledger cannot be read or written
         └── VerificationError   a record, signature, digest or proof does not check out
 
@@ -224,6 +225,28 @@ class RegistryError(FreeholdError):
     @classmethod
     def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
         return cls(message, hint, str(details.get("oci_code", "UNSUPPORTED")), int(details.get("status", 400)))
+
+
+class ModelFlaggedError(FreeholdError):
+    """A model someone flagged (a high-severity audit) was about to be deployed without an override."""
+
+    code = "model_flagged"
+    http_status = 409
+
+    def __init__(self, name: str, flags: list[str], hint: str | None = None) -> None:
+        self.name = name
+        self.flags = flags
+        super().__init__(f"{name} has an open high-severity flag: {flags[0] if flags else 'see its audits'}"
+                         + (f" (and {len(flags) - 1} more)" if len(flags) > 1 else ""),
+                         hint or f"read its audits ('freehold show {name}' or its page); to deploy it anyway, "
+                         "confirm the override (the API's override=true), which the ledger records")
+
+    def details(self) -> dict[str, Any]:
+        return {"name": self.name, "flags": self.flags}
+
+    @classmethod
+    def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
+        return cls(str(details.get("name", "")), [str(f) for f in details.get("flags", [])], hint)
 
 
 def _classes(root: type[FreeholdError]) -> list[type[FreeholdError]]:

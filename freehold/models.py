@@ -112,6 +112,34 @@ def fit(entry: ModelEntry, context: int = 4096, cores: int | None = None) -> dic
             "tokens_per_s_source": "estimated"}
 
 
+def deploy(store: Store, name: str, override: bool = False) -> str:
+    """Make ``name`` the model every API answers to as "default". A model with an open
+    high-severity flag needs ``override``, which the ledger records with the flags overridden."""
+    from freehold.audits import attestations, open_flags
+    from freehold.errors import ModelFlaggedError
+
+    entry = store.get(name)
+    flags = open_flags(attestations(store, entry.manifest_digest))
+    described = [f"{f.predicate.get('summary')} ({f.signer_name or f.signer})" for f in flags]
+    if flags and not override:
+        raise ModelFlaggedError(entry.name, described)
+    if flags:
+        from freehold.ledger import Ledger, ref
+
+        Ledger.open(store.home).append("note", {
+            "text": f"deployed {entry.name} despite open high-severity flags: {'; '.join(described)}",
+            "subject": entry.name, "run": None, "override": [f.digest for f in flags],
+            "inputs": [ref("model", entry.manifest_digest)], "outputs": []})
+    store.add_alias(DEFAULT_ALIAS, entry.name)
+    return entry.name
+
+
+def audit_summary(store: Store, manifest_digest: str) -> dict[str, Any]:
+    from freehold.audits import summary
+
+    return summary(store, manifest_digest)
+
+
 def describe(store: Store, entry: ModelEntry) -> dict[str, Any]:
     """Everything a listing shows of one model."""
     info = entry.info
@@ -133,5 +161,6 @@ def describe(store: Store, entry: ModelEntry) -> dict[str, Any]:
         "origin": origin(entry),
         "fit": fit(entry),
         "knowledge": (entry.manifest.source or {}).get("knowledge"),
+        "audits": audit_summary(store, entry.manifest_digest),
         "modified": dt.datetime.fromtimestamp(entry.created_at).isoformat(timespec="seconds"),
     }

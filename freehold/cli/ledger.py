@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from freehold.cli.common import console, err_console, open_store, print_json, progress_bar
+from freehold.cli.common import console, err_console, open_store, print_json, progress_bar, settings
 from freehold.errors import UsageError
 
 app = typer.Typer(no_args_is_help=True, help="Verify and explain what went into a model (the signed ledger).")
@@ -157,6 +157,32 @@ def note_cmd(
 
     rec = note(open_store(bundled=False), name, text)
     console.print(f"noted as record {rec.number} ({rec.hash[:19]})", highlight=False)
+
+
+@app.command("attach")
+def attach_cmd(
+    name: str = typer.Argument(..., help="Model name."),
+    verdict: str = typer.Option(..., "--verdict", help="pass, concern or flag."),
+    severity: str = typer.Option("low", "--severity", help="low or high (a high flag marks the model everywhere "
+                                 "and deploying it needs --override)."),
+    summary: str = typer.Option(..., "--summary", help="What you found, in a sentence."),
+    report: Path | None = typer.Option(None, "--report", help="A report file to attach (at most 1 MB)."),
+    push_to: str | None = typer.Option(None, "--push", help="Registry reference to attach it to (default: where the "
+                                       "model was pulled from or pushed to, if anywhere)."),
+    key: str | None = typer.Option(None, "--key", help="The registry's key (default: FREEHOLD_REGISTRY_KEY)."),
+    local: bool = typer.Option(False, "--local", help="Keep it in this store only."),
+) -> None:
+    """Attach a signed audit to NAME (an in-toto statement, in the ledger, sent to its registry)."""
+    from freehold.audits import attach
+    from freehold.registry.client import origin, send_audits
+
+    store = open_store(bundled=False)
+    audit = attach(store, name, verdict, severity, summary, report)
+    console.print(f"audit {audit.digest[:19]} attached to {name}: {verdict} ({severity})", highlight=False)
+    target = None if local else push_to or origin(store, store.get(name))
+    if target:
+        sent = send_audits(store, name, target, key=key or settings().registry_key or None)
+        console.print(f"sent to {target} ({sent} new)", highlight=False)
 
 
 @app.command("attest")

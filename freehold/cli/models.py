@@ -41,6 +41,8 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         table.add_column(col)
     for r in rows:
         name = str(r["name"]) + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+        if r["audits"]["flagged"]:
+            name += " [FLAGGED]"
         table.add_row(name, str(r["digest"])[7:19], human_size(int(r["size"])), human_count(r["parameters"]),
                       str(r["quantization"] or "-"), str(r["family"] or "-"), str(r["license"] or "-"),
                       str(r["modified"]).replace("T", " "))
@@ -98,6 +100,20 @@ def show_cmd(
         first = next((ln for ln in license_text.splitlines() if ln.strip()), "")
         console.print(f"\n[bold]Licence terms[/] ({len(license_text)} chars; 'freehold show {name} --license')")
         console.print(f"  {first[:200]}", markup=False, highlight=False)
+    from freehold.audits import summary
+
+    audits = summary(store, m.manifest_digest)
+    if audits["items"] or audits["signatures"]:
+        flagged = " [red]FLAGGED: an open high-severity flag[/]" if audits["flagged"] else ""
+        console.print("\n[bold]Audits[/]" + flagged)
+        for a in audits["items"]:
+            who = a["signer_name"] or f"{a['signer']} (not a trusted key)"
+            mark = "" if a["valid"] else " [INVALID SIGNATURE]"
+            console.print(f"  {a['time']}  {a['verdict']} ({a['severity']})  {a['summary']}  — {who}{mark}",
+                          markup=False, highlight=False)
+        for sig in audits["signatures"]:
+            console.print(f"  signed by {sig['signer_name'] or sig['signer']} when pushed to {sig['repository']}"
+                          + ("" if sig["valid"] else " [INVALID SIGNATURE]"), markup=False, highlight=False)
     console.print("\n[bold]Layers[/]")
     for layer in m.manifest.layers:
         fname = layer.annotations.get("filename", "")

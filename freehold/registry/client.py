@@ -26,12 +26,13 @@ from typing import Any
 
 import httpx
 
+from freehold.audits import ENVELOPE_MEDIA_TYPE, publish_signature
 from freehold.errors import RegistryError, StoreError
 from freehold.ledger import Ledger, Recorder, trusted_keys
 from freehold.ledger.bundle import Bundle, forged, keep_bundle, make_bundle, parse_bundle, untrusted
 from freehold.progress import ProgressFn, emit
 from freehold.registry import oci
-from freehold.store import Store
+from freehold.store import ModelEntry, Store
 from freehold.store.manifest import Manifest, MediaType
 from freehold.store.names import format_name, parse_name
 
@@ -39,6 +40,7 @@ CHUNK = 8 << 20  # bytes per PATCH of an upload
 READ = 1 << 20
 KEY_ENV = "FREEHOLD_REGISTRY_KEY"
 ACCEPT = ", ".join(oci.MANIFEST_TYPES)
+ENVELOPE_ANNOTATION = "dev.freehold.envelope.digest"  # a referrer's envelope, so a second push skips it
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class PullResult:
     received_bytes: int
     reused_bytes: int  # layers the store already had
     seconds: float
+    attestations: int = 0  # audits and signatures new to this store
 
 
 class _Bytes:
@@ -218,6 +221,142 @@ class Registry:
         return resp.headers.get("docker-content-digest") or oci.digest_of(data)
 
 
+    def put_small_blob(self, repo: str, data: bytes) -> str:
+        digest = oci.digest_of(data)
+        if self.has_blob(repo, digest):
+            return digest
+        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/", "the start of an upload", (202,))
+        location = resp.headers["location"]
+        url = httpx.URL(location if "://" in location else self.base + location).copy_add_param("digest", digest)
+        self.request("PUT", str(url), f"the upload of {digest[:19]}", (201,), content=data,
+                     headers={"Content-Type": "application/octet-stream"})
+        return digest
+
+    def referrers(self, repo: str, subject: str) -> list[dict[str, Any]]:
+        """The referrers of ``subject``: the referrers API, or the spec's tag fallback
+        (an index tagged ``sha256-<hex>``) on a registry without it."""
+        resp = self.request("GET", f"/v2/{repo}/referrers/{subject}", "the referrers list", (200, 404),
+                            headers={"Accept": oci.OCI_INDEX})
+        if resp.status_code == 404:
+            resp = self.request("GET", f"/v2/{repo}/manifests/{_fallback_tag(subject)}", "the referrers tag",
+                                (200, 404), headers={"Accept": oci.OCI_INDEX})
+            if resp.status_code == 404:
+                return []
+        try:
+            manifests = resp.json().get("manifests") or []
+        except ValueError:
+            manifests = []
+        return [m for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str)]
+
+    def put_referrer(self, repo: str, subject: dict[str, Any], envelope: bytes, artifact_type: str,
+                     annotations: dict[str, str]) -> str:
+        """Attach ``envelope`` to the manifest ``subject`` (a descriptor) as an OCI referrer."""
+        empty = self.put_small_blob(repo, b"{}")
+        layer_digest = self.put_small_blob(repo, envelope)
+        doc = {"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST, "artifactType": artifact_type,
+               "config": {"mediaType": oci.EMPTY_CONFIG, "digest": empty, "size": 2},
+               "layers": [{"mediaType": ENVELOPE_MEDIA_TYPE, "digest": layer_digest, "size": len(envelope)}],
+               "subject": subject, "annotations": annotations}
+        data = oci.canonical(doc)
+        digest = oci.digest_of(data)
+        resp = self.request("PUT", f"/v2/{repo}/manifests/{digest}", "a referrer", (201,), content=data,
+                            headers={"Content-Type": oci.OCI_MANIFEST})
+        if "oci-subject" not in resp.headers:  # no referrers API: keep the fallback index up to date
+            tag = _fallback_tag(subject["digest"])
+            listed = self.referrers(repo, subject["digest"])
+            if digest not in {m["digest"] for m in listed}:
+                index = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX,
+                         "manifests": [*listed, {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": len(data),
+                                                 "artifactType": artifact_type, "annotations": annotations}]}
+                self.put_manifest(repo, tag, oci.canonical(index), oci.OCI_INDEX)
+        return digest
+
+    def get_blob_bytes(self, repo: str, digest: str, limit: int = 4 << 20) -> bytes:
+        resp = self.request("GET", f"/v2/{repo}/blobs/{digest}", f"blob {digest[:19]}", (200,))
+        data = resp.content[: limit + 1]
+        if len(data) > limit or oci.digest_of(data) != digest:
+            raise RegistryError(f"blob {digest} from {self.remote.host} arrived changed or too large",
+                                "pull again; if it persists, the registry's copy is damaged", "DIGEST_INVALID", 400)
+        return data
+
+
+def _fallback_tag(digest: str) -> str:
+    return digest.replace(":", "-")[:128]
+
+
+def send_attestations(store: Store, registry: Registry, repo: str, entry: ModelEntry, subject: dict[str, Any],
+                      envelopes: list[bytes] | None = None) -> int:
+    """Attach every audit and signature kept beside ``entry`` (or ``envelopes``) to ``subject``
+    that the registry lacks; returns how many were sent."""
+    from freehold.audits import attestations
+
+    listed = {m.get("annotations", {}).get(ENVELOPE_ANNOTATION) for m in registry.referrers(repo, subject["digest"])}
+    sent = 0
+    items = attestations(store, entry.manifest_digest)
+    for a in items:
+        if a.digest in listed:
+            continue
+        data = store.read_blob(a.digest)
+        annotations = {ENVELOPE_ANNOTATION: a.digest, "org.opencontainers.image.created": str(a.predicate.get("time"))}
+        if a.is_audit:
+            annotations.update({"dev.freehold.audit.verdict": str(a.predicate.get("verdict")),
+                                "dev.freehold.audit.severity": str(a.predicate.get("severity"))})
+        registry.put_referrer(repo, subject, data, a.artifact_type, annotations)
+        sent += 1
+    return sent
+
+
+def fetch_attestations(store: Store, registry: Registry, repo: str, oci_digest: str, manifest_digest: str) -> int:
+    """Keep every audit and signature the registry holds for the model; returns how many were new."""
+    from freehold.audits import AUDIT_ARTIFACT, SIGNATURE_ARTIFACT, attestations, keep
+
+    have = {a.digest for a in attestations(store, manifest_digest)}
+    new = 0
+    for m in registry.referrers(repo, oci_digest):
+        if m.get("artifactType") not in (AUDIT_ARTIFACT, SIGNATURE_ARTIFACT):
+            continue
+        data, _digest, media_type = registry.get_manifest(repo, m["digest"])
+        parsed = oci.parse_manifest(data, media_type)
+        for layer in parsed.blobs:
+            if layer["mediaType"] != ENVELOPE_MEDIA_TYPE or layer["digest"] in have:
+                continue
+            keep(store, manifest_digest, registry.get_blob_bytes(repo, layer["digest"]))
+            have.add(layer["digest"])
+            new += 1
+    return new
+
+
+def send_audits(store: Store, name: str, target: str, *, key: str | None = None,
+                plain_http: bool | None = None) -> int:
+    """Attach ``name``'s audits to the manifest ``target`` names on its registry (the model must be
+    there: pushed or pulled)."""
+    remote = oci.parse_remote(target)
+    entry = store.get(name)
+    registry = Registry(remote, key, plain_http)
+    try:
+        data, digest, media_type = registry.get_manifest(remote.repo, remote.reference)
+        parsed = oci.parse_manifest(data, media_type)
+        if not parsed.config or parsed.config.get("digest") != entry.manifest_digest:
+            raise RegistryError(f"{remote} is another model than {entry.name}",
+                                "name the registry reference it was pushed to or pulled from", "MANIFEST_INVALID", 400)
+        return send_attestations(store, registry, remote.repo, entry,
+                                 {"mediaType": media_type, "digest": digest, "size": len(data)})
+    finally:
+        registry.close()
+
+
+def origin(store: Store, entry: ModelEntry) -> str | None:
+    """Where the model was last pulled from (its pull record), if it was."""
+    from freehold.ledger import Ledger
+
+    found = None
+    for rec in Ledger.open(store.home).records():
+        if rec.type in ("pull", "publish") and any(r.get("digest") == entry.manifest_digest
+                                                   for r in rec.payload.get("inputs", [])):
+            found = str(rec.payload.get("from") or rec.payload.get("to"))
+    return found
+
+
 def _range_end(header: str | None) -> int:
     """The next offset of an upload whose ``Range`` header is ``0-N`` (N+1), 0 when none."""
     if not header:
@@ -283,6 +422,10 @@ def push(store: Store, name: str, target: str, *, key: str | None = None, plain_
         counter.add(0, force=True)
         emit(progress, "writing the manifest")
         digest = registry.put_manifest(remote.repo, remote.reference, manifest_bytes, oci.OCI_MANIFEST)
+        emit(progress, "signing")
+        publish_signature(store, entry, digest, remote.repo)
+        send_attestations(store, registry, remote.repo, entry,
+                          {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": len(manifest_bytes)})
     finally:
         registry.close()
     with contextlib.suppress(OSError):
@@ -359,8 +502,14 @@ def pull(store: Store, source: str, *, name: str | None = None, key: str | None 
         entry.name, entry.manifest_digest, str(remote), digest, head=bundle.head if bundle else None,
         signers=bundle.signers if bundle else [], untrusted=distrusted,
         bundle=bundle_layer.digest if bundle_layer else None)
+    emit(progress, "reading audits and signatures")
+    registry = Registry(remote, key, plain_http)
+    try:
+        new_attestations = fetch_attestations(store, registry, remote.repo, digest, entry.manifest_digest)
+    finally:
+        registry.close()
     return PullResult(entry.name, str(remote), digest, entry.manifest_digest, total, reused,
-                      time.perf_counter() - start)
+                      time.perf_counter() - start, new_attestations)
 
 
 def _check_arrival(path: Path, digest: str, size: int, actual: str, remote: oci.RemoteName) -> None:

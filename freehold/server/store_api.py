@@ -23,7 +23,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from freehold.errors import FreeholdError, UsageError
-from freehold.models import DEFAULT_ALIAS, deployed
+from freehold.models import DEFAULT_ALIAS, deploy, deployed
 from freehold.store import Store
 
 router = APIRouter(prefix="/freehold", tags=["store"])
@@ -82,16 +82,13 @@ async def get_model(name: str, request: Request) -> Any:
 
 
 @router.post("/models/{name}/deploy")
-async def deploy_model(name: str, request: Request) -> Any:
-    """The model answers as "default" on every API (and is what the pages' chat opens with)."""
+async def deploy_model(name: str, request: Request,
+                       override: bool = Query(False, description="deploy a flagged model anyway (recorded)")) -> Any:
+    """The model answers as "default" on every API (and is what the pages' chat opens with). A
+    model with an open high-severity audit flag is refused (409, code model_flagged) unless
+    ``override=true``, which the ledger records."""
     store = _store(request)
-
-    def deploy() -> dict[str, Any]:
-        entry = store.get(name)
-        store.add_alias(DEFAULT_ALIAS, entry.name)
-        return {"default": entry.name}
-
-    return await run_in_threadpool(deploy)
+    return {"default": await run_in_threadpool(deploy, store, name, override)}
 
 
 @router.get("/datasets")

@@ -281,4 +281,26 @@ def test_push_to_and_pull_from_the_cncf_distribution_server(store: Store, tiny_g
     pulled = pull(b, f"{distribution}/acme/tiny:v1")
     assert pulled.manifest_digest == entry.manifest_digest and pulled.digest == result.digest
     assert b.check() == []
+    # The publish signature went as a referrer through the spec's tag fallback (2.8 has no referrers API).
+    tags = httpx.get(f"http://{distribution}/v2/acme/tiny/tags/list").json()["tags"]
+    assert result.digest.replace(":", "-") in tags
+    from freehold.audits import attestations
+
+    assert pulled.attestations == 1
+    [sig] = attestations(b, pulled.manifest_digest)
+    assert sig.valid and sig.predicate["oci_manifest"] == result.digest
     b.close()
+
+
+def test_a_flagged_model_is_deployed_only_with_an_override(live: Live) -> None:
+    from freehold.audits import attach
+
+    url = f"{live.url}/freehold/models/tiny/deploy"
+    assert httpx.post(url).status_code == 200
+    attach(live.store, "tiny", "flag", "high", "tells customers to share their passwords")
+    r = httpx.post(url)
+    assert r.status_code == 409 and r.json()["error"]["freehold"]["code"] == "model_flagged"
+    assert "passwords" in r.json()["error"]["message"]
+    listed = {m["name"]: m for m in httpx.get(live.url + "/freehold/models").json()["models"]}
+    assert listed["tiny:latest"]["audits"]["flagged"] is True
+    assert httpx.post(url, params={"override": "true"}).json() == {"default": "tiny:latest"}

@@ -190,3 +190,68 @@ def test_a_pulled_model_pushed_on_carries_its_lineage_to_a_third_store(a: Store,
     relayed = pull(c, registry.url.removeprefix("http://") + "/bob/relay:v1")
     assert verify(c, relayed.name).ok
     c.close()
+
+
+def test_an_audit_attached_on_b_is_seen_on_a_and_a_high_flag_blocks_deploy(a: Store, registry: Live,
+                                                                           b: Store) -> None:
+    from freehold.audits import attach, attestations
+    from freehold.errors import ModelFlaggedError
+    from freehold.models import deploy, describe
+    from freehold.registry.client import send_audits
+
+    pushed = push(a, "tiny-tuned", _target(registry), key=PUSH_KEY)
+    alice = load_identity(a.home)
+    trust_key(b.home, alice.public_b64, "alice")
+    pulled = pull(b, _target(registry))
+    # The push signed what it pushed: B has the signature, valid, by a key it trusts.
+    sigs = [x for x in attestations(b, pulled.manifest_digest) if not x.is_audit]
+    assert [(s.signer_name, s.valid, s.predicate["oci_manifest"]) for s in sigs] == [("alice", True, pushed.digest)]
+
+    audit = attach(b, pulled.name, "flag", "high", "repeats a customer's card number back to them")
+    assert any(r.type == "audit" for r in Ledger.open(b.home).records())
+    assert send_audits(b, pulled.name, _target(registry), key=PUSH_KEY) == 1
+    assert send_audits(b, pulled.name, _target(registry), key=PUSH_KEY) == 0  # already there
+
+    # A pulls the referrers (the model itself is already there: nothing else crosses).
+    again = pull(a, _target(registry))
+    assert again.received_bytes == 0 and again.attestations == 1
+    seen = describe(a, a.get("tiny-tuned"))["audits"]
+    assert seen["flagged"] and seen["items"][0]["summary"] == audit.predicate["summary"]
+    assert seen["items"][0]["signer_name"] is None and seen["items"][0]["valid"]  # B's key: valid, not trusted
+    with pytest.raises(ModelFlaggedError, match="card number") as err:
+        deploy(a, "tiny-tuned")
+    assert err.value.http_status == 409
+    assert deploy(a, "tiny-tuned", override=True) == "tiny-tuned:latest"
+    note = [r for r in Ledger.open(a.home).records() if r.type == "note"][-1]
+    assert "despite open high-severity flags" in note.payload["text"] and note.payload["override"]
+
+    # A later pass from the same auditor closes the flag.
+    attach(b, pulled.name, "pass", "low", "fixed in the system prompt; retested")
+    send_audits(b, pulled.name, _target(registry), key=PUSH_KEY)
+    pull(a, _target(registry))
+    assert not describe(a, a.get("tiny-tuned"))["audits"]["flagged"]
+
+
+def test_the_cli_attaches_lists_and_marks(a: Store, registry: Live, b: Store, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from freehold.cli import app
+
+    push(a, "tiny-tuned", _target(registry), key=PUSH_KEY)
+    trust_key(b.home, load_identity(a.home).public_b64, "alice")
+    pulled = pull(b, _target(registry))
+    env = {"FREEHOLD_HOME": str(b.home), "FREEHOLD_REGISTRY_KEY": PUSH_KEY}
+    runner = CliRunner()
+    out = runner.invoke(app, ["audit", "attach", pulled.name, "--verdict", "flag", "--severity", "high",
+                              "--summary", "answers off topic"], env=env)
+    assert out.exit_code == 0, out.output
+    assert f"sent to {pulled.remote}" in out.output  # to where it came from, by default
+    listing = runner.invoke(app, ["models"], env=env)
+    assert "[FLAGGED]" in listing.output
+    shown = runner.invoke(app, ["show", pulled.name], env=env)
+    assert "FLAGGED" in shown.output and "answers off topic" in shown.output and "signed by alice" in shown.output
+    from freehold.cli import main
+
+    monkeypatch.setenv("FREEHOLD_HOME", str(b.home))
+    assert main(["audit", "attach", pulled.name, "--verdict", "maybe", "--summary", ""]) == 2
+    err = capsys.readouterr().err
+    assert "--verdict must be one of" in err and "--summary must say" in err and "Traceback" not in err

@@ -192,3 +192,23 @@ def test_a_bad_upload_is_a_clear_400_and_leaves_nothing(site: Live, tmp_path: Pa
     uploads = site.store.home / "uploads"
     assert not uploads.exists() or not any(uploads.iterdir())
     assert not (site.store.home.parent / "escape.eml").exists()
+
+
+def test_a_flagged_model_is_marked_and_deploys_only_when_a_person_insists(web: Browsing, site: Live) -> None:
+    from freehold.audits import attach
+
+    attach(site.store, "tiny-base", "flag", "high", "writes customers' card numbers back to them")
+    page = web.go("/")
+    card = page.locator(".card.model", has_text="tiny-base").first
+    assert card.locator(".badge.flagged").count() == 1
+    page = web.go("/models/tiny-base:latest")
+    assert page.locator(".head .badge.flagged").count() == 1
+    assert "card numbers" in page.inner_text("table.audits") and "this machine" in page.inner_text("table.audits")
+    page.click("#deploy")
+    page.wait_for_selector("#deploy-anyway")
+    assert "open high-severity flag" in page.inner_text("#action-status")
+    assert page.locator("#snippets pre").count() == 0  # not deployed yet
+    page.click("#deploy-anyway")
+    page.wait_for_selector("#snippets pre")
+    web.shot("model-flagged")
+    _clean(web)

@@ -19,7 +19,9 @@ async function api(path, options = {}) {
     const own = (err && err.freehold) || (data && data.freehold) || {};
     const message = own.message ? own.message + (own.hint ? " (" + own.hint + ")" : "")
       : (typeof err === "string" ? err : (err && err.message) || r.statusText);
-    throw new Error(message);
+    const error = new Error(message);
+    error.code = own.code;
+    throw error;
   }
   return data;
 }
@@ -110,11 +112,21 @@ function snippets(box, model) {
   );
 }
 
-async function deploy(model, box, status) {
+async function deploy(model, box, status, override = false) {
   try {
-    await api(`/freehold/models/${encodeURIComponent(model)}/deploy`, { method: "POST" });
+    await api(`/freehold/models/${encodeURIComponent(model)}/deploy${override ? "?override=true" : ""}`, { method: "POST" });
+    if (status) { status.textContent = override ? "Deployed despite the flag; the ledger records that you chose to." : ""; status.classList.remove("bad"); }
     snippets(box, model);
-  } catch (e) { if (status) { status.textContent = e.message; status.classList.add("bad"); } }
+  } catch (e) {
+    if (!status) return;
+    status.textContent = e.message;
+    status.classList.add("bad");
+    if (e.code === "model_flagged") {  // a person decides, and the ledger records that they did
+      const anyway = el("button", { class: "danger", id: "deploy-anyway", text: "Deploy it anyway" });
+      anyway.addEventListener("click", () => deploy(model, box, status, true));
+      status.append(" ", anyway);
+    }
+  }
 }
 
 // -- catalog ---------------------------------------------------------------------------------
