@@ -124,19 +124,27 @@ def show_cmd(
 
 @app.command("import")
 def import_cmd(
-    path: Path | None = typer.Argument(None, help="A .gguf file or a Hugging Face model directory."),
+    path: Path | None = typer.Argument(None, help="A .gguf file, a Hugging Face model directory, or a model.tar "
+                                        "from 'freehold bundle'."),
     name: str | None = typer.Option(None, "--name", "-n", help="Name in the store (default: from the file)."),
     bundled: str | None = typer.Option(None, "--bundled", help="Register a bundled model: smollm2 or gemma3."),
+    allow_untrusted: bool = typer.Option(False, "--allow-untrusted", help="A bundle: take it even if its lineage is "
+                                         "signed by a key you have not trusted."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Import a GGUF file, a Hugging Face directory, or a bundled model into the store."""
+    """Import a GGUF file, a Hugging Face directory, a bundle, or a bundled model into the store."""
     from freehold.home import import_model
+    from freehold.registry.layout import import_layout, is_layout
 
     if (path is None) == (bundled is None):
         raise UsageError("give either a PATH or --bundled NAME", "e.g. 'freehold import model.gguf --name mine'")
     store = open_store()
     with progress_bar() as progress:
-        entry = import_model(store, path, name, bundled=bundled, progress=progress)
+        if path is not None and is_layout(path):  # offline carry: checked like a pull
+            result = import_layout(store, path, name=name, allow_untrusted=allow_untrusted, progress=progress)
+            entry = store.get(result.name)
+        else:
+            entry = import_model(store, path, name, bundled=bundled, progress=progress)
     if as_json:
         print_json(describe(store, entry))
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from freehold.cli import app
@@ -53,3 +55,19 @@ def pull_cmd(
     console.print(f"[green]pulled[/] {result.name} from {result.remote}: received "
                   f"{human_size(result.received_bytes)}, {human_size(result.reused_bytes)} already here "
                   f"({result.seconds:.1f} s); try it: freehold run {result.name}", highlight=False)
+
+
+@app.command("bundle")
+def bundle_cmd(
+    name: str = typer.Argument(..., help="Store model to write, e.g. acme-support."),
+    output: Path = typer.Option(..., "--output", "-o", help="The archive to write, e.g. acme-support.tar."),
+) -> None:
+    """Write a model, its lineage and its signed audits as an OCI image layout archive (for a machine
+    with no network to this one); 'freehold import FILE.tar' takes it back with the checks of a pull."""
+    from freehold.registry.layout import write_layout
+
+    store = open_store()
+    with progress_bar(transient=True) as progress:
+        path = write_layout(store, name, output, progress=progress)
+    console.print(f"[green]wrote[/] {path} ({human_size(path.stat().st_size)}); on the other machine: "
+                  f"freehold import {path.name}", highlight=False)

@@ -167,6 +167,56 @@ def _knowledge(store: Store, p: KnowledgeParams, progress: ProgressFn) -> dict[s
             "passages": result.config.get("passages")}
 
 
+@dataclass
+class PullParams:
+    source: str  # HOST[:PORT]/NS/MODEL[:TAG|@DIGEST]
+    name: str | None = None
+    allow_untrusted: bool = False
+
+    def check(self, store: Store) -> None:
+        from freehold.registry.oci import parse_remote
+
+        parse_remote(self.source)
+        if self.name is not None:
+            from freehold.store.names import parse_name
+
+            parse_name(self.name)
+
+
+def _registry_key() -> str | None:
+    from freehold.config import load_settings
+
+    return load_settings().registry_key or None  # FREEHOLD_REGISTRY_KEY where the jobs run, never a param
+
+
+def _pull(store: Store, p: PullParams, progress: ProgressFn) -> dict[str, Any]:
+    from freehold.registry import pull
+
+    r = pull(store, p.source, name=p.name, key=_registry_key(), allow_untrusted=p.allow_untrusted, progress=progress)
+    return {"model": r.name, "received_bytes": r.received_bytes, "reused_bytes": r.reused_bytes,
+            "digest": r.digest, "attestations": r.attestations}
+
+
+@dataclass
+class PushParams:
+    model: str
+    target: str  # HOST[:PORT]/NS/MODEL[:TAG]
+
+    def check(self, store: Store) -> None:
+        from freehold.registry.oci import parse_remote
+
+        store.get(self.model)
+        parse_remote(self.target)
+
+
+def _push(store: Store, p: PushParams, progress: ProgressFn) -> dict[str, Any]:
+    from freehold.registry import push
+
+    r = push(store, p.model, p.target, key=_registry_key(), progress=progress)
+    return {"model": p.model, "target": r.remote, "sent_bytes": r.sent_bytes, "skipped_bytes": r.skipped_bytes,
+            "digest": r.digest}
+
+
 register_job_kind(JobKind("import", "Turn mail archives or tables into a dataset.", ImportParams, _import))
 register_job_kind(JobKind("knowledge", "Index mail and documents for answers that cite them.", KnowledgeParams,
                           _knowledge))
@@ -174,3 +224,5 @@ register_job_kind(JobKind("tune", "Fine-tune a model on a dataset (LoRA).", Tune
 register_job_kind(JobKind("eval", "Evaluate a model, against its base.", EvalParams, _eval))
 register_job_kind(JobKind("export", "Export a model to a quantized GGUF.", ExportParams, _export))
 register_job_kind(JobKind("verify", "Verify a model's lineage on the ledger.", VerifyParams, _verify))
+register_job_kind(JobKind("pull", "Fetch a model from a registry, every blob checked.", PullParams, _pull))
+register_job_kind(JobKind("push", "Send a model to a registry.", PushParams, _push))

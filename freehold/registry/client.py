@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -306,7 +306,7 @@ def send_attestations(store: Store, registry: Registry, repo: str, entry: ModelE
     return sent
 
 
-def fetch_attestations(store: Store, registry: Registry, repo: str, oci_digest: str, manifest_digest: str) -> int:
+def fetch_attestations(store: Store, registry: Source, repo: str, oci_digest: str, manifest_digest: str) -> int:
     """Keep every audit and signature the registry holds for the model; returns how many were new."""
     from freehold.audits import AUDIT_ARTIFACT, SIGNATURE_ARTIFACT, attestations, keep
 
@@ -373,14 +373,15 @@ def _state_file(store: Store, remote: oci.RemoteName) -> Path:
     return root / (hashlib.sha256(f"{remote.host}/{remote.repo}".encode()).hexdigest()[:16] + ".json")
 
 
-def push(store: Store, name: str, target: str, *, key: str | None = None, plain_http: bool | None = None,
-         jobs: int = 4, progress: ProgressFn | None = None) -> PushResult:
-    """Push the store's model ``name`` to ``target`` (``HOST[:PORT]/NS/MODEL[:TAG]``)."""
-    start = time.perf_counter()
-    remote = oci.parse_remote(target)
-    if remote.reference.startswith("sha256:"):
-        raise RegistryError("a push names a tag, not a digest", "e.g. HOST/acme/support:latest", "NAME_INVALID", 400)
-    entry = store.get(name)
+@dataclass(frozen=True)
+class Payload:
+    manifest: bytes  # the OCI manifest
+    blobs: list[tuple[str, int]]  # (digest, size) of the config, every layer and the lineage bundle
+
+
+def model_payload(store: Store, entry: ModelEntry) -> Payload:
+    """What a model travels as: its OCI manifest and the blobs it names, the lineage bundle among
+    them (written to the store, pinned, so a push or a bundle can read it)."""
     config = store.read_blob(entry.manifest_digest)
     layers = dict.fromkeys((la.digest, la.size) for la in entry.manifest.layers)
     blobs = [(entry.manifest_digest, len(config)), *layers]
@@ -390,7 +391,19 @@ def push(store: Store, name: str, target: str, *, key: str | None = None, plain_
         carried = store.put_stream_blob(bundle.to_bytes(), MediaType.LINEAGE_BUNDLE)
         extra.append(carried.to_dict())
         blobs.append((carried.digest, carried.size))
-    manifest_bytes = oci.model_manifest(config, entry.manifest, extra)
+    return Payload(oci.model_manifest(config, entry.manifest, extra), blobs)
+
+
+def push(store: Store, name: str, target: str, *, key: str | None = None, plain_http: bool | None = None,
+         jobs: int = 4, progress: ProgressFn | None = None) -> PushResult:
+    """Push the store's model ``name`` to ``target`` (``HOST[:PORT]/NS/MODEL[:TAG]``)."""
+    start = time.perf_counter()
+    remote = oci.parse_remote(target)
+    if remote.reference.startswith("sha256:"):
+        raise RegistryError("a push names a tag, not a digest", "e.g. HOST/acme/support:latest", "NAME_INVALID", 400)
+    entry = store.get(name)
+    payload = model_payload(store, entry)
+    manifest_bytes, blobs = payload.manifest, payload.blobs
     registry = Registry(remote, key, plain_http)
     state_path = _state_file(store, remote)
     try:
@@ -441,83 +454,100 @@ def _partial_dir(store: Store) -> Path:
     return root
 
 
+class Source(Protocol):
+    """Where a pull reads from: a registry (``Registry``) or an OCI image layout archive
+    (``freehold.registry.layout.LayoutSource``)."""
+
+    def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str]: ...
+
+    def download(self, repo: str, digest: str, size: int, dest: Path, counter: _Bytes) -> str: ...
+
+    def referrers(self, repo: str, subject: str) -> list[dict[str, Any]]: ...
+
+    def get_blob_bytes(self, repo: str, digest: str, limit: int = 4 << 20) -> bytes: ...
+
+
 def pull(store: Store, source: str, *, name: str | None = None, key: str | None = None,
          plain_http: bool | None = None, jobs: int = 4, allow_untrusted: bool = False,
          progress: ProgressFn | None = None) -> PullResult:
     """Pull the model ``source`` (``HOST[:PORT]/NS/MODEL[:TAG|@DIGEST]``) into the store, as
     ``name`` (default ``NS/MODEL:TAG``). A lineage signed by a key this store does not trust
     stops the pull (``freehold key trust``) unless ``allow_untrusted``."""
-    start = time.perf_counter()
     remote = oci.parse_remote(source)
     local = name or format_name(remote.repo, remote.reference if not remote.reference.startswith("sha256:")
                                 else "latest")
-    parse_name(local)
     registry = Registry(remote, key, plain_http)
     try:
-        emit(progress, "reading the manifest")
-        data, digest, media_type = registry.get_manifest(remote.repo, remote.reference)
-        parsed = oci.parse_manifest(data, media_type)
-        if not parsed.is_freehold_model or parsed.config is None:
-            raise RegistryError(f"{remote} is not a Freehold model (its artifact type is "
-                                f"{parsed.artifact_type or parsed.media_type})",
-                                "pull a model pushed with 'freehold push'", "MANIFEST_INVALID", 400)
-        wanted = [parsed.config, *parsed.blobs]
-        todo = [d for d in dict((d["digest"], d) for d in wanted).values() if not store.has_blob(d["digest"])]
-        reused = sum(int(d["size"]) for d in wanted if d not in todo)
-        total = sum(int(d["size"]) for d in todo)
-        counter = _Bytes(progress, "pulling", total)
-        partial = _partial_dir(store)
-        arrived: dict[str, Path] = {}
-
-        def one(d: dict[str, Any]) -> None:
-            dest = partial / d["digest"].replace(":", "-")
-            actual = registry.download(remote.repo, d["digest"], int(d["size"]), dest, counter)
-            _check_arrival(dest, d["digest"], int(d["size"]), actual, remote)
-            arrived[d["digest"]] = dest
-
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            list(pool.map(one, todo))
-        counter.add(0, force=True)
+        return receive(store, registry, str(remote), remote.repo, remote.reference, local, jobs=jobs,
+                       allow_untrusted=allow_untrusted, progress=progress)
     finally:
         registry.close()
-    manifest = _freehold_manifest(store, parsed, remote, arrived)
-    bundle = _carried_lineage(store, parsed, manifest, remote, arrived)
+
+
+def receive(store: Store, src: Source, label: str, repo: str, reference: str, local: str, *, jobs: int = 4,
+            allow_untrusted: bool = False, progress: ProgressFn | None = None) -> PullResult:
+    """Take the model ``repo:reference`` from ``src`` into the store as ``local``: every blob
+    hashed as it arrives, the lineage checked and trusted, then (only then) named."""
+    start = time.perf_counter()
+    parse_name(local)
+    emit(progress, "reading the manifest")
+    data, digest, media_type = src.get_manifest(repo, reference)
+    parsed = oci.parse_manifest(data, media_type)
+    if not parsed.is_freehold_model or parsed.config is None:
+        raise RegistryError(f"{label} is not a Freehold model (its artifact type is "
+                            f"{parsed.artifact_type or parsed.media_type})",
+                            "pull a model pushed with 'freehold push'", "MANIFEST_INVALID", 400)
+    wanted = [parsed.config, *parsed.blobs]
+    todo = [d for d in dict((d["digest"], d) for d in wanted).values() if not store.has_blob(d["digest"])]
+    reused = sum(int(d["size"]) for d in wanted if d not in todo)
+    total = sum(int(d["size"]) for d in todo)
+    counter = _Bytes(progress, "pulling", total)
+    partial = _partial_dir(store)
+    arrived: dict[str, Path] = {}
+
+    def one(d: dict[str, Any]) -> None:
+        dest = partial / d["digest"].replace(":", "-")
+        actual = src.download(repo, d["digest"], int(d["size"]), dest, counter)
+        _check_arrival(dest, d["digest"], int(d["size"]), actual, label)
+        arrived[d["digest"]] = dest
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(one, todo))
+    counter.add(0, force=True)
+    manifest = _freehold_manifest(store, parsed, label, arrived)
+    bundle = _carried_lineage(store, parsed, manifest, label, arrived)
     distrusted = [kid for kid, _ in untrusted(bundle, trusted_keys(store.home))] if bundle else []
     if distrusted and not allow_untrusted:
         assert bundle is not None
         kid, carried = untrusted(bundle, trusted_keys(store.home))[0]
         raise RegistryError(
-            f"{remote}'s lineage is signed by {kid} ({carried.get('name') or 'no name given'}), a key this store "
+            f"{label}'s lineage is signed by {kid} ({carried.get('name') or 'no name given'}), a key this store "
             "does not trust; nothing was added to your store",
             f"if you trust its owner: freehold key trust {carried.get('public_key', '<their public key>')} "
-            f"--name \"{carried.get('name') or 'their name'}\" (check the fingerprint with them), then pull again; "
-            "or pull with --allow-untrusted", "UNTRUSTED", 403)
+            f"--name \"{carried.get('name') or 'their name'}\" (check the fingerprint with them), then try again; "
+            "or pass --allow-untrusted", "UNTRUSTED", 403)
     # Every blob checked out and the lineage is trusted: only now does anything enter the store.
     for digest_, path in arrived.items():
         store.adopt_blob(path, digest_, hashed=True)
     emit(progress, "naming the model", digest=parsed.config["digest"])
-    bundle_layer = keep_bundle(store, bundle, str(remote)) if bundle is not None else None
+    bundle_layer = keep_bundle(store, bundle, label) if bundle is not None else None
     entry = store.commit_blob("model", local, parsed.config["digest"])
     Recorder(Ledger.open(store.home)).record_pull(
-        entry.name, entry.manifest_digest, str(remote), digest, head=bundle.head if bundle else None,
+        entry.name, entry.manifest_digest, label, digest, head=bundle.head if bundle else None,
         signers=bundle.signers if bundle else [], untrusted=distrusted,
         bundle=bundle_layer.digest if bundle_layer else None)
     emit(progress, "reading audits and signatures")
-    registry = Registry(remote, key, plain_http)
-    try:
-        new_attestations = fetch_attestations(store, registry, remote.repo, digest, entry.manifest_digest)
-    finally:
-        registry.close()
-    return PullResult(entry.name, str(remote), digest, entry.manifest_digest, total, reused,
+    new_attestations = fetch_attestations(store, src, repo, digest, entry.manifest_digest)
+    return PullResult(entry.name, label, digest, entry.manifest_digest, total, reused,
                       time.perf_counter() - start, new_attestations)
 
 
-def _check_arrival(path: Path, digest: str, size: int, actual: str, remote: oci.RemoteName) -> None:
+def _check_arrival(path: Path, digest: str, size: int, actual: str, label: str) -> None:
     have = path.stat().st_size if path.exists() else 0
     if have != size or actual != digest:
         path.unlink(missing_ok=True)
         what = f"{have} bytes, not {size}" if have != size else f"changed: it hashes to {actual}"
-        raise RegistryError(f"blob {digest} from {remote.host} arrived with {what}",
+        raise RegistryError(f"blob {digest} from {label} arrived with {what}",
                             "pull again; if it persists, the registry's copy is damaged (nothing was added "
                             "to your store)", "DIGEST_INVALID" if have == size else "SIZE_INVALID", 400)
 
@@ -526,7 +556,7 @@ def _blob_bytes(store: Store, digest: str, arrived: dict[str, Path]) -> bytes:
     return arrived[digest].read_bytes() if digest in arrived else store.read_blob(digest)
 
 
-def _freehold_manifest(store: Store, parsed: oci.OciManifest, remote: oci.RemoteName,
+def _freehold_manifest(store: Store, parsed: oci.OciManifest, remote: str,
                        arrived: dict[str, Path]) -> Manifest:
     """The pulled Freehold manifest, checked against the OCI manifest that carried it."""
     assert parsed.config is not None
@@ -543,14 +573,14 @@ def _freehold_manifest(store: Store, parsed: oci.OciManifest, remote: oci.Remote
     return manifest
 
 
-def _carried_lineage(store: Store, parsed: oci.OciManifest, manifest: Manifest, remote: oci.RemoteName,
+def _carried_lineage(store: Store, parsed: oci.OciManifest, manifest: Manifest, remote: str,
                      arrived: dict[str, Path]) -> Bundle | None:
     """The lineage bundle that came with the model, checked to be about this model."""
     assert parsed.config is not None
     layer = next((d for d in parsed.blobs if d["mediaType"] == MediaType.LINEAGE_BUNDLE), None)
     if layer is None:
         return None
-    bundle = parse_bundle(_blob_bytes(store, layer["digest"], arrived), str(remote))
+    bundle = parse_bundle(_blob_bytes(store, layer["digest"], arrived), remote)
     head = (manifest.lineage or {}).get("ledger_head")
     if bundle.manifest_digest != parsed.config["digest"] or bundle.head != head \
             or head not in {r.hash for r in bundle.records}:

@@ -304,3 +304,28 @@ def test_a_flagged_model_is_deployed_only_with_an_override(live: Live) -> None:
     listed = {m["name"]: m for m in httpx.get(live.url + "/freehold/models").json()["models"]}
     assert listed["tiny:latest"]["audits"]["flagged"] is True
     assert httpx.post(url, params={"override": "true"}).json() == {"default": "tiny:latest"}
+
+
+def test_push_and_pull_run_as_jobs_from_the_server(live: Live, registry: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the pages use: a push job and a pull job on one server, against another's registry."""
+    import time
+
+    def run(kind: str, params: dict[str, object]) -> dict[str, object]:
+        job = httpx.post(live.url + "/freehold/jobs", json={"kind": kind, "params": params}).json()
+        deadline = time.time() + 120
+        while job["state"] not in ("done", "failed", "cancelled") and time.time() < deadline:
+            time.sleep(0.2)
+            job = httpx.get(f"{live.url}/freehold/jobs/{job['id']}").json()
+        assert job["state"] == "done", job
+        return dict(job["result"])
+
+    bad = httpx.post(live.url + "/freehold/jobs", json={"kind": "pull", "params": {"source": "not a registry"}})
+    assert bad.status_code == 400 and "does not name a registry" in bad.text
+    # The worker's process reads the registry key from its environment, never from the job's params.
+    monkeypatch.setenv("FREEHOLD_REGISTRY_KEY", PUSH_KEY)
+    pushed = run("push", {"model": "tiny", "target": target(registry)})
+    assert pushed["sent_bytes"] and pushed["target"] == target(registry)
+    live.store.remove("tiny")
+    pulled = run("pull", {"source": target(registry), "name": "tiny-again"})
+    assert pulled["model"] == "tiny-again:latest" and pulled["reused_bytes"] == 0
+    assert live.store.has("tiny-again")

@@ -255,3 +255,45 @@ def test_the_cli_attaches_lists_and_marks(a: Store, registry: Live, b: Store, mo
     assert main(["audit", "attach", pulled.name, "--verdict", "maybe", "--summary", ""]) == 2
     err = capsys.readouterr().err
     assert "--verdict must be one of" in err and "--summary must say" in err and "Traceback" not in err
+
+
+def test_bundle_and_import_carry_the_model_offline_with_the_same_checks(a: Store, b: Store,
+                                                                       tmp_path: Path) -> None:
+    import tarfile
+
+    from freehold.audits import attach, attestations
+    from freehold.registry.layout import import_layout, write_layout
+
+    attach(a, "tiny-tuned", "pass", "low", "answered 20 test questions politely")
+    archive = write_layout(a, "tiny-tuned", tmp_path / "tiny-tuned.tar")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        index = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
+    assert names[:2] == ["oci-layout", "index.json"] and all(n.startswith("blobs/sha256/") for n in names[2:])
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "latest"
+
+    with pytest.raises(RegistryError, match="does not trust"):
+        import_layout(b, archive)
+    assert b.list() == []
+    trust_key(b.home, load_identity(a.home).public_b64, "alice")
+    result = import_layout(b, archive)
+    assert result.name == "tiny-tuned:latest" and result.manifest_digest == a.get("tiny-tuned").manifest_digest
+    assert verify(b, result.name).ok
+    kinds = sorted("audit" if x.is_audit else "signature" for x in attestations(b, result.manifest_digest))
+    assert kinds == ["audit", "signature"]
+    assert [r for r in Ledger.open(b.home).records() if r.type == "pull"][-1].payload["from"] == str(archive)
+
+    # A flipped byte in the archive's weights: the import fails by name and adds nothing.
+    weights = a.get("tiny-tuned").manifest.weights[0].digest.removeprefix("sha256:")
+    c = open_home(tmp_path / "c")
+    trust_key(c.home, load_identity(a.home).public_b64, "alice")
+    raw = bytearray(archive.read_bytes())
+    with tarfile.open(archive) as tar:
+        member = tar.getmember(f"blobs/sha256/{weights}")
+    raw[member.offset_data + member.size // 2] ^= 0x01
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(RegistryError, match="arrived with changed") as err:
+        import_layout(c, bad)
+    assert err.value.oci_code == "DIGEST_INVALID" and c.list() == []
+    c.close()

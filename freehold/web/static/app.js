@@ -468,6 +468,8 @@ function jobSummary(j) {
   if (j.kind === "knowledge") return `${r.knowledge}: ${r.passages} passages`;
   if (j.kind === "export") return `${r.model} (${(r.size / 1e6).toFixed(0)} MB)`;
   if (j.kind === "eval") return `${r.model}${r.base ? " against " + r.base : ""}: ${(r.runs || []).map((x) => x.suite).join(", ")}`;
+  if (j.kind === "pull") return `${r.model}: ${(r.received_bytes / 1e6).toFixed(1)} MB received, ${(r.reused_bytes / 1e6).toFixed(1)} MB already here`;
+  if (j.kind === "push") return `${r.model} to ${r.target}: ${(r.sent_bytes / 1e6).toFixed(1)} MB sent, ${(r.skipped_bytes / 1e6).toFixed(1)} MB already there`;
   return "";
 }
 
