@@ -171,27 +171,30 @@ def _read(envelope: bytes) -> dict[str, Any]:
 def attestations(store: Store, manifest_digest: str) -> list[Attestation]:
     """Every audit and publish signature kept beside the model, each checked: valid signature by
     the key it names, and whether this store trusts that key."""
-    from freehold.ledger.attest import DSSE_PAYLOAD_TYPE, pae
     from freehold.ledger.keys import trusted_keys
 
     trusted = trusted_keys(store.home)
-    out = []
-    for layer in _kept(store, manifest_digest):
-        data = store.read_blob(layer.digest)
-        try:
-            statement = _read(data)
-            doc = json.loads(data)
-            sig = doc["signatures"][0]
-            predicate = dict(statement.get("predicate") or {})
-            signer = str(sig.get("keyid"))
-        except (VerificationError, ValueError, KeyError, IndexError, TypeError):
-            continue
-        claimed = str(predicate.get("auditor") or predicate.get("publisher") or "")
-        valid = claimed == signer and _signature_ok(signer, doc, trusted, pae(DSSE_PAYLOAD_TYPE, base64.b64decode(
-            doc["payload"])), predicate)
-        out.append(Attestation(layer.digest, str(statement.get("predicateType")), predicate, signer,
-                               trusted[signer].get("name") if signer in trusted else None, valid))
-    return sorted(out, key=lambda a: str(a.predicate.get("time", "")))
+    found = (read_attestation(store.read_blob(la.digest), la.digest, trusted) for la in _kept(store, manifest_digest))
+    return sorted((a for a in found if a is not None), key=lambda a: str(a.predicate.get("time", "")))
+
+
+def read_attestation(data: bytes, digest: str, trusted: dict[str, dict[str, Any]]) -> Attestation | None:
+    """One envelope read and checked (None when it is not one of ours)."""
+    from freehold.ledger.attest import DSSE_PAYLOAD_TYPE, pae
+
+    try:
+        statement = _read(data)
+        doc = json.loads(data)
+        sig = doc["signatures"][0]
+        predicate = dict(statement.get("predicate") or {})
+        signer = str(sig.get("keyid"))
+        signed = pae(DSSE_PAYLOAD_TYPE, base64.b64decode(doc["payload"]))
+    except (VerificationError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    claimed = str(predicate.get("auditor") or predicate.get("publisher") or "")
+    valid = claimed == signer and _signature_ok(signer, doc, trusted, signed, predicate)
+    return Attestation(digest, str(statement.get("predicateType")), predicate, signer,
+                       trusted[signer].get("name") if signer in trusted else None, valid)
 
 
 def _signature_ok(signer: str, doc: dict[str, Any], trusted: dict[str, dict[str, Any]], signed: bytes,

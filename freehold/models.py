@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from freehold.licences import model_licence
-from freehold.store import MediaType, ModelEntry, Store
+from freehold.store import Manifest, MediaType, ModelEntry, Store
 
 # Licences whose terms restrict use or bind derivatives beyond attribution (Gemma's §3.2 use
 # restrictions, Llama's naming and acceptable-use policy, OpenRAIL's Attachment A, NC data).
@@ -54,8 +54,13 @@ def human_count(n: int | None) -> str:
 
 
 def licence_info(store: Store, entry: ModelEntry) -> dict[str, Any]:
-    text = store.text_layer(entry.manifest, MediaType.LICENSE)
-    short = model_licence(entry.manifest, text)
+    return licence_of(entry.manifest, store.text_layer(entry.manifest, MediaType.LICENSE))
+
+
+def licence_of(manifest: Manifest, text: str | None) -> dict[str, Any]:
+    """The licence a manifest (and its LICENSE layer's ``text``) states, and its kind: permissive,
+    restricted (its terms restrict use: shown, and accepted once, before a pull) or unknown."""
+    short = model_licence(manifest, text)
     key = (short or "").lower()
     if not short:
         kind = "unknown"

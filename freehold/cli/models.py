@@ -130,6 +130,8 @@ def import_cmd(
     bundled: str | None = typer.Option(None, "--bundled", help="Register a bundled model: smollm2 or gemma3."),
     allow_untrusted: bool = typer.Option(False, "--allow-untrusted", help="A bundle: take it even if its lineage is "
                                          "signed by a key you have not trusted."),
+    accept_licence: bool = typer.Option(False, "--accept-licence", help="A bundle: accept a licence that restricts "
+                                        "use (asked once, recorded)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Import a GGUF file, a Hugging Face directory, a bundle, or a bundled model into the store."""
@@ -141,7 +143,8 @@ def import_cmd(
     store = open_store()
     with progress_bar() as progress:
         if path is not None and is_layout(path):  # offline carry: checked like a pull
-            result = import_layout(store, path, name=name, allow_untrusted=allow_untrusted, progress=progress)
+            result = import_layout(store, path, name=name, allow_untrusted=allow_untrusted,
+                                   accept_licence=accept_licence, progress=progress)
             entry = store.get(result.name)
         else:
             entry = import_model(store, path, name, bundled=bundled, progress=progress)

@@ -44,6 +44,8 @@ def pull_cmd(
     jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=16, help="Layers fetched at once."),
     allow_untrusted: bool = typer.Option(False, "--allow-untrusted", help="Take a model whose lineage is signed by "
                                          "a key you have not trusted ('audit verify' will then fail until you do)."),
+    accept_licence: bool = typer.Option(False, "--accept-licence", help="Accept a licence that restricts use (the "
+                                        "Gemma terms, the Llama licence, a RAIL); asked once, recorded."),
 ) -> None:
     """Fetch a model from an OCI registry; every blob is checked before the model is named."""
     from freehold.registry import pull
@@ -51,7 +53,7 @@ def pull_cmd(
     store = open_store()
     with progress_bar(transient=True) as progress:
         result = pull(store, source, name=name, key=key or settings().registry_key or None, plain_http=plain_http,
-                      jobs=jobs, allow_untrusted=allow_untrusted, progress=progress)
+                      jobs=jobs, allow_untrusted=allow_untrusted, accept_licence=accept_licence, progress=progress)
     console.print(f"[green]pulled[/] {result.name} from {result.remote}: received "
                   f"{human_size(result.received_bytes)}, {human_size(result.reused_bytes)} already here "
                   f"({result.seconds:.1f} s); try it: freehold run {result.name}", highlight=False)

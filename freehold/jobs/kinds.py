@@ -172,6 +172,7 @@ class PullParams:
     source: str  # HOST[:PORT]/NS/MODEL[:TAG|@DIGEST]
     name: str | None = None
     allow_untrusted: bool = False
+    accept_licence: bool = False
 
     def check(self, store: Store) -> None:
         from freehold.registry.oci import parse_remote
@@ -192,7 +193,8 @@ def _registry_key() -> str | None:
 def _pull(store: Store, p: PullParams, progress: ProgressFn) -> dict[str, Any]:
     from freehold.registry import pull
 
-    r = pull(store, p.source, name=p.name, key=_registry_key(), allow_untrusted=p.allow_untrusted, progress=progress)
+    r = pull(store, p.source, name=p.name, key=_registry_key(), allow_untrusted=p.allow_untrusted,
+             accept_licence=p.accept_licence, progress=progress)
     return {"model": r.name, "received_bytes": r.received_bytes, "reused_bytes": r.reused_bytes,
             "digest": r.digest, "attestations": r.attestations}
 

@@ -40,6 +40,7 @@ RECORD_TYPES = (
     "note",
     "publish",
     "pull",
+    "licence",
     "audit",
     "repair",
 )

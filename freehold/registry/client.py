@@ -357,6 +357,65 @@ def origin(store: Store, entry: ModelEntry) -> str | None:
     return found
 
 
+def browse(host: str, *, key: str | None = None, plain_http: bool | None = None,
+           trusted: dict[str, dict[str, Any]] | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Every Freehold model a registry holds, as the pages list them: name, family, size,
+    licence (and its text, to accept before a pull), card, audits; read over the distribution
+    API only, so any OCI registry holding Freehold models can be browsed."""
+    from freehold.audits import AUDIT_ARTIFACT, open_flags, read_attestation
+    from freehold.models import licence_of
+
+    remote = oci.parse_remote(f"{host.strip().rstrip('/')}/catalog")
+    registry = Registry(remote, key, plain_http)
+    out: list[dict[str, Any]] = []
+    try:
+        repos = registry.request("GET", "/v2/_catalog", "the list of repositories", (200,)).json()
+        for repo in (repos.get("repositories") or [])[:limit]:
+            tags = registry.request("GET", f"/v2/{repo}/tags/list", f"the tags of {repo}", (200, 404)).json()
+            for tag in (tags.get("tags") or []) if isinstance(tags, dict) else []:
+                if tag.startswith("sha256-"):
+                    continue  # a referrers fallback index, not a model
+                data, digest, media_type = registry.get_manifest(repo, tag)
+                parsed = oci.parse_manifest(data, media_type)
+                if not parsed.is_freehold_model or parsed.config is None:
+                    continue
+                manifest = Manifest.from_bytes(registry.get_blob_bytes(repo, parsed.config["digest"]))
+
+                licence_text = _small_text(registry, repo, manifest, MediaType.LICENSE)
+                items = []
+                for m in registry.referrers(repo, digest):
+                    if m.get("artifactType") != AUDIT_ARTIFACT:
+                        continue
+                    ref_data, _d, ref_type = registry.get_manifest(repo, m["digest"])
+                    for layer in oci.parse_manifest(ref_data, ref_type).blobs:
+                        a = read_attestation(registry.get_blob_bytes(repo, layer["digest"]), layer["digest"],
+                                             trusted or {})
+                        if a is not None and a.is_audit:
+                            items.append(a)
+                items.sort(key=lambda a: str(a.predicate.get("time", "")))
+                cfg = manifest.config
+                out.append({
+                    "ref": f"{remote.host}/{repo}:{tag}", "repo": repo, "tag": tag, "name": manifest.name,
+                    "digest": digest, "family": cfg.get("family"), "parameters": cfg.get("parameters"),
+                    "quantization": cfg.get("quantization"), "size": manifest.size,
+                    "licence": {**licence_of(manifest, licence_text), "text": licence_text},
+                    "card": _small_text(registry, repo, manifest, MediaType.CARD),
+                    "audits": {"audits": len(items), "flagged": bool(open_flags(items)),
+                               "items": [a.to_dict() for a in items]},
+                    "lineage": any(d["mediaType"] == MediaType.LINEAGE_BUNDLE for d in parsed.blobs),
+                })
+    finally:
+        registry.close()
+    return out
+
+
+def _small_text(registry: Registry, repo: str, manifest: Manifest, media_type: str) -> str | None:
+    layer = manifest.layer(media_type)
+    if layer is None or layer.size > 256 << 10:
+        return None
+    return registry.get_blob_bytes(repo, layer.digest).decode("utf-8", "replace")
+
+
 def _range_end(header: str | None) -> int:
     """The next offset of an upload whose ``Range`` header is ``0-N`` (N+1), 0 when none."""
     if not header:
@@ -468,7 +527,7 @@ class Source(Protocol):
 
 
 def pull(store: Store, source: str, *, name: str | None = None, key: str | None = None,
-         plain_http: bool | None = None, jobs: int = 4, allow_untrusted: bool = False,
+         plain_http: bool | None = None, jobs: int = 4, allow_untrusted: bool = False, accept_licence: bool = False,
          progress: ProgressFn | None = None) -> PullResult:
     """Pull the model ``source`` (``HOST[:PORT]/NS/MODEL[:TAG|@DIGEST]``) into the store, as
     ``name`` (default ``NS/MODEL:TAG``). A lineage signed by a key this store does not trust
@@ -479,13 +538,14 @@ def pull(store: Store, source: str, *, name: str | None = None, key: str | None 
     registry = Registry(remote, key, plain_http)
     try:
         return receive(store, registry, str(remote), remote.repo, remote.reference, local, jobs=jobs,
-                       allow_untrusted=allow_untrusted, progress=progress)
+                       allow_untrusted=allow_untrusted, accept_licence=accept_licence, progress=progress)
     finally:
         registry.close()
 
 
 def receive(store: Store, src: Source, label: str, repo: str, reference: str, local: str, *, jobs: int = 4,
-            allow_untrusted: bool = False, progress: ProgressFn | None = None) -> PullResult:
+            allow_untrusted: bool = False, accept_licence: bool = False,
+            progress: ProgressFn | None = None) -> PullResult:
     """Take the model ``repo:reference`` from ``src`` into the store as ``local``: every blob
     hashed as it arrives, the lineage checked and trusted, then (only then) named."""
     start = time.perf_counter()
@@ -515,6 +575,7 @@ def receive(store: Store, src: Source, label: str, repo: str, reference: str, lo
         list(pool.map(one, todo))
     counter.add(0, force=True)
     manifest = _freehold_manifest(store, parsed, label, arrived)
+    licence = _licence_to_accept(store, manifest, label, arrived, accept_licence)
     bundle = _carried_lineage(store, parsed, manifest, label, arrived)
     distrusted = [kid for kid, _ in untrusted(bundle, trusted_keys(store.home))] if bundle else []
     if distrusted and not allow_untrusted:
@@ -532,6 +593,9 @@ def receive(store: Store, src: Source, label: str, repo: str, reference: str, lo
     emit(progress, "naming the model", digest=parsed.config["digest"])
     bundle_layer = keep_bundle(store, bundle, label) if bundle is not None else None
     entry = store.commit_blob("model", local, parsed.config["digest"])
+    if licence is not None:  # accepted now, once: later pulls under the same licence do not ask again
+        Ledger.open(store.home).append("licence", {"licence": licence["name"], "model": entry.name, "from": label,
+                                                   "accepted": True, "inputs": [], "outputs": []})
     Recorder(Ledger.open(store.home)).record_pull(
         entry.name, entry.manifest_digest, label, digest, head=bundle.head if bundle else None,
         signers=bundle.signers if bundle else [], untrusted=distrusted,
@@ -571,6 +635,33 @@ def _freehold_manifest(store: Store, parsed: oci.OciManifest, remote: str,
         raise RegistryError(f"the manifest of {remote} does not carry the layers its model names",
                             "pull again; the registry's copy does not hang together", "MANIFEST_INVALID", 400)
     return manifest
+
+
+def accepted_licences(store: Store) -> set[str]:
+    """The restricted licences this store's owner accepted (each once, in the ledger)."""
+    return {str(r.payload.get("licence")) for r in Ledger.open(store.home).records()
+            if r.type == "licence" and r.payload.get("accepted")}
+
+
+def _licence_to_accept(store: Store, manifest: Manifest, label: str, arrived: dict[str, Path],
+                       accept: bool) -> dict[str, Any] | None:
+    """A licence that restricts use must be accepted once before the model is taken: the terms
+    that still need accepting (None when none do), or an error that shows them."""
+    from freehold.models import licence_of
+
+    layer = manifest.layer(MediaType.LICENSE)
+    text = _blob_bytes(store, layer.digest, arrived).decode("utf-8", "replace") if layer else None
+    licence = licence_of(manifest, text)
+    if not licence["restricts_use"] or licence["name"] in accepted_licences(store):
+        return None
+    if not accept:
+        first = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), licence["name"])
+        raise RegistryError(
+            f"{label} is under {licence['name']}, whose terms restrict how it may be used ({first[:100]}); "
+            "nothing was added to your store",
+            "read the terms (the pages show them; 'freehold show NAME --license' after the pull), then pull again "
+            "with --accept-licence: the ledger records that you accepted them, once", "LICENCE_NOT_ACCEPTED", 403)
+    return dict(licence)
 
 
 def _carried_lineage(store: Store, parsed: oci.OciManifest, manifest: Manifest, remote: str,

@@ -186,7 +186,8 @@ class LayoutSource:
 
 
 def import_layout(store: Store, path: Path, *, name: str | None = None, tag: str | None = None,
-                  allow_untrusted: bool = False, progress: ProgressFn | None = None) -> PullResult:
+                  allow_untrusted: bool = False, accept_licence: bool = False,
+                  progress: ProgressFn | None = None) -> PullResult:
     """Take a model back from an OCI layout archive, with the checks of a pull."""
     src = LayoutSource(path)
     try:
@@ -198,6 +199,6 @@ def import_layout(store: Store, path: Path, *, name: str | None = None, tag: str
         title = json.loads(data).get("annotations", {}).get("org.opencontainers.image.title")
         local = name or (title if isinstance(title, str) else None) or f"{path.stem}:{reference}"
         return receive(store, src, str(path), "", reference, local, jobs=1, allow_untrusted=allow_untrusted,
-                       progress=progress)
+                       accept_licence=accept_licence, progress=progress)
     finally:
         src.close()

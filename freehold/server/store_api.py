@@ -91,6 +91,18 @@ async def deploy_model(name: str, request: Request,
     return {"default": await run_in_threadpool(deploy, store, name, override)}
 
 
+@router.get("/registry")
+async def browse_registry(request: Request, at: str = Query(..., description="the registry, HOST[:PORT]")) -> Any:
+    """The Freehold models another registry holds (licence, card, audits), read over its /v2/ API
+    with this server's FREEHOLD_REGISTRY_KEY; pull one with a pull job."""
+    from freehold.ledger.keys import trusted_keys
+    from freehold.registry.client import browse
+
+    store = _store(request)
+    key = request.app.state.freehold.settings.registry_key or None
+    return {"models": await run_in_threadpool(browse, at, key=key, trusted=trusted_keys(store.home))}
+
+
 @router.get("/datasets")
 async def list_datasets(request: Request) -> Any:
     store = _store(request)

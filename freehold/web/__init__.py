@@ -124,8 +124,12 @@ async def model_page(name: str, request: Request) -> HTMLResponse:
 
             base_evals = {s: r.payload.get("scores") for s, r in eval_records(store, store.get(base)).items()}
         _, default = _models(request)
+        pull_ref = None
+        if request.app.state.freehold.options.registry:  # how another machine takes it from here
+            repo, _sep, tag = m["name"].partition(":")
+            pull_ref = f"{request.headers.get('host', '127.0.0.1')}/{repo}:{tag or 'latest'}"
         return {"m": m, "default": default, "base_name": base if base and store.has(base) else None,
-                "evals": eval_rows(m["evals"], base_evals), "card_html": markdown(m.get("card")),
+                "pull_ref": pull_ref, "evals": eval_rows(m["evals"], base_evals), "card_html": markdown(m.get("card")),
                 "lineage_svg": lineage_svg(m["lineage"]) if m.get("lineage") else None}
 
     return _page(request, "model.html", "model", **(await run_in_threadpool(load)))
@@ -223,6 +227,29 @@ async def teach_page(request: Request) -> HTMLResponse:
 @router.get("/jobs")
 async def jobs_page(request: Request) -> HTMLResponse:
     return _page(request, "jobs.html", "jobs")
+
+
+@router.get("/registry")
+async def registry_page(request: Request, at: str | None = None) -> HTMLResponse:
+    """Another machine's registry, browsed from here: its models, licences, cards and audits,
+    each with a Pull button (a pull job on this server)."""
+    from freehold.errors import FreeholdError
+    from freehold.ledger.keys import trusted_keys
+    from freehold.registry.client import accepted_licences, browse
+
+    store = _store(request)
+    models: list[dict[str, Any]] = []
+    error = None
+    if at:
+        try:
+            models = await run_in_threadpool(browse, at, key=request.app.state.freehold.settings.registry_key or None,
+                                             trusted=trusted_keys(store.home))
+        except FreeholdError as exc:
+            error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        for m in models:
+            m["card_html"] = markdown(m.get("card"))
+    return _page(request, "registry.html", "registry", at=at, models=models, error=error,
+                 accepted=accepted_licences(store))
 
 
 @router.get("/settings")

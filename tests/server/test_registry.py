@@ -329,3 +329,25 @@ def test_push_and_pull_run_as_jobs_from_the_server(live: Live, registry: Live, m
     pulled = run("pull", {"source": target(registry), "name": "tiny-again"})
     assert pulled["model"] == "tiny-again:latest" and pulled["reused_bytes"] == 0
     assert live.store.has("tiny-again")
+
+
+def test_a_licence_that_restricts_use_is_accepted_once_before_a_pull(store: Store, registry: Live,
+                                                                     tmp_path: Path) -> None:
+    from freehold.ledger import Ledger
+    from freehold.testing import write_tiny_gguf
+
+    gemma = write_tiny_gguf(tmp_path / "gemma-like.gguf", license="gemma")
+    store.import_gguf(gemma, "tiny-gemma")
+    push(store, "tiny-gemma", target(registry, "acme/gemma:v1"), key=PUSH_KEY)
+    push(store, "tiny-gemma", target(registry, "acme/gemma:v2"), key=PUSH_KEY)
+    b = other_store(tmp_path, "b")
+    before = sorted(p.name for p in (b.home / "blobs").iterdir())
+    with pytest.raises(RegistryError, match="whose terms restrict how it may be used") as err:
+        pull(b, target(registry, "acme/gemma:v1"))
+    assert err.value.oci_code == "LICENCE_NOT_ACCEPTED" and "--accept-licence" in (err.value.hint or "")
+    assert b.list() == [] and sorted(p.name for p in (b.home / "blobs").iterdir()) == before
+    pull(b, target(registry, "acme/gemma:v1"), accept_licence=True)
+    [accepted] = [r for r in Ledger.open(b.home).records() if r.type == "licence"]
+    assert accepted.payload["licence"] == "gemma" and accepted.payload["model"] == "acme/gemma:v1"
+    pull(b, target(registry, "acme/gemma:v2"))  # accepted once: not asked again
+    b.close()

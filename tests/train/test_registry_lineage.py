@@ -279,8 +279,10 @@ def test_bundle_and_import_carry_the_model_offline_with_the_same_checks(a: Store
     result = import_layout(b, archive)
     assert result.name == "tiny-tuned:latest" and result.manifest_digest == a.get("tiny-tuned").manifest_digest
     assert verify(b, result.name).ok
-    kinds = sorted("audit" if x.is_audit else "signature" for x in attestations(b, result.manifest_digest))
-    assert kinds == ["audit", "signature"]
+    carried = {x.digest for x in attestations(b, result.manifest_digest)}
+    assert carried == {x.digest for x in attestations(a, result.manifest_digest)}  # every audit and signature
+    assert any(x.is_audit and x.predicate["summary"] == "answered 20 test questions politely"
+               for x in attestations(b, result.manifest_digest))
     assert [r for r in Ledger.open(b.home).records() if r.type == "pull"][-1].payload["from"] == str(archive)
 
     # A flipped byte in the archive's weights: the import fails by name and adds nothing.

@@ -212,3 +212,45 @@ def test_a_flagged_model_is_marked_and_deploys_only_when_a_person_insists(web: B
     page.wait_for_selector("#snippets pre")
     web.shot("model-flagged")
     _clean(web)
+
+
+def test_browse_another_registry_filter_accept_a_licence_and_pull(web: Browsing, site: Live, tmp_path: Path) -> None:
+    import dataclasses
+
+    from freehold.audits import attach
+    from freehold.config import ServerOptions, load_settings
+    from freehold.home import import_model
+    from freehold.registry import push
+    from freehold.store import Store
+    from freehold.testing import write_tiny_gguf
+    from tests.server.conftest import _free_port, start_server
+
+    reg_store = Store.open(dataclasses.replace(load_settings(), home=tmp_path / "registry"))
+    import_model(site.store, write_tiny_gguf(tmp_path / "g.gguf", seed=3, license="gemma"), "tiny-gemma")
+    attach(site.store, "tiny-base", "flag", "high", "answers in a made-up language")
+    for live in start_server(ServerOptions(port=_free_port(), registry=True, push_keys=["k"], jobs=False), reg_store):
+        host = live.url.removeprefix("http://")
+        for name, repo in (("tiny", "acme/tiny:v1"), ("tiny-base", "acme/base:v1"), ("tiny-gemma", "acme/gemma:v1")):
+            push(site.store, name, f"{host}/{repo}", key="k")
+        page = web.go(f"/registry?at={host}")
+        cards = page.locator(".card.remote")
+        assert cards.count() == 3
+        flagged = page.locator(".card.remote", has_text="acme/base:v1")
+        assert flagged.locator(".badge.flagged").count() == 1
+        page.select_option("#filter-audit", "flagged")
+        assert page.locator(".card.remote:visible").count() == 1
+        page.select_option("#filter-audit", "")
+        page.select_option("#filter-licence", "restricted")
+        assert page.locator(".card.remote:visible").count() == 1
+        gemma = page.locator(".card.remote", has_text="acme/gemma:v1")
+        assert gemma.locator("button.pull").is_disabled()  # its terms come first
+        assert "restrict use" in gemma.locator(".terms summary").inner_text()
+        web.shot("registry")
+        gemma.locator("input.accept").check()
+        gemma.locator("button.pull").click()
+        page.wait_for_selector('.card.remote .status.good a[href*="acme%2Fgemma"]', timeout=60_000)
+        assert site.store.has("acme/gemma:v1")
+        page = web.go("/registry?at=127.0.0.1:1")  # nothing listens there: said on the page
+        assert "cannot reach the registry" in page.inner_text(".status.bad")
+    reg_store.close()
+    _clean(web)

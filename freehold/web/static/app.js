@@ -131,17 +131,53 @@ async function deploy(model, box, status, override = false) {
 
 // -- catalog ---------------------------------------------------------------------------------
 function initCatalog() {
-  const search = document.getElementById("search");
-  const origin = document.getElementById("filter-origin");
+  // The catalog's and the registry page's filters: one of each over the cards' data attributes.
+  const [search, origin, family, licence, size, audit] = byIds("search", "filter-origin", "filter-family",
+    "filter-licence", "filter-size", "filter-audit");
+  if (!search) return;
   const apply = () => {
     const q = search.value.trim().toLowerCase();
     for (const card of document.querySelectorAll(".card.model")) {
-      const show = (!q || card.dataset.search.includes(q)) && (!origin.value || card.dataset.origin === origin.value);
-      card.hidden = !show;
+      const d = card.dataset;
+      card.hidden = !((!q || d.search.includes(q)) && (!origin || !origin.value || d.origin === origin.value)
+        && (!family.value || d.family === family.value) && (!licence.value || d.licence === licence.value)
+        && (!size.value || Number(d.size) < Number(size.value)) && (!audit.value || d.audit === audit.value));
     }
   };
-  search.addEventListener("input", apply);
-  origin.addEventListener("change", apply);
+  for (const input of [search, origin, family, licence, size, audit]) {
+    if (input) input.addEventListener(input === search ? "input" : "change", apply);
+  }
+}
+
+// -- registry: browse another machine's models, pull one (a job here) ------------------------
+function initRegistry() {
+  initCatalog();
+  for (const card of document.querySelectorAll(".card.remote")) {
+    const button = card.querySelector("button.pull");
+    const accept = card.querySelector("input.accept");
+    const status = card.querySelector(".status");
+    if (accept) accept.addEventListener("change", () => { button.disabled = !accept.checked; });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      status.className = "status";
+      try {
+        const params = { source: card.dataset.ref, accept_licence: Boolean(accept && accept.checked) };
+        const job = await api("/freehold/jobs", { method: "POST", json: { kind: "pull", params } });
+        status.textContent = "pull queued…";
+        const end = await followJob(job.id, (e) => {
+          status.textContent = `${e.status}${e.total ? ` ${Math.round(100 * (e.completed || 0) / e.total)}%` : ""}${e.eta_s ? " · " + minutes(e.eta_s) : ""}`;
+        });
+        if (end.state === "done") {
+          status.classList.add("good");
+          status.replaceChildren(`Pulled: ${jobSummary(end)}. `, el("a", { href: `/models/${encodeURIComponent(end.result.model)}`, text: "Open it" }));
+        } else {
+          status.classList.add("bad");
+          status.textContent = `pull ${end.state}: ${(end.error || {}).message || ""} ${(end.error || {}).hint || ""}`;
+          button.disabled = false;
+        }
+      } catch (e) { status.classList.add("bad"); status.textContent = e.message; button.disabled = false; }
+    });
+  }
 }
 
 // -- model page ------------------------------------------------------------------------------
@@ -497,5 +533,5 @@ function initJobs() {
   setInterval(refresh, 2000);
 }
 
-const pages = { catalog: initCatalog, model: initModel, chat: initChat, teach: initTeach, jobs: initJobs };
+const pages = { catalog: initCatalog, registry: initRegistry, model: initModel, chat: initChat, teach: initTeach, jobs: initJobs };
 (pages[document.body.dataset.page] || (() => {}))();
