@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
 
 from freehold.cli import app
-from freehold.cli.common import console, open_store, progress_bar, settings
+from freehold.cli.common import console, open_store, print_json, progress_bar, settings
 from freehold.models import human_size
 
 _KEY_HELP = "Key the registry asks for (default: FREEHOLD_REGISTRY_KEY)."
@@ -22,6 +23,7 @@ def push_cmd(
     key: str | None = typer.Option(None, "--key", help=_KEY_HELP),
     plain_http: bool | None = typer.Option(None, "--plain-http/--https", help=_PLAIN_HELP),
     jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=16, help="Layers sent at once."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Send a model to an OCI registry (Freehold's 'serve --registry', or any distribution server)."""
     from freehold.registry import push
@@ -30,6 +32,9 @@ def push_cmd(
     with progress_bar(transient=True) as progress:
         result = push(store, name, target, key=key or settings().registry_key or None, plain_http=plain_http,
                       jobs=jobs, progress=progress)
+    if as_json:
+        print_json(dataclasses.asdict(result))
+        return
     console.print(f"[green]pushed[/] {name} to {result.remote}: sent {human_size(result.sent_bytes)}, "
                   f"{human_size(result.skipped_bytes)} already there ({result.blobs} blobs, "
                   f"{result.seconds:.1f} s); manifest {result.digest}", highlight=False)
@@ -46,6 +51,7 @@ def pull_cmd(
                                          "a key you have not trusted ('audit verify' will then fail until you do)."),
     accept_licence: bool = typer.Option(False, "--accept-licence", help="Accept a licence that restricts use (the "
                                         "Gemma terms, the Llama licence, a RAIL); asked once, recorded."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Fetch a model from an OCI registry; every blob is checked before the model is named."""
     from freehold.registry import pull
@@ -54,6 +60,9 @@ def pull_cmd(
     with progress_bar(transient=True) as progress:
         result = pull(store, source, name=name, key=key or settings().registry_key or None, plain_http=plain_http,
                       jobs=jobs, allow_untrusted=allow_untrusted, accept_licence=accept_licence, progress=progress)
+    if as_json:
+        print_json(dataclasses.asdict(result))
+        return
     console.print(f"[green]pulled[/] {result.name} from {result.remote}: received "
                   f"{human_size(result.received_bytes)}, {human_size(result.reused_bytes)} already here "
                   f"({result.seconds:.1f} s); try it: freehold run {result.name}", highlight=False)

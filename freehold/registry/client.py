@@ -48,7 +48,7 @@ class PushResult:
     remote: str
     digest: str  # the OCI manifest's
     blobs: int
-    sent_bytes: int  # layer bytes that crossed the wire
+    sent_bytes: int  # layer bytes that crossed the wire (an upload resumed sends only its rest)
     skipped_bytes: int  # layer bytes the registry already had
     seconds: float
 
@@ -131,9 +131,9 @@ class Registry:
         return resp.status_code == 200
 
     def upload(self, repo: str, path: Path, digest: str, size: int, counter: _Bytes,
-               state: dict[str, str], save: Any) -> None:
+               state: dict[str, str], save: Any) -> int:
         """Chunked upload of one blob; resumes the upload ``state[digest]`` names if the registry
-        still has it."""
+        still has it. Returns the bytes sent (less than ``size`` when it resumed)."""
         location, offset = None, 0
         if digest in state:
             with contextlib.suppress(RegistryError):
@@ -148,6 +148,7 @@ class Registry:
         state[digest] = location
         save()
         counter.add(offset, digest)
+        resumed_at = offset
         with path.open("rb") as f:
             f.seek(offset)
             while offset < size:
@@ -167,6 +168,7 @@ class Registry:
                      headers={"Content-Length": "0", "Content-Type": "application/octet-stream"})
         state.pop(digest, None)
         save()
+        return size - resumed_at
 
     def download(self, repo: str, digest: str, size: int, dest: Path, counter: _Bytes) -> str:
         """Fetch one blob into ``dest``, resuming what an earlier pull left there; returns the
@@ -485,12 +487,12 @@ def push(store: Store, name: str, target: str, *, key: str | None = None, plain_
         total = sum(s for _d, s in missing)
         counter = _Bytes(progress, "pushing", total)
 
-        def one(item: tuple[str, int]) -> None:
+        def one(item: tuple[str, int]) -> int:
             digest, size = item
-            registry.upload(remote.repo, store.blob_path(digest), digest, size, counter, state, save)
+            return registry.upload(remote.repo, store.blob_path(digest), digest, size, counter, state, save)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            list(pool.map(one, missing))
+            sent = sum(pool.map(one, missing))
         counter.add(0, force=True)
         emit(progress, "writing the manifest")
         digest = registry.put_manifest(remote.repo, remote.reference, manifest_bytes, oci.OCI_MANIFEST)
@@ -504,7 +506,7 @@ def push(store: Store, name: str, target: str, *, key: str | None = None, plain_
         if not state:
             state_path.unlink()
     Recorder(Ledger.open(store.home)).record_publish(entry.name, entry.manifest_digest, str(remote), digest)
-    return PushResult(str(remote), digest, len(blobs), total, skipped, time.perf_counter() - start)
+    return PushResult(str(remote), digest, len(blobs), sent, skipped, time.perf_counter() - start)
 
 
 def _partial_dir(store: Store) -> Path:

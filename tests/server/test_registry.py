@@ -205,6 +205,13 @@ def test_bad_requests_get_oci_errors(store: Store, tiny_gguf: Path, registry: Li
         assert _oci_error(c.delete(f"/v2/acme/tiny/blobs/{bad_digest}")) == "UNSUPPORTED"
         assert _oci_error(c.get("/v2/acme/tiny/whatever")) == "UNSUPPORTED"
     assert httpx.get(url + "/v2/").status_code == 200  # the API check is open on an open server
+    head = httpx.head(url + "/v2/acme/tiny/manifests/v1")
+    got = httpx.get(url + "/v2/acme/tiny/manifests/v1")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["docker-content-digest"] == got.headers["docker-content-digest"]
+    assert int(head.headers["content-length"]) == len(got.content)
+    blob = httpx.head(f"{url}/v2/acme/tiny/blobs/{got.json()['config']['digest']}")
+    assert blob.status_code == 200 and int(blob.headers["content-length"]) == got.json()["config"]["size"]
 
 
 def test_the_registry_is_off_unless_asked(live: Live) -> None:
