@@ -25,7 +25,7 @@ from typing import Any
 from freehold.errors import VerificationError
 from freehold.ledger.chain import Ledger, Record, parse_line
 from freehold.ledger.graph import LedgerIndex
-from freehold.ledger.keys import trusted_keys
+from freehold.ledger.keys import load_identity, trusted_keys
 from freehold.store import Layer, Manifest, MediaType, ModelEntry, Store
 
 SCHEMA = "freehold.lineage-bundle/v1"
@@ -67,9 +67,22 @@ def make_bundle(store: Store, entry: ModelEntry) -> Bundle | None:
     members = sorted(set(members) | set(index.citing(members)))
     chosen = [records[i] for i in members]
     known = trusted_keys(store.home)
-    keys = {kid: {"public_key": known[kid]["public_key"], "name": known[kid].get("name", "")}
+    own = load_identity(store.home).key_id
+    keys = {kid: {"public_key": known[kid]["public_key"],
+                  "name": publisher_name() if kid == own else known[kid].get("name", "")}
             for kid in sorted({r.key for r in chosen}) if kid in known}
     return Bundle(entry.name, entry.manifest_digest, head, chosen, keys)
+
+
+def publisher_name() -> str:
+    """How this machine's key is named to others (its own trusted list calls it "this machine")."""
+    import getpass
+    import socket
+
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (OSError, KeyError):
+        return socket.gethostname()
 
 
 def parse_bundle(data: bytes, origin: str | None = None) -> Bundle:

@@ -29,6 +29,7 @@ from freehold.store.names import parse_name
 
 LAYOUT_FILE = "oci-layout"
 REF_NAME = "org.opencontainers.image.ref.name"
+NAME_ANNOTATION = "dev.freehold.name"  # the model's name in the store it was bundled from
 READ = 1 << 20
 
 
@@ -42,7 +43,7 @@ def write_layout(store: Store, name: str, output: Path, progress: ProgressFn | N
     digest = oci.digest_of(payload.manifest)
     publish_signature(store, entry, digest, repo)
     index: list[dict[str, Any]] = [{"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": len(payload.manifest),
-                                    "annotations": {REF_NAME: tag}}]
+                                    "annotations": {REF_NAME: tag, NAME_ANNOTATION: entry.name}}]
     files: dict[str, bytes | Path] = {digest: payload.manifest}
     for blob_digest, _size in payload.blobs:
         files[blob_digest] = store.blob_path(blob_digest)
@@ -195,9 +196,10 @@ def import_layout(store: Store, path: Path, *, name: str | None = None, tag: str
         if tag is None and len(tags) != 1:
             raise UsageError(f"{path} holds {len(tags)} tagged models ({', '.join(tags)})", "say which with --tag")
         reference = tag or tags[0]
-        data, _digest, _media = src.get_manifest("", reference)
-        title = json.loads(data).get("annotations", {}).get("org.opencontainers.image.title")
-        local = name or (title if isinstance(title, str) else None) or f"{path.stem}:{reference}"
+        listed = next(m for m in src.index.get("manifests", [])
+                      if m.get("annotations", {}).get(REF_NAME) == reference)
+        bundled_as = listed.get("annotations", {}).get(NAME_ANNOTATION)
+        local = name or (bundled_as if isinstance(bundled_as, str) else None) or f"{path.stem}:{reference}"
         return receive(store, src, str(path), "", reference, local, jobs=1, allow_untrusted=allow_untrusted,
                        accept_licence=accept_licence, progress=progress)
     finally:

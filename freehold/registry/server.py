@@ -28,6 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from freehold.audits import AUDIT_ARTIFACT, ENVELOPE_MEDIA_TYPE, SIGNATURE_ARTIFACT, keep
 from freehold.errors import FreeholdError, RegistryError, StoreError
 from freehold.registry import oci
 from freehold.store import Store
@@ -370,6 +371,7 @@ async def _put_manifest(request: Request, store: Store, repo: str, ref: str) -> 
                                     "push the manifests before the index", "MANIFEST_UNKNOWN", 400)
     if parsed.is_freehold_model:
         _check_freehold_model(store, parsed)
+    envelopes = _attestation_envelopes(store, repo, parsed)
     layer = store.put_stream_blob(body, parsed.media_type)
     assert layer.digest == digest
     tag = None if ref.startswith("sha256:") else ref
@@ -380,11 +382,48 @@ async def _put_manifest(request: Request, store: Store, repo: str, ref: str) -> 
         with contextlib.suppress(FreeholdError):  # a tag the store's names cannot hold stays registry-only
             assert parsed.config is not None
             named = store.commit_blob("model", format_name(repo, tag), parsed.config["digest"]).name
+    for model_digest, envelope in envelopes:  # the registry's own pages show the audits too
+        keep(store, model_digest, envelope)
     log(request, "push", repo, reference=ref, digest=digest, model=named, subject=parsed.subject)
     headers = {**API_VERSION, "Location": f"/v2/{repo}/manifests/{digest}", "Docker-Content-Digest": digest}
     if parsed.subject:
         headers["OCI-Subject"] = parsed.subject
     return Response(status_code=201, headers=headers)
+
+
+def _attestation_envelopes(store: Store, repo: str, parsed: oci.OciManifest) -> list[tuple[str, bytes]]:
+    """For a referrer carrying an audit or a publish signature of a Freehold model in ``repo``:
+    (the model's Freehold manifest digest, each envelope), checked to be about that model."""
+    if not parsed.subject or parsed.artifact_type not in (AUDIT_ARTIFACT, SIGNATURE_ARTIFACT):
+        return []
+    try:
+        subject = oci.parse_manifest(resolve_manifest(store, repo, parsed.subject)[0])
+    except RegistryError:
+        return []  # a referrer may arrive before its subject (the spec allows it): kept, not shown
+    if not subject.is_freehold_model or subject.config is None:
+        return []
+    out = []
+    for d in parsed.blobs:
+        if d["mediaType"] != ENVELOPE_MEDIA_TYPE:
+            continue
+        data = store.read_blob(d["digest"])
+        statement_subjects = _statement_subjects(data)
+        if subject.config["digest"].removeprefix("sha256:") not in statement_subjects:
+            raise RegistryError(f"the {parsed.artifact_type} is about another model than its subject",
+                                "attach a statement about the model it refers to", "MANIFEST_INVALID", 400)
+        out.append((subject.config["digest"], data))
+    return out
+
+
+def _statement_subjects(envelope: bytes) -> set[str]:
+    import base64
+
+    try:
+        statement = json.loads(base64.b64decode(json.loads(envelope)["payload"], validate=True))
+        return {s["digest"]["sha256"] for s in statement.get("subject", [])}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise RegistryError("an envelope of the referrer is not a DSSE envelope of an in-toto statement",
+                            "attach envelopes made by 'freehold audit attach'", "MANIFEST_INVALID", 400) from None
 
 
 def _check_freehold_model(store: Store, parsed: oci.OciManifest) -> None:

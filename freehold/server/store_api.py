@@ -76,12 +76,12 @@ async def list_models(request: Request) -> Any:
     return await run_in_threadpool(rows)
 
 
-@router.get("/models/{name}")
+@router.get("/models/{name:path}")
 async def get_model(name: str, request: Request) -> Any:
     return await run_in_threadpool(_model, _store(request), name)
 
 
-@router.post("/models/{name}/deploy")
+@router.post("/models/{name:path}/deploy")
 async def deploy_model(name: str, request: Request,
                        override: bool = Query(False, description="deploy a flagged model anyway (recorded)")) -> Any:
     """The model answers as "default" on every API (and is what the pages' chat opens with). A
@@ -115,7 +115,7 @@ async def list_datasets(request: Request) -> Any:
     return await run_in_threadpool(rows)
 
 
-@router.get("/datasets/{name}/preview")
+@router.get("/datasets/{name:path}/preview")
 async def preview_dataset(name: str, request: Request, examples: int = Query(8, ge=0, le=100)) -> Any:
     from freehold.data.dataset import explain_filters, show_dataset
 

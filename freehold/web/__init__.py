@@ -109,7 +109,7 @@ async def catalog(request: Request) -> Any:
     return _page(request, "catalog.html", "catalog", models=models, default=default, machine=machine)
 
 
-@router.get("/models/{name}")
+@router.get("/models/{name:path}")
 async def model_page(name: str, request: Request) -> HTMLResponse:
     from freehold.server.store_api import _model
 
@@ -135,7 +135,7 @@ async def model_page(name: str, request: Request) -> HTMLResponse:
     return _page(request, "model.html", "model", **(await run_in_threadpool(load)))
 
 
-@router.get("/datasets/{name}")
+@router.get("/datasets/{name:path}")
 async def dataset_page(name: str, request: Request) -> HTMLResponse:
     from freehold.data.dataset import explain_filters, show_dataset
 
@@ -167,7 +167,7 @@ async def run_page(run: str, request: Request) -> HTMLResponse:
     return _page(request, "run.html", "run", **(await run_in_threadpool(load)))
 
 
-@router.get("/knowledge/{name}")
+@router.get("/knowledge/{name:path}")
 async def knowledge_page(name: str, request: Request) -> HTMLResponse:
     from freehold.knowledge import get_knowledge
 

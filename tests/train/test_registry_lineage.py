@@ -68,7 +68,17 @@ def _state(store: Store) -> tuple[list[str], list[str], int]:
 def test_tune_push_pull_verify_offline_with_the_senders_key_trusted(a: Store, registry: Live, b: Store) -> None:
     sender = verify(a, "tiny-tuned")
     assert sender.ok and sender.runs == 1
+    # The base first: the tune's push then skips exactly the blobs it shares with it.
+    push(a, "tiny", registry.url.removeprefix("http://") + "/alice/tiny:v1", key=PUSH_KEY)
+    tuned, base = a.get("tiny-tuned"), a.get("tiny")
+    blobs = {la.digest: la.size for la in tuned.manifest.layers}  # each blob once (two layers may share one)
+    shared = blobs.keys() & {la.digest for la in base.manifest.layers}
+    assert shared  # the chat template, at least
     pushed = push(a, "tiny-tuned", _target(registry), key=PUSH_KEY)
+    assert pushed.skipped_bytes == sum(blobs[d] for d in shared)
+    config = len(a.read_blob(tuned.manifest_digest))
+    new = sum(size for d, size in blobs.items() if d not in shared)
+    assert new + config < pushed.sent_bytes < new + config + 64 * 1024  # + the lineage bundle, a few KB
     publish = [r for r in Ledger.open(a.home).records() if r.type == "publish"][-1]
     assert publish.payload["to"] == str(pushed.remote) and publish.payload["oci_manifest"] == pushed.digest
 
@@ -78,6 +88,7 @@ def test_tune_push_pull_verify_offline_with_the_senders_key_trusted(a: Store, re
         pull(b, _target(registry))
     alice = load_identity(a.home)
     assert err.value.oci_code == "UNTRUSTED" and f"freehold key trust {alice.public_b64}" in (err.value.hint or "")
+    assert "this machine" not in str(err.value)  # the sender's key is named by its user and host, not "this machine"
     assert _state(b) == before
 
     trust_key(b.home, alice.public_b64, "alice")
@@ -211,6 +222,9 @@ def test_an_audit_attached_on_b_is_seen_on_a_and_a_high_flag_blocks_deploy(a: St
     assert any(r.type == "audit" for r in Ledger.open(b.home).records())
     assert send_audits(b, pulled.name, _target(registry), key=PUSH_KEY) == 1
     assert send_audits(b, pulled.name, _target(registry), key=PUSH_KEY) == 0  # already there
+    # The registry's own store shows it (its pages and listings), and its publish signature.
+    on_registry = describe(registry.store, registry.store.get("alice/tiny-tuned:v1"))["audits"]
+    assert on_registry["flagged"] and on_registry["signatures"][0]["signer"] == alice.key_id
 
     # A pulls the referrers (the model itself is already there: nothing else crosses).
     again = pull(a, _target(registry))
@@ -278,6 +292,7 @@ def test_bundle_and_import_carry_the_model_offline_with_the_same_checks(a: Store
     trust_key(b.home, load_identity(a.home).public_b64, "alice")
     result = import_layout(b, archive)
     assert result.name == "tiny-tuned:latest" and result.manifest_digest == a.get("tiny-tuned").manifest_digest
+    assert index["manifests"][0]["annotations"]["dev.freehold.name"] == "tiny-tuned:latest"
     assert verify(b, result.name).ok
     carried = {x.digest for x in attestations(b, result.manifest_digest)}
     assert carried == {x.digest for x in attestations(a, result.manifest_digest)}  # every audit and signature

@@ -250,6 +250,11 @@ def test_browse_another_registry_filter_accept_a_licence_and_pull(web: Browsing,
         gemma.locator("button.pull").click()
         page.wait_for_selector('.card.remote .status.good a[href*="acme%2Fgemma"]', timeout=60_000)
         assert site.store.has("acme/gemma:v1")
+        page.click('.card.remote .status.good a[href*="acme%2Fgemma"]')  # a name with a slash has its page
+        page.wait_for_selector("h1")
+        assert page.inner_text("h1") == "acme/gemma:v1" and "gemma · restricts use" in page.inner_text(".head")
+        page.click("#deploy")
+        page.wait_for_selector("#snippets pre")
         page = web.go("/registry?at=127.0.0.1:1")  # nothing listens there: said on the page
         assert "cannot reach the registry" in page.inner_text(".status.bad")
     reg_store.close()
