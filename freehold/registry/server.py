@@ -371,6 +371,7 @@ async def _put_manifest(request: Request, store: Store, repo: str, ref: str) -> 
                                     "push the manifests before the index", "MANIFEST_UNKNOWN", 400)
     if parsed.is_freehold_model:
         _check_freehold_model(store, parsed)
+        _check_not_shadowing(store, repo, ref, parsed)
     envelopes = _attestation_envelopes(store, repo, parsed)
     layer = store.put_stream_blob(body, parsed.media_type)
     assert layer.digest == digest
@@ -424,6 +425,20 @@ def _statement_subjects(envelope: bytes) -> set[str]:
     except (ValueError, KeyError, TypeError, AttributeError):
         raise RegistryError("an envelope of the referrer is not a DSSE envelope of an in-toto statement",
                             "attach envelopes made by 'freehold audit attach'", "MANIFEST_INVALID", 400) from None
+
+
+def _check_not_shadowing(store: Store, repo: str, ref: str, parsed: oci.OciManifest) -> None:
+    """A push may move a tag it pushed before, never replace a model this store made or imported."""
+    if ref.startswith("sha256:") or store.registry.tag(repo, ref) is not None:
+        return
+    try:
+        base, tag = parse_name(format_name(repo, ref))
+    except FreeholdError:
+        return
+    name = format_name(base, tag or ref)
+    if store.has(name) and parsed.config is not None and store.get(name).manifest_digest != parsed.config["digest"]:
+        raise RegistryError(f"{name} is a model of the registry's own store, not one pushed to it",
+                            "push under another name or tag (e.g. acme/support:v2)", "DENIED", 409)
 
 
 def _check_freehold_model(store: Store, parsed: oci.OciManifest) -> None:

@@ -358,3 +358,15 @@ def test_a_licence_that_restricts_use_is_accepted_once_before_a_pull(store: Stor
     assert accepted.payload["licence"] == "gemma" and accepted.payload["model"] == "acme/gemma:v1"
     pull(b, target(registry, "acme/gemma:v2"))  # accepted once: not asked again
     b.close()
+
+
+def test_a_push_never_replaces_a_model_of_the_registrys_own_store(store: Store, tiny_gguf: Path,
+                                                                   tiny_base_gguf: Path, registry: Live) -> None:
+    registry.store.import_gguf(tiny_gguf, "mine")
+    store.import_gguf(tiny_base_gguf, "other")
+    before = registry.store.get("mine").manifest_digest
+    with pytest.raises(RegistryError, match="registry's own store") as err:
+        push(store, "other", target(registry, "mine:latest"), key=PUSH_KEY)
+    assert err.value.status == 409 and registry.store.get("mine").manifest_digest == before
+    push(store, "other", target(registry, "mine:v2"), key=PUSH_KEY)  # another tag is fine
+    push(store, "other", target(registry, "mine:v2"), key=PUSH_KEY)  # and moving its own tag again
