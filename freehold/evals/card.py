@@ -53,7 +53,11 @@ class CardResult:
 def eval_records(store: Store, entry: ModelEntry, records: list[Record] | None = None) -> dict[str, Record]:
     """The latest eval record per suite whose inputs cite this model's weights."""
     digests = {r["digest"] for r in weights_refs(entry)}
-    records = records if records is not None else Ledger.open(store.home).records()
+    if records is None:
+        from freehold.ledger.bundle import stored_bundle
+
+        carried = stored_bundle(store, entry.manifest_digest)  # a pulled model's evals came with it
+        records = (carried.records if carried is not None else []) + Ledger.open(store.home).records()
     latest: dict[str, Record] = {}
     for rec in records:
         if rec.type != "eval":

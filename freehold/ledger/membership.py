@@ -56,6 +56,12 @@ def lineage_index(store: Any, name: str, home: Path | None = None) -> tuple[Ledg
             "only models imported, trained or exported by Freehold carry a lineage",
         )
     index = LedgerIndex(Ledger(Path(home or store.home)).records())
+    if head not in index.by_hash:  # a pulled model: the lineage it came with
+        from freehold.ledger.bundle import stored_bundle
+
+        bundle = stored_bundle(store, entry.manifest_digest)
+        if bundle is not None and bundle.head == head:
+            index = LedgerIndex(bundle.records)
     if head not in index.by_hash:
         raise LedgerError(
             f"model {entry.name} names ledger record {head[:19]}, which is not in the ledger",

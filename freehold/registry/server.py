@@ -30,8 +30,9 @@ from starlette.concurrency import run_in_threadpool
 
 from freehold.audits import AUDIT_ARTIFACT, ENVELOPE_MEDIA_TYPE, SIGNATURE_ARTIFACT, keep
 from freehold.errors import FreeholdError, RegistryError, StoreError
+from freehold.ledger.bundle import Bundle, forged, keep_bundle, parse_bundle
 from freehold.registry import oci
-from freehold.store import Store
+from freehold.store import MediaType, Store
 from freehold.store.names import format_name, parse_name
 from freehold.store.registry import RegistryManifest
 
@@ -369,9 +370,11 @@ async def _put_manifest(request: Request, store: Store, repo: str, ref: str) -> 
             if store.registry.get(repo, d["digest"]) is None:
                 raise RegistryError(f"manifest {d['digest']} named by the index is not in {repo}",
                                     "push the manifests before the index", "MANIFEST_UNKNOWN", 400)
+    bundle = None
     if parsed.is_freehold_model:
         _check_freehold_model(store, parsed)
         _check_not_shadowing(store, repo, ref, parsed)
+        bundle = _carried_lineage(store, parsed, f"pushed to {repo}:{ref}")
     envelopes = _attestation_envelopes(store, repo, parsed)
     layer = store.put_stream_blob(body, parsed.media_type)
     assert layer.digest == digest
@@ -382,6 +385,8 @@ async def _put_manifest(request: Request, store: Store, repo: str, ref: str) -> 
     if parsed.is_freehold_model and tag is not None:
         with contextlib.suppress(FreeholdError):  # a tag the store's names cannot hold stays registry-only
             assert parsed.config is not None
+            if bundle is not None:  # its pages, lineage and verify use it
+                keep_bundle(store, bundle, f"pushed to {repo}:{tag}")
             named = store.commit_blob("model", format_name(repo, tag), parsed.config["digest"]).name
     for model_digest, envelope in envelopes:  # the registry's own pages show the audits too
         keep(store, model_digest, envelope)
@@ -425,6 +430,22 @@ def _statement_subjects(envelope: bytes) -> set[str]:
     except (ValueError, KeyError, TypeError, AttributeError):
         raise RegistryError("an envelope of the referrer is not a DSSE envelope of an in-toto statement",
                             "attach envelopes made by 'freehold audit attach'", "MANIFEST_INVALID", 400) from None
+
+
+def _carried_lineage(store: Store, parsed: oci.OciManifest, origin: str) -> Bundle | None:
+    """The lineage bundle a pushed model carries, checked to be about it and intact."""
+    layer = next((d for d in parsed.blobs if d["mediaType"] == MediaType.LINEAGE_BUNDLE), None)
+    if layer is None or parsed.config is None:
+        return None
+    try:
+        bundle = parse_bundle(store.read_blob(layer["digest"]), origin)
+    except FreeholdError as exc:
+        raise RegistryError(exc.message, "push it again from its origin", "MANIFEST_INVALID", 400) from exc
+    problem = forged(bundle)
+    if bundle.manifest_digest != parsed.config["digest"] or problem:
+        raise RegistryError(f"the model's lineage bundle does not hold together: {problem or 'another model'}",
+                            "push it again from its origin", "MANIFEST_INVALID", 400)
+    return bundle
 
 
 def _check_not_shadowing(store: Store, repo: str, ref: str, parsed: oci.OciManifest) -> None:

@@ -104,6 +104,12 @@ def test_tune_push_pull_verify_offline_with_the_senders_key_trusted(a: Store, re
     assert rec.payload["signers"] == [alice.key_id] and rec.payload["untrusted_signers"] == []
     assert rec.key == load_identity(b.home).key_id
 
+    # Its lineage graph (and proofs of membership) read the carried records, on B and on the registry.
+    from freehold.ledger import lineage
+
+    here, there = lineage(b, pulled.name), lineage(registry.store, "alice/tiny-tuned:v1")
+    assert [r.type for r in here.nodes] == [r.type for r in there.nodes]
+    assert {"import", "config", "merge"} <= {r.type for r in here.nodes} and here.runs
     # The CLI says the same offline, and the model answers on B.
     from freehold.cli import app
 
@@ -177,12 +183,18 @@ def test_a_lineage_re_signed_by_nobody_is_refused_even_when_its_blobs_hash(a: St
 
     step["line"] = canonical_json(record).decode()
     forged = json.dumps(bundle, sort_keys=True, separators=(",", ":")).encode()
+    layer.update(digest=oci.digest_of(forged), size=len(forged))
+    body = oci.canonical(doc)
     with httpx.Client(base_url=registry.url, headers={"Authorization": f"Bearer {PUSH_KEY}"}) as c:
         c.post("/v2/alice/tiny-tuned/blobs/uploads/", params={"digest": oci.digest_of(forged)}, content=forged)
-        layer.update(digest=oci.digest_of(forged), size=len(forged))
-        body = oci.canonical(doc)
-        assert c.put("/v2/alice/tiny-tuned/manifests/v1", content=body,
-                     headers={"Content-Type": oci.OCI_MANIFEST}).status_code == 201
+        r = c.put("/v2/alice/tiny-tuned/manifests/v1", content=body, headers={"Content-Type": oci.OCI_MANIFEST})
+        assert r.status_code == 400 and "no valid signature" in r.json()["errors"][0]["message"]  # refused here
+    # A registry that checks nothing (or one tampered with on disk) serves it anyway: the pull catches it.
+    from freehold.store.registry import RegistryManifest
+
+    reg.put_stream_blob(body, oci.OCI_MANIFEST)
+    reg.registry.put(RegistryManifest("alice/tiny-tuned", oci.digest_of(body), oci.OCI_MANIFEST,
+                                      oci.FREEHOLD_ARTIFACT, None, len(body), {}), "v1")
     before = _state(b)
     with pytest.raises(RegistryError, match="altered after it was signed") as err:
         pull(b, _target(registry))
