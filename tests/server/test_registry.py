@@ -210,8 +210,17 @@ def test_bad_requests_get_oci_errors(store: Store, tiny_gguf: Path, registry: Li
     assert head.status_code == 200 and head.content == b""
     assert head.headers["docker-content-digest"] == got.headers["docker-content-digest"]
     assert int(head.headers["content-length"]) == len(got.content)
-    blob = httpx.head(f"{url}/v2/acme/tiny/blobs/{got.json()['config']['digest']}")
+    config = got.json()["config"]["digest"]
+    blob = httpx.head(f"{url}/v2/acme/tiny/blobs/{config}")
     assert blob.status_code == 200 and int(blob.headers["content-length"]) == got.json()["config"]["size"]
+    # Cross-repository mount: a blob the registry has is linked in at once; an unknown one starts an upload.
+    auth = {"Authorization": f"Bearer {PUSH_KEY}"}
+    r = httpx.post(f"{url}/v2/other/repo/blobs/uploads/", params={"mount": config, "from": "acme/tiny"}, headers=auth)
+    assert r.status_code == 201 and r.headers["location"] == f"/v2/other/repo/blobs/{config}"
+    assert httpx.head(f"{url}/v2/other/repo/blobs/{config}").status_code == 200
+    r = httpx.post(f"{url}/v2/other/repo/blobs/uploads/", params={"mount": bad_digest, "from": "acme/tiny"},
+                   headers=auth)
+    assert r.status_code == 202 and "/blobs/uploads/" in r.headers["location"]
 
 
 def test_the_registry_is_off_unless_asked(live: Live) -> None:
