@@ -164,7 +164,7 @@ def attach_cmd(
     name: str = typer.Argument(..., help="Model name."),
     verdict: str = typer.Option(..., "--verdict", help="pass, concern or flag."),
     severity: str = typer.Option("low", "--severity", help="low or high (a high flag marks the model everywhere "
-                                 "and deploying it needs --override)."),
+                                 "and deploying it needs a confirmed override)."),
     summary: str = typer.Option(..., "--summary", help="What you found, in a sentence."),
     report: Path | None = typer.Option(None, "--report", help="A report file to attach (at most 1 MB)."),
     push_to: str | None = typer.Option(None, "--push", help="Registry reference to attach it to (default: where the "
