@@ -59,6 +59,7 @@ def _free_port() -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--pull-only", action="store_true", help="only the throughput part (no tune)")
     args = ap.parse_args()
     import dataclasses
 
@@ -115,7 +116,7 @@ def main() -> None:
                     curls.append(time.perf_counter() - t)
                     out.unlink()
             pull_s, copy_s = statistics.median(pulls), statistics.median(copies)
-            # The peer moves the GGUF only; scale it to the pull's bytes (the small layers are 4 MB more).
+            # The peer moves the GGUF only; scale it to the pull's bytes (the other layers are a few KB).
             copy_all = copy_s * total / gguf["size"]
             print(f"pull of the bundled SmolLM2 ({total / 1e6:.1f} MB, {args.rounds} rounds, median):")
             print(f"  freehold pull     {pull_s:.3f} s  {total / pull_s / 1e6:8.1f} MB/s")
@@ -130,6 +131,8 @@ def main() -> None:
                 print(f"  ratio (curl / pull, same bytes):  {curl_all / pull_s:.2f}x")
 
             # -- 2. bytes on the wire for a tuned model whose base is there -----------------------
+            if args.pull_only:
+                return
             push(a, "smollm2", f"{host}/bench/smollm2:base", key=PUSH_KEY)
             import_dataset([REPO / "examples" / "acme-support.mbox"], "acme", ours=["acme-outdoor.example"],
                            store=a, settings=settings_a)
