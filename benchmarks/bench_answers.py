@@ -2,7 +2,7 @@
 conversations from a later quarter of the same list, with paired intervals.
 
     .venv/bin/python benchmarks/bench_answers.py                    # ~20 min on 2 cores
-    .venv/bin/python benchmarks/bench_answers.py --limit 20 --epochs 3 --lr 4e-4
+    .venv/bin/python benchmarks/bench_answers.py --limit 20 --epochs 3 --lr 4e-4 --lora-r 64 --tag r64
     .venv/bin/python benchmarks/bench_answers.py --knowledge        # + each with knowledge (~+25 min)
 
 Train on one quarter of r-package-devel (../shared/data/email, default 2023q4) with
@@ -36,6 +36,14 @@ sys.path.insert(0, str(REPO))
 MAIL = REPO.parent / "shared" / "data" / "email" / "r-package-devel"
 
 
+def _recipe(args: argparse.Namespace) -> dict[str, Any]:
+    """The tune's flags this run overrides (the rest: TuneConfig's defaults)."""
+    out: dict[str, Any] = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+    if args.lora_r is not None:
+        out.update(lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", default="2023q4", help="quarter to tune on")
@@ -43,6 +51,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most N evaluation conversations (default: all)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--lora-r", type=int, default=None, help="LoRA rank (alpha = 2r, as the default keeps it)")
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--tag", default="default", help="name suffix of the tuned model (one per recipe)")
     ap.add_argument("--fresh", action="store_true", help="remove BENCH_HOME first")
@@ -62,7 +71,7 @@ def main() -> None:
             import_dataset([MAIL / f"{quarter}.txt"], name, store=store, settings=settings)
     tuned = f"rpd-tuned-{args.tag}"
     if not store.has(tuned):
-        overrides: dict[str, Any] = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+        overrides: dict[str, Any] = _recipe(args)
         start = time.perf_counter()
         result = tune(TuneConfig(base="smollm2", dataset="rpd-train", output=tuned, **overrides),
                       store=store, settings=settings)
@@ -102,7 +111,7 @@ def _with_knowledge(args: Any, store: Any, settings: Any, plain: Any, tuned: str
         build_knowledge("rpd-kb", datasets=["rpd-train"], split="all", store=store)
     tuned_kb = f"{tuned}-kb"
     if not store.has(tuned_kb):
-        overrides: dict[str, Any] = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+        overrides: dict[str, Any] = _recipe(args)
         start = time.perf_counter()
         result = tune(TuneConfig(base="smollm2", dataset="rpd-train", output=tuned_kb, knowledge="rpd-kb",
                                  **overrides), store=store, settings=settings)
