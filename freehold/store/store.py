@@ -48,6 +48,8 @@ from freehold.store.manifest import Layer, Manifest, MediaType
 from freehold.store.names import DEFAULT_TAG, format_name, parse_name
 from freehold.store.registry import RegistryTable
 
+STALE_TRANSFER_S = 7 * 24 * 3600  # an unfinished upload or download older than this is removed by gc()
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -431,6 +433,15 @@ class Store:
                 if digest not in live:
                     freed += self._blobs.remove(digest)
                     count += 1
+            # Transfers left unfinished for a week (a push to this registry, a pull from another)
+            # are not coming back to resume.
+            cutoff = time.time() - STALE_TRANSFER_S
+            for leftover in [*self.home.glob("registry/uploads/*"), *self.home.glob("registry/partial/*")]:
+                with contextlib.suppress(OSError):
+                    if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                        size = leftover.stat().st_size
+                        leftover.unlink()
+                        freed += size
             return count, freed
 
     def check(self, progress: ProgressFn | None = None) -> builtins.list[str]:

@@ -379,3 +379,19 @@ def test_a_push_never_replaces_a_model_of_the_registrys_own_store(store: Store, 
     assert err.value.status == 409 and registry.store.get("mine").manifest_digest == before
     push(store, "other", target(registry, "mine:v2"), key=PUSH_KEY)  # another tag is fine
     push(store, "other", target(registry, "mine:v2"), key=PUSH_KEY)  # and moving its own tag again
+
+
+def test_gc_removes_transfers_left_for_a_week(store: Store, tmp_path: Path) -> None:
+    import os
+    import time
+
+    uploads, partial = store.home / "registry" / "uploads", store.home / "registry" / "partial"
+    uploads.mkdir(parents=True)
+    partial.mkdir(parents=True)
+    old, fresh = uploads / ("a" * 32), partial / ("sha256-" + "b" * 64)
+    old.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"y" * 10)
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(old, (week_ago, week_ago))
+    assert store.gc()[1] >= 1000
+    assert not old.exists() and fresh.exists()  # a recent partial pull may still resume

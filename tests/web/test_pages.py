@@ -214,7 +214,8 @@ def test_a_flagged_model_is_marked_and_deploys_only_when_a_person_insists(web: B
     _clean(web)
 
 
-def test_browse_another_registry_filter_accept_a_licence_and_pull(web: Browsing, site: Live, tmp_path: Path) -> None:
+def test_browse_another_registry_filter_accept_a_licence_and_pull(web: Browsing, site: Live, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
     from freehold.audits import attach
@@ -255,6 +256,14 @@ def test_browse_another_registry_filter_accept_a_licence_and_pull(web: Browsing,
         assert page.inner_text("h1") == "acme/gemma:v1" and "gemma · restricts use" in page.inner_text(".head")
         page.click("#deploy")
         page.wait_for_selector("#snippets pre")
+        # And back: push a model from its page to the registry (a push job here).
+        page = web.go("/models/tiny:latest")
+        page.click("details.push summary")
+        page.fill("#push-target", f"{host}/acme/from-the-page:v1")
+        monkeypatch.setenv("FREEHOLD_REGISTRY_KEY", "k")  # the job's process reads it from its environment
+        page.click("#push-form button")
+        page.wait_for_selector("#action-status.good", timeout=60_000)
+        assert "pushed to" in page.inner_text("#action-status") and reg_store.has("acme/from-the-page:v1")
         page = web.go("/registry?at=127.0.0.1:1")  # nothing listens there: said on the page
         assert "cannot reach the registry" in page.inner_text(".status.bad")
     reg_store.close()

@@ -207,6 +207,12 @@ function initModel() {
   const evaluate = document.getElementById("evaluate");
   if (evaluate) evaluate.addEventListener("click", () => run("eval", { model, against: evaluate.dataset.against || null },
     () => location.reload()));
+  const pushForm = document.getElementById("push-form");
+  if (pushForm) pushForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const target = document.getElementById("push-target").value.trim();
+    run("push", { model, target }, (r) => say(`pushed to ${r.target}: ${(r.sent_bytes / 1e6).toFixed(1)} MB sent, ${(r.skipped_bytes / 1e6).toFixed(1)} MB already there`, "good"));
+  });
 }
 
 // -- chat ------------------------------------------------------------------------------------
