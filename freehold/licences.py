@@ -18,7 +18,9 @@ Two answers, both from what the store holds (no network, no guessing):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from freehold.store.manifest import Manifest
@@ -42,3 +44,141 @@ def model_licence(manifest: Manifest, license_text: str | None, recorded: str | 
 def licence_terms(manifest: Manifest, license_text: str | None) -> str | None:
     """The full licence text when the model ships one, else its short licence (None: nothing says)."""
     return license_text or model_licence(manifest, None)
+
+
+# -- licences as data (issue 16) ---------------------------------------------------------------
+# Each licence a model or dataset may come under: its id (SPDX where SPDX has one, ScanCode's
+# LicenseRef-scancode-* otherwise; the license-expression package knows both), what a derivative
+# must do (obligations) and what its users may not (restrictions), with the source that says so.
+# A name, id or link not in this table is shown as unknown, never guessed.
+
+PERMISSIVE_KIND, COPYLEFT_KIND = "permissive", "copyleft"
+RESTRICTED_KIND, NON_COMMERCIAL_KIND = "restricted", "non-commercial"
+
+
+@dataclass(frozen=True)
+class Obligation:
+    kind: str  # notice | attribution | naming | share-alike | pass-on-restrictions | acceptable-use
+    text: str
+
+
+@dataclass(frozen=True)
+class Licence:
+    id: str  # SPDX id, or LicenseRef-scancode-<key>
+    name: str
+    kind: str  # permissive | copyleft | restricted | non-commercial
+    source: str  # the licence's own text, where its obligations and restrictions are read from
+    aliases: tuple[str, ...] = ()  # ids, names and links seen in model metadata (lower case)
+    obligations: tuple[Obligation, ...] = ()
+    restrictions: tuple[str, ...] = ()  # uses the licence forbids or conditions, each with its clause
+    commercial: bool = True  # commercial use allowed (within the restrictions)
+
+    @property
+    def restricts_use(self) -> bool:
+        return self.kind in (RESTRICTED_KIND, NON_COMMERCIAL_KIND)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "kind": self.kind, "source": self.source,
+                "restricts_use": self.restricts_use, "commercial": self.commercial,
+                "obligations": [{"kind": o.kind, "text": o.text} for o in self.obligations],
+                "restrictions": list(self.restrictions)}
+
+
+_NOTICE = Obligation("notice", "keep the licence text and copyright notices with every copy and derivative")
+LICENCES: tuple[Licence, ...] = (
+    Licence("Apache-2.0", "Apache License 2.0", PERMISSIVE_KIND, "https://www.apache.org/licenses/LICENSE-2.0",
+            ("apache-2.0", "apache 2.0", "apache license 2.0", "apache license, version 2.0", "apache license",
+             "http://www.apache.org/licenses/license-2.0", "https://www.apache.org/licenses/license-2.0"),
+            (_NOTICE, Obligation("notice", "state the changes made to modified files (§4b) and pass on a NOTICE file "
+                                           "if the work has one (§4d)"))),
+    Licence("MIT", "MIT License", PERMISSIVE_KIND, "https://opensource.org/license/mit", ("mit", "mit license"),
+            (_NOTICE,)),
+    Licence("BSD-3-Clause", "BSD 3-Clause License", PERMISSIVE_KIND, "https://opensource.org/license/bsd-3-clause",
+            ("bsd-3-clause", "bsd 3-clause"), (_NOTICE,)),
+    Licence("BSD-2-Clause", "BSD 2-Clause License", PERMISSIVE_KIND, "https://opensource.org/license/bsd-2-clause",
+            ("bsd-2-clause", "bsd 2-clause"), (_NOTICE,)),
+    Licence("CC0-1.0", "Creative Commons Zero 1.0", PERMISSIVE_KIND,
+            "https://creativecommons.org/publicdomain/zero/1.0/legalcode", ("cc0-1.0", "cc0")),
+    Licence("CC-BY-4.0", "Creative Commons Attribution 4.0", PERMISSIVE_KIND,
+            "https://creativecommons.org/licenses/by/4.0/legalcode",
+            ("cc-by-4.0", "cc by 4.0", "https://creativecommons.org/licenses/by/4.0/"),
+            (Obligation("attribution", "credit the creator, link the licence and say if changes were made (§3a)"),)),
+    Licence("CC-BY-SA-4.0", "Creative Commons Attribution-ShareAlike 4.0", COPYLEFT_KIND,
+            "https://creativecommons.org/licenses/by-sa/4.0/legalcode",
+            ("cc-by-sa-4.0", "cc by-sa 4.0", "https://creativecommons.org/licenses/by-sa/4.0/"),
+            (Obligation("attribution", "credit the creator, link the licence and say if changes were made (§3a)"),
+             Obligation("share-alike", "adaptations must be licensed under the same or a compatible licence (§3b)"))),
+    Licence("CC-BY-NC-4.0", "Creative Commons Attribution-NonCommercial 4.0", NON_COMMERCIAL_KIND,
+            "https://creativecommons.org/licenses/by-nc/4.0/legalcode",
+            ("cc-by-nc-4.0", "cc by-nc 4.0", "https://creativecommons.org/licenses/by-nc/4.0/"),
+            (Obligation("attribution", "credit the creator, link the licence and say if changes were made (§3a)"),),
+            ("no use primarily intended for or directed towards commercial advantage or monetary compensation "
+             "(§1i, §2a1)",), commercial=False),
+    Licence("LicenseRef-scancode-gemma-tou-2024-04-01", "Gemma Terms of Use", RESTRICTED_KIND,
+            "https://ai.google.dev/gemma/terms",
+            ("gemma", "gemma terms of use", "https://ai.google.dev/gemma/terms", "gemma-tou-2024-04-01"),
+            (Obligation("pass-on-restrictions", "every derivative must carry the use restrictions of §3.2 (the "
+                                                "Prohibited Use Policy) and be distributed under terms that "
+                                                "include them (§3.1)"),
+             Obligation("notice", "give recipients a copy of the Gemma terms and a NOTICE text file saying \"Gemma "
+                                  "is provided under and subject to the Gemma Terms of Use found at "
+                                  "ai.google.dev/gemma/terms\" (§3.1)"),
+             Obligation("notice", "mark modified files as modified (§3.1)")),
+            ("no use for the purposes of the Gemma Prohibited Use Policy "
+             "(https://ai.google.dev/gemma/prohibited_use_policy), incorporated by §3.2",)),
+    *(Licence(f"LicenseRef-scancode-llama-{v}-license-2024", f"Llama {v} Community License", RESTRICTED_KIND,
+              f"https://www.llama.com/llama{v.replace('.', '_')}/license/",
+              (f"llama{v}", f"llama-{v}", f"llama {v} community license", f"llama-{v}-license-2024",
+               f"https://www.llama.com/llama{v.replace('.', '_')}/license/") + (("llama3",) if v == "3.1" else ()),
+              (Obligation("naming", "a derivative model's name must begin with \"Llama\" (§1b(i))"),
+               Obligation("attribution", "display \"Built with Llama\" prominently on a related website, user "
+                                         "interface, blog post, about page or product documentation (§1b(i))"),
+               Obligation("notice", "pass on a copy of the licence and the Notice text \"Llama "
+                                    f"{v} is licensed under the Llama {v} Community License, Copyright © Meta "
+                                    "Platforms, Inc. All Rights Reserved.\" (§1b(i), §1b(iii))"),
+               Obligation("acceptable-use", "comply with the Llama Acceptable Use Policy (https://www.llama.com/"
+                                            f"llama{v.replace('.', '_')}/use-policy) (§1b(iv))")),
+              ("no use that violates the Llama Acceptable Use Policy (§1b(iv))",
+               "a licensee with more than 700 million monthly active users must request a licence from Meta (§2)"))
+      for v in ("3.1", "3.2", "3.3")),
+    Licence("LicenseRef-scancode-bigscience-open-rail-m", "BigScience OpenRAIL-M", RESTRICTED_KIND,
+            "https://www.licenses.ai/blog/2022/8/26/bigscience-open-rail-m-license",
+            ("openrail-m", "bigscience-openrail-m", "bigscience-open-rail-m", "openrail", "creativeml-openrail-m"),
+            (Obligation("pass-on-restrictions", "the use restrictions of Attachment A must be included, as an "
+                                                "enforceable provision, in any agreement governing the use or "
+                                                "distribution of the model or its derivatives (§4a)"),
+             Obligation("notice", "give recipients a copy of the licence and keep its notices (§4b, §4d)"),
+             Obligation("notice", "mark modified files as modified (§4c)")),
+            ("no use for the restricted uses of Attachment A (unlawful use, harm to minors, disinformation, "
+             "harassment, automated legal decisions, medical advice and results interpretation, ...) (§5)",)),
+)
+_BY_ALIAS: dict[str, Licence] = {}
+for _lic in LICENCES:
+    for _key in (_lic.id.lower(), *_lic.aliases):
+        _BY_ALIAS[_key.lower().rstrip("/")] = _lic
+
+
+def identify(value: str | None = None, *, name: str | None = None, link: str | None = None,
+             text: str | None = None) -> Licence | None:
+    """The licence metadata names: a model's ``license`` (GGUF ``general.license``, a Hugging Face
+    card's ``license``), the card's ``license_name`` and ``license_link`` (used when ``license`` is
+    ``other``), or the first line of a LICENSE text. None when nothing names a licence of the
+    table (shown as unknown, never guessed)."""
+    for candidate in (value, name, link):
+        if candidate and str(candidate).strip().lower() not in ("other", "unknown", ""):
+            found = _BY_ALIAS.get(str(candidate).strip().lower().rstrip("/"))
+            if found is not None:
+                return found
+    title = next((line.strip().lower() for line in (text or "").splitlines() if line.strip()), "")
+    for prefix, licence_id in (("apache license", "Apache-2.0"), ("mit license", "MIT"),
+                               ("gemma terms of use", "LicenseRef-scancode-gemma-tou-2024-04-01")):
+        if title.startswith(prefix):
+            return next(lic for lic in LICENCES if lic.id == licence_id)
+    m = re.match(r"llama (3\.[123]) (?:version release date|community license)", title)
+    if m:
+        return next((lic for lic in LICENCES if lic.id == f"LicenseRef-scancode-llama-{m[1]}-license-2024"), None)
+    return None
+
+
+def by_id(licence_id: str) -> Licence | None:
+    return next((lic for lic in LICENCES if lic.id.lower() == licence_id.lower()), None)

@@ -16,8 +16,6 @@ from freehold.store import Manifest, MediaType, ModelEntry, Store
 # Licences whose terms restrict use or bind derivatives beyond attribution (Gemma's §3.2 use
 # restrictions, Llama's naming and acceptable-use policy, OpenRAIL's Attachment A, NC data).
 # A first cut, keyed by the short ids the store holds; unknown ones are shown as unknown.
-RESTRICTIVE = ("gemma", "llama", "openrail", "-nc", "cc-by-nc")
-PERMISSIVE = ("apache-2.0", "mit", "bsd", "cc-by-4.0", "cc0")
 
 # A decode estimate for models never served here: SmolLM2-135M Q4_1 (about 100 MB of weights)
 # decodes at about 80 tokens/s on a 2-core Xeon (docs/benchmarks.md), and one token reads every
@@ -58,19 +56,18 @@ def licence_info(store: Store, entry: ModelEntry) -> dict[str, Any]:
 
 
 def licence_of(manifest: Manifest, text: str | None) -> dict[str, Any]:
-    """The licence a manifest (and its LICENSE layer's ``text``) states, and its kind: permissive,
-    restricted (its terms restrict use: shown, and accepted once, before a pull) or unknown."""
+    """The licence a manifest (and its LICENSE layer's ``text``) states, as the table in
+    ``freehold.licences`` knows it: its id, kind (permissive, copyleft, restricted, non-commercial,
+    or unknown: never guessed), obligations and restrictions. A licence that restricts use is
+    shown, and accepted once, before a pull."""
+    from freehold.licences import identify
+
     short = model_licence(manifest, text)
-    key = (short or "").lower()
-    if not short:
-        kind = "unknown"
-    elif any(r in key for r in RESTRICTIVE):
-        kind = "restricted"
-    elif any(key.startswith(p) for p in PERMISSIVE):
-        kind = "permissive"
-    else:
-        kind = "unknown"
-    return {"name": short, "kind": kind, "restricts_use": kind == "restricted", "has_text": bool(text)}
+    known = identify(short, link=manifest.config.get("license_link"), text=text)
+    if known is None:
+        return {"name": short, "id": None, "kind": "unknown", "restricts_use": False, "has_text": bool(text),
+                "obligations": [], "restrictions": [], "source": None}
+    return {**known.to_dict(), "name": short, "title": known.name, "has_text": bool(text)}
 
 
 def origin(entry: ModelEntry) -> dict[str, Any]:

@@ -96,6 +96,19 @@ def show_cmd(
     console.print("\n[bold]Provenance[/]")
     for key in sorted(src):
         console.print(f"  {key}: {src[key]}", markup=False, highlight=False)
+    from freehold.models import licence_info
+
+    lic = licence_info(store, m)
+    if lic.get("id"):
+        console.print(f"\n[bold]Licence[/] {lic['title']} ({lic['id']}, {lic['kind']}): {lic['source']}",
+                      highlight=False)
+        for o in lic["obligations"]:
+            console.print(f"  must: {o['text']}", markup=False, highlight=False)
+        for r in lic["restrictions"]:
+            console.print(f"  restricts: {r}", markup=False, highlight=False)
+    else:
+        console.print(f"\n[bold]Licence[/] {lic['name'] or 'not stated'} (unknown to Freehold: read its terms)",
+                      highlight=False)
     if license_text:
         first = next((ln for ln in license_text.splitlines() if ln.strip()), "")
         console.print(f"\n[bold]Licence terms[/] ({len(license_text)} chars; 'freehold show {name} --license')")

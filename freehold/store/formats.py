@@ -142,16 +142,22 @@ def _safetensors_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def _license_from_readme(readme: Path) -> str | None:
+def _license_from_readme(readme: Path) -> dict[str, str]:
+    """The card's ``license``, ``license_name`` and ``license_link`` (the last two say which licence
+    when ``license`` is ``other``, as Hugging Face's cards for Llama and Gemma do)."""
     try:
         text = readme.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return None
+        return {}
     m = re.match(r"^---\s*\n(.*?)\n---", text, re.S)
     if not m:
-        return None
-    lic = re.search(r"^license:\s*(\S+)", m.group(1), re.M)
-    return lic.group(1).strip("'\"") if lic else None
+        return {}
+    out = {}
+    for key in ("license", "license_name", "license_link"):
+        found = re.search(rf"^{key}:\s*(\S+)", m.group(1), re.M)
+        if found:
+            out[key] = found.group(1).strip("'\"")
+    return out
 
 
 def read_hf_info(directory: Path) -> tuple[dict[str, Any], list[tuple[Path, str]]]:
@@ -206,7 +212,10 @@ def read_hf_info(directory: Path) -> tuple[dict[str, Any], list[tuple[Path, str]
         chat_template = (directory / "chat_template.jinja").read_text(encoding="utf-8")
     if isinstance(chat_template, list):  # named templates: take the default one
         chat_template = next((t.get("template") for t in chat_template if t.get("name") == "default"), None)
-    license_id = _license_from_readme(directory / "README.md")
+    card = _license_from_readme(directory / "README.md")
+    license_id = card.get("license")
+    if license_id in (None, "other") and (card.get("license_name") or card.get("license_link")):
+        license_id = card.get("license_name") or card.get("license_link")
     license_file = next((directory / n for n in LICENSE_FILES if (directory / n).is_file()), None)
     arch_list = config.get("architectures") or []
     info: dict[str, Any] = {
@@ -224,6 +233,7 @@ def read_hf_info(directory: Path) -> tuple[dict[str, Any], list[tuple[Path, str]
         "vocab_size": config.get("vocab_size"),
         "chat_template": chat_template,
         "license": license_id,
+        "license_link": card.get("license_link"),
         "license_file": str(license_file) if license_file else None,
     }
     return {k: v for k, v in info.items() if v is not None}, files
