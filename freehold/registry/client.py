@@ -395,6 +395,7 @@ def browse(host: str, *, key: str | None = None, plain_http: bool | None = None,
                         if a is not None and a.is_audit:
                             items.append(a)
                 items.sort(key=lambda a: str(a.predicate.get("time", "")))
+                graph, evals = _carried_lineage_view(registry, repo, parsed, manifest)
                 cfg = manifest.config
                 out.append({
                     "ref": f"{remote.host}/{repo}:{tag}", "repo": repo, "tag": tag, "name": manifest.name,
@@ -405,10 +406,39 @@ def browse(host: str, *, key: str | None = None, plain_http: bool | None = None,
                     "audits": {"audits": len(items), "flagged": bool(open_flags(items)),
                                "items": [a.to_dict() for a in items]},
                     "lineage": any(d["mediaType"] == MediaType.LINEAGE_BUNDLE for d in parsed.blobs),
+                    "lineage_graph": graph, "evals": evals,
                 })
     finally:
         registry.close()
     return out
+
+
+def _carried_lineage_view(registry: Registry, repo: str, parsed: oci.OciManifest,
+                          manifest: Manifest) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A remote model's lineage graph and latest eval scores, from the bundle it carries (read,
+    not trusted: a pull checks it)."""
+    from freehold.errors import FreeholdError
+    from freehold.ledger.graph import LedgerIndex, build_lineage
+
+    layer = next((d for d in parsed.blobs if d["mediaType"] == MediaType.LINEAGE_BUNDLE), None)
+    head = (manifest.lineage or {}).get("ledger_head")
+    if layer is None or layer["size"] > 4 << 20 or not head:
+        return None, []
+    try:
+        bundle = parse_bundle(registry.get_blob_bytes(repo, layer["digest"]), repo)
+    except FreeholdError:
+        return None, []
+    index = LedgerIndex(bundle.records)
+    if head not in index.by_hash:
+        return None, []
+    weights = {la.digest for la in manifest.weights}
+    latest: dict[str, dict[str, Any]] = {}
+    for rec in bundle.records:
+        if rec.type == "eval" and any(isinstance(i, dict) and i.get("digest") in weights
+                                      for i in rec.payload.get("inputs") or []):
+            latest[str(rec.payload.get("suite"))] = {"suite": rec.payload.get("suite"),
+                                                     "scores": rec.payload.get("scores") or {}}
+    return build_lineage(index, index.by_hash[head], manifest.name).to_dict(), list(latest.values())
 
 
 def _small_text(registry: Registry, repo: str, manifest: Manifest, media_type: str) -> str | None:

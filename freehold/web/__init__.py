@@ -248,6 +248,7 @@ async def registry_page(request: Request, at: str | None = None) -> HTMLResponse
             error = exc.message + (f" ({exc.hint})" if exc.hint else "")
         for m in models:
             m["card_html"] = markdown(m.get("card"))
+            m["lineage_svg"] = lineage_svg(m["lineage_graph"], links=False) if m.get("lineage_graph") else None
     return _page(request, "registry.html", "registry", at=at, models=models, error=error,
                  accepted=accepted_licences(store))
 
@@ -305,9 +306,10 @@ def _bars(value: float, base: float | None) -> str:
     return f'<svg class="bars" width="164" height="24" role="img" aria-label="scores">{rect}</svg>'
 
 
-def lineage_svg(lineage: dict[str, Any]) -> str:
+def lineage_svg(lineage: dict[str, Any], links: bool = True) -> str:
     """The lineage graph (records as boxes, parent to child left to right) as inline SVG; a
-    record that names a model or dataset in this store links to its page."""
+    record that names a model or dataset in this store links to its page (``links``: not for a
+    model on another machine, whose artefacts have no page here)."""
     nodes = {n["id"]: n for n in lineage["nodes"]}
     parents: dict[str, list[str]] = {}
     for e in lineage["edges"]:
@@ -347,7 +349,7 @@ def lineage_svg(lineage: dict[str, Any]) -> str:
         text = (f'<text x="{x + 8}" y="{y + 18}" font-size="12" font-weight="600">{html.escape(node["type"])} · '
                 f'record {node["record"]}</text><text x="{x + 8}" y="{y + 35}" font-size="12">'
                 f'{html.escape(short)}</text>')
-        link = _node_link(node)
+        link = _node_link(node) if links else None
         body = (f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="6" fill="{fill}" stroke="#c5ccd3">'
                 f'<title>{html.escape(label)}</title></rect>{text}')
         parts.append(f'<a href="{html.escape(link)}">{body}</a>' if link else body)

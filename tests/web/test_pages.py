@@ -236,6 +236,8 @@ def test_browse_another_registry_filter_accept_a_licence_and_pull(web: Browsing,
         page = web.go(f"/registry?at={host}")
         cards = page.locator(".card.remote")
         assert cards.count() == 3
+        assert page.locator(".card.remote .lineage svg").count() == 3  # each carries its signed lineage
+        assert "import" in (page.locator(".card.remote .lineage").first.text_content() or "")
         flagged = page.locator(".card.remote", has_text="acme/base:v1")
         assert flagged.locator(".badge.flagged").count() == 1
         page.select_option("#filter-audit", "flagged")
