@@ -9,7 +9,7 @@ The archive is the image-spec's layout, as a plain tar::
     blobs/sha256/<hex>        every blob: the Freehold manifest (config), the layers, the lineage
                               bundle, the OCI manifests and the signed envelopes
 
-so ``oras``, ``skopeo`` or ``crane`` read it too. The repository of a bundled model is its name.
+the format tools that read OCI layouts use. The repository of a bundled model is its name.
 """
 
 from __future__ import annotations
