@@ -286,10 +286,10 @@ def _fallback_tag(digest: str) -> str:
     return digest.replace(":", "-")[:128]
 
 
-def send_attestations(store: Store, registry: Registry, repo: str, entry: ModelEntry, subject: dict[str, Any],
-                      envelopes: list[bytes] | None = None) -> int:
-    """Attach every audit and signature kept beside ``entry`` (or ``envelopes``) to ``subject``
-    that the registry lacks; returns how many were sent."""
+def send_attestations(store: Store, registry: Registry, repo: str, entry: ModelEntry,
+                      subject: dict[str, Any]) -> int:
+    """Attach every audit and signature kept beside ``entry`` to ``subject`` that the registry
+    lacks; returns how many were sent."""
     from freehold.audits import attestations
 
     listed = {m.get("annotations", {}).get(ENVELOPE_ANNOTATION) for m in registry.referrers(repo, subject["digest"])}
