@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from freehold.cli.common import console, err_console, open_store, print_json, progress_bar, settings
+from freehold.cli.common import console, err_console, open_store, print_json, progress_bar
 from freehold.errors import UsageError
 
 app = typer.Typer(no_args_is_help=True, help="Verify and explain what went into a model (the signed ledger).")
@@ -181,7 +181,7 @@ def attach_cmd(
     console.print(f"audit {audit.digest[:19]} attached to {name}: {verdict} ({severity})", highlight=False)
     target = None if local else push_to or origin(store, store.get(name))
     if target:
-        sent = send_audits(store, name, target, key=key or settings().registry_key or None)
+        sent = send_audits(store, name, target, key=key)
         console.print(f"sent to {target} ({sent} new)", highlight=False)
 
 

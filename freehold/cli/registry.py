@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from freehold.cli import app
-from freehold.cli.common import console, open_store, print_json, progress_bar, settings
+from freehold.cli.common import console, open_store, print_json, progress_bar
 from freehold.models import human_size
 
 _KEY_HELP = "Key the registry asks for (default: FREEHOLD_REGISTRY_KEY)."
 _PLAIN_HELP = "Speak plain HTTP (default: only to loopback addresses; https elsewhere)."
+
+
+def _transfer(run: Any, as_json: bool, *args: Any, **kwargs: Any) -> Any:
+    """A push or pull with a progress bar; its result, or None once printed as JSON (--json)."""
+    store = open_store()
+    with progress_bar(transient=True) as progress:
+        result = run(store, *args, progress=progress, **kwargs)
+    if as_json:
+        print_json(dataclasses.asdict(result))
+        return None
+    return result
 
 
 @app.command("push")
@@ -28,16 +40,11 @@ def push_cmd(
     """Send a model to an OCI registry (Freehold's 'serve --registry', or any distribution server)."""
     from freehold.registry import push
 
-    store = open_store()
-    with progress_bar(transient=True) as progress:
-        result = push(store, name, target, key=key or settings().registry_key or None, plain_http=plain_http,
-                      jobs=jobs, progress=progress)
-    if as_json:
-        print_json(dataclasses.asdict(result))
-        return
-    console.print(f"[green]pushed[/] {name} to {result.remote}: sent {human_size(result.sent_bytes)}, "
-                  f"{human_size(result.skipped_bytes)} already there ({result.blobs} blobs, "
-                  f"{result.seconds:.1f} s); manifest {result.digest}", highlight=False)
+    result = _transfer(push, as_json, name, target, key=key, plain_http=plain_http, jobs=jobs)
+    if result is not None:
+        console.print(f"[green]pushed[/] {name} to {result.remote}: sent {human_size(result.sent_bytes)}, "
+                      f"{human_size(result.skipped_bytes)} already there ({result.blobs} blobs, "
+                      f"{result.seconds:.1f} s); manifest {result.digest}", highlight=False)
 
 
 @app.command("pull")
@@ -56,16 +63,12 @@ def pull_cmd(
     """Fetch a model from an OCI registry; every blob is checked before the model is named."""
     from freehold.registry import pull
 
-    store = open_store()
-    with progress_bar(transient=True) as progress:
-        result = pull(store, source, name=name, key=key or settings().registry_key or None, plain_http=plain_http,
-                      jobs=jobs, allow_untrusted=allow_untrusted, accept_licence=accept_licence, progress=progress)
-    if as_json:
-        print_json(dataclasses.asdict(result))
-        return
-    console.print(f"[green]pulled[/] {result.name} from {result.remote}: received "
-                  f"{human_size(result.received_bytes)}, {human_size(result.reused_bytes)} already here "
-                  f"({result.seconds:.1f} s); try it: freehold run {result.name}", highlight=False)
+    result = _transfer(pull, as_json, source, name=name, key=key, plain_http=plain_http, jobs=jobs,
+                       allow_untrusted=allow_untrusted, accept_licence=accept_licence)
+    if result is not None:
+        console.print(f"[green]pulled[/] {result.name} from {result.remote}: received "
+                      f"{human_size(result.received_bytes)}, {human_size(result.reused_bytes)} already here "
+                      f"({result.seconds:.1f} s); try it: freehold run {result.name}", highlight=False)
 
 
 @app.command("bundle")

@@ -184,16 +184,10 @@ class PullParams:
             parse_name(self.name)
 
 
-def _registry_key() -> str | None:
-    from freehold.config import load_settings
-
-    return load_settings().registry_key or None  # FREEHOLD_REGISTRY_KEY where the jobs run, never a param
-
-
 def _pull(store: Store, p: PullParams, progress: ProgressFn) -> dict[str, Any]:
     from freehold.registry import pull
 
-    r = pull(store, p.source, name=p.name, key=_registry_key(), allow_untrusted=p.allow_untrusted,
+    r = pull(store, p.source, name=p.name, allow_untrusted=p.allow_untrusted,
              accept_licence=p.accept_licence, progress=progress)
     return {"model": r.name, "received_bytes": r.received_bytes, "reused_bytes": r.reused_bytes,
             "digest": r.digest, "attestations": r.attestations}
@@ -214,7 +208,7 @@ class PushParams:
 def _push(store: Store, p: PushParams, progress: ProgressFn) -> dict[str, Any]:
     from freehold.registry import push
 
-    r = push(store, p.model, p.target, key=_registry_key(), progress=progress)
+    r = push(store, p.model, p.target, progress=progress)
     return {"model": p.model, "target": r.remote, "sent_bytes": r.sent_bytes, "skipped_bytes": r.skipped_bytes,
             "digest": r.digest}
 

@@ -143,6 +143,16 @@ def forged(bundle: Bundle) -> str | None:
     return None
 
 
+def mismatch(bundle: Bundle, manifest_digest: str, head: str | None) -> str | None:
+    """Why the bundle is not the lineage of the model ``manifest_digest`` whose manifest names
+    ``head`` (None: it is), for a pull and for a registry receiving a push alike."""
+    if bundle.manifest_digest != manifest_digest:
+        return "it is about another model"
+    if bundle.head != head or head not in {r.hash for r in bundle.records}:
+        return "it lacks the model's head record"
+    return None
+
+
 def untrusted(bundle: Bundle, trusted: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """The bundle's signers the receiver does not trust, with the key the bundle carries."""
     return [(kid, bundle.keys.get(kid, {})) for kid in bundle.signers if kid not in trusted]

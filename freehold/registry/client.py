@@ -29,7 +29,7 @@ import httpx
 from freehold.audits import ENVELOPE_MEDIA_TYPE, publish_signature
 from freehold.errors import RegistryError, StoreError
 from freehold.ledger import Ledger, Recorder, trusted_keys
-from freehold.ledger.bundle import Bundle, forged, keep_bundle, make_bundle, parse_bundle, untrusted
+from freehold.ledger.bundle import Bundle, forged, keep_bundle, make_bundle, mismatch, parse_bundle, untrusted
 from freehold.progress import ProgressFn, emit
 from freehold.registry import oci
 from freehold.store import ModelEntry, Store
@@ -83,13 +83,18 @@ class _Bytes:
 
 
 class Registry:
-    """One registry host, spoken to over HTTP (loopback: plain http; elsewhere https unless told)."""
+    """One registry host, spoken to over HTTP (loopback: plain http; elsewhere https unless told).
+    ``key`` None: the settings' FREEHOLD_REGISTRY_KEY (for every caller: the CLI, the jobs, the pages)."""
 
     def __init__(self, remote: oci.RemoteName, key: str | None = None, plain_http: bool | None = None,
                  timeout: float = 60.0) -> None:
         self.remote = remote
         plain = remote.plain_http if plain_http is None else plain_http
         self.base = f"{'http' if plain else 'https'}://{remote.host}"
+        if key is None:
+            from freehold.config import load_settings
+
+            key = load_settings().registry_key or None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.http = httpx.Client(base_url=self.base, headers=headers, follow_redirects=True,
                                  timeout=httpx.Timeout(timeout, connect=10.0))
@@ -704,10 +709,9 @@ def _carried_lineage(store: Store, parsed: oci.OciManifest, manifest: Manifest, 
     if layer is None:
         return None
     bundle = parse_bundle(_blob_bytes(store, layer["digest"], arrived), remote)
-    head = (manifest.lineage or {}).get("ledger_head")
-    if bundle.manifest_digest != parsed.config["digest"] or bundle.head != head \
-            or head not in {r.hash for r in bundle.records}:
-        raise RegistryError(f"the lineage that came with {remote} is about another model or lacks its head record",
+    wrong = mismatch(bundle, parsed.config["digest"], (manifest.lineage or {}).get("ledger_head"))
+    if wrong is not None:
+        raise RegistryError(f"the lineage that came with {remote} is not this model's: {wrong}",
                             "pull again; if it persists, push it again from its origin", "MANIFEST_INVALID", 400)
     problem = forged(bundle)
     if problem is not None:

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from freehold.audits import AUDIT_ARTIFACT, ENVELOPE_MEDIA_TYPE, SIGNATURE_ARTIFACT, keep
 from freehold.errors import FreeholdError, RegistryError, StoreError
-from freehold.ledger.bundle import Bundle, forged, keep_bundle, parse_bundle
+from freehold.ledger.bundle import Bundle, forged, keep_bundle, mismatch, parse_bundle
 from freehold.registry import oci
 from freehold.store import MediaType, Store
 from freehold.store.names import format_name, parse_name
@@ -441,9 +441,10 @@ def _carried_lineage(store: Store, parsed: oci.OciManifest, origin: str) -> Bund
         bundle = parse_bundle(store.read_blob(layer["digest"]), origin)
     except FreeholdError as exc:
         raise RegistryError(exc.message, "push it again from its origin", "MANIFEST_INVALID", 400) from exc
-    problem = forged(bundle)
-    if bundle.manifest_digest != parsed.config["digest"] or problem:
-        raise RegistryError(f"the model's lineage bundle does not hold together: {problem or 'another model'}",
+    head = (store.manifest(parsed.config["digest"]).lineage or {}).get("ledger_head")
+    problem = mismatch(bundle, parsed.config["digest"], head) or forged(bundle)
+    if problem:
+        raise RegistryError(f"the model's lineage bundle does not hold together: {problem}",
                             "push it again from its origin", "MANIFEST_INVALID", 400)
     return bundle
 

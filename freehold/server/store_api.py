@@ -99,8 +99,7 @@ async def browse_registry(request: Request, at: str = Query(..., description="th
     from freehold.registry.client import browse
 
     store = _store(request)
-    key = request.app.state.freehold.settings.registry_key or None
-    return {"models": await run_in_threadpool(browse, at, key=key, trusted=trusted_keys(store.home))}
+    return {"models": await run_in_threadpool(browse, at, trusted=trusted_keys(store.home))}
 
 
 @router.get("/datasets")

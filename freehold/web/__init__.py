@@ -242,8 +242,7 @@ async def registry_page(request: Request, at: str | None = None) -> HTMLResponse
     error = None
     if at:
         try:
-            models = await run_in_threadpool(browse, at, key=request.app.state.freehold.settings.registry_key or None,
-                                             trusted=trusted_keys(store.home))
+            models = await run_in_threadpool(browse, at, trusted=trusted_keys(store.home))
         except FreeholdError as exc:
             error = exc.message + (f" ({exc.hint})" if exc.hint else "")
         for m in models:
