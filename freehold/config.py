@@ -119,6 +119,9 @@ class ServerOptions:
     registry: bool = False
     push_keys: list[str] = field(default_factory=list)
     registry_open_pull: bool = False
+    # What the models are served for (commercial, research, personal; freehold.licences.USES):
+    # a model whose licence forbids it is refused, quoting the clause. None: not declared.
+    declared_use: str | None = None
 
 
 def split_host(text: str) -> tuple[str, int]:

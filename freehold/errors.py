@@ -17,6 +17,9 @@
     ├── EvalError               an evaluation cannot run (missing eval data, bad prompt file, ...)
     ├── RegistryError           a push or pull, or a request to the registry (/v2/), failed
     ├── ModelFlaggedError       deploying a model with an open high-severity audit flag (needs an override)
+    ├── LicenceError            a derivative's licence label would drop what it inherited
+    │   ├── LicenceNotAcceptedError  serving a model whose restrictive licence nobody accepted here
+    │   └── UseNotPermittedError     the server's declared use is one the model's licence forbids
     └── LedgerError             the ledger cannot be read or written
         └── VerificationError   a record, signature, digest or proof does not check out
 
@@ -247,6 +250,56 @@ class ModelFlaggedError(FreeholdError):
     @classmethod
     def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
         return cls(str(details.get("name", "")), [str(f) for f in details.get("flags", [])], hint)
+
+
+class LicenceError(FreeholdError):
+    code = "licence_error"
+    http_status = 400
+
+
+class LicenceNotAcceptedError(LicenceError):
+    """A model whose licence restricts use was about to be served before anyone here accepted it."""
+
+    code = "licence_not_accepted"
+    http_status = 403
+
+    def __init__(self, name: str, licence: str, restrictions: list[str], hint: str | None = None) -> None:
+        self.name, self.licence, self.restrictions = name, licence, restrictions
+        first = f": {restrictions[0]}" if restrictions else ""
+        super().__init__(f"{name} is under the {licence}, which restricts how it may be used{first}; "
+                         "it is served only once its licence is accepted",
+                         hint or f"read the terms ('freehold show {name} --license'), then accept them once: "
+                         f"'freehold licence accept {name}' (or the model page's Accept button); the ledger "
+                         "records who accepted which terms")
+
+    def details(self) -> dict[str, Any]:
+        return {"name": self.name, "licence": self.licence, "restrictions": self.restrictions}
+
+    @classmethod
+    def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
+        return cls(str(details.get("name", "")), str(details.get("licence", "")),
+                   [str(r) for r in details.get("restrictions", [])], hint)
+
+
+class UseNotPermittedError(LicenceError):
+    """The use a server declared (``--declare-use``) is one the model's licence forbids."""
+
+    code = "use_not_permitted"
+    http_status = 403
+
+    def __init__(self, name: str, use: str, licence: str, clause: str, hint: str | None = None) -> None:
+        self.name, self.use, self.licence, self.clause = name, use, licence, clause
+        super().__init__(f"{name} may not be served for {use} use: its licence {licence} forbids it ({clause})",
+                         hint or "serve another model, or declare the use that applies: "
+                         "'freehold serve --declare-use research|personal'")
+
+    def details(self) -> dict[str, Any]:
+        return {"name": self.name, "use": self.use, "licence": self.licence, "clause": self.clause}
+
+    @classmethod
+    def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
+        return cls(str(details.get("name", "")), str(details.get("use", "")), str(details.get("licence", "")),
+                   str(details.get("clause", "")), hint)
 
 
 def _classes(root: type[FreeholdError]) -> list[type[FreeholdError]]:

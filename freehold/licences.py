@@ -72,6 +72,10 @@ class Licence:
     obligations: tuple[Obligation, ...] = ()
     restrictions: tuple[str, ...] = ()  # uses the licence forbids or conditions, each with its clause
     commercial: bool = True  # commercial use allowed (within the restrictions)
+    # The declared uses (USES) the licence forbids outright, each with the clause that does.
+    forbids: tuple[tuple[str, str], ...] = ()
+    # The text a NOTICE file of every copy and derivative must hold, where the licence words it.
+    notice: str | None = None
 
     @property
     def restricts_use(self) -> bool:
@@ -81,7 +85,7 @@ class Licence:
         return {"id": self.id, "name": self.name, "kind": self.kind, "source": self.source,
                 "restricts_use": self.restricts_use, "commercial": self.commercial,
                 "obligations": [{"kind": o.kind, "text": o.text} for o in self.obligations],
-                "restrictions": list(self.restrictions)}
+                "restrictions": list(self.restrictions), "forbids": [list(f) for f in self.forbids]}
 
 
 _NOTICE = Obligation("notice", "keep the licence text and copyright notices with every copy and derivative")
@@ -113,7 +117,10 @@ LICENCES: tuple[Licence, ...] = (
             ("cc-by-nc-4.0", "cc by-nc 4.0", "https://creativecommons.org/licenses/by-nc/4.0/"),
             (Obligation("attribution", "credit the creator, link the licence and say if changes were made (§3a)"),),
             ("no use primarily intended for or directed towards commercial advantage or monetary compensation "
-             "(§1i, §2a1)",), commercial=False),
+             "(§1i, §2a1)",), commercial=False,
+            forbids=(("commercial", "CC BY-NC 4.0 §2(a)(1) licenses the material \"for NonCommercial purposes only\"; "
+                                    "§1(i): NonCommercial means \"not primarily intended for or directed towards "
+                                    "commercial advantage or monetary compensation\""),)),
     Licence("LicenseRef-scancode-gemma-tou-2024-04-01", "Gemma Terms of Use", RESTRICTED_KIND,
             "https://ai.google.dev/gemma/terms",
             ("gemma", "gemma terms of use", "https://ai.google.dev/gemma/terms", "gemma-tou-2024-04-01"),
@@ -125,7 +132,8 @@ LICENCES: tuple[Licence, ...] = (
                                   "ai.google.dev/gemma/terms\" (§3.1)"),
              Obligation("notice", "mark modified files as modified (§3.1)")),
             ("no use for the purposes of the Gemma Prohibited Use Policy "
-             "(https://ai.google.dev/gemma/prohibited_use_policy), incorporated by §3.2",)),
+             "(https://ai.google.dev/gemma/prohibited_use_policy), incorporated by §3.2",),
+            notice="Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms"),
     *(Licence(f"LicenseRef-scancode-llama-{v}-license-2024", f"Llama {v} Community License", RESTRICTED_KIND,
               f"https://www.llama.com/llama{v.replace('.', '_')}/license/",
               (f"llama{v}", f"llama-{v}", f"llama {v} community license", f"llama-{v}-license-2024",
@@ -139,7 +147,9 @@ LICENCES: tuple[Licence, ...] = (
                Obligation("acceptable-use", "comply with the Llama Acceptable Use Policy (https://www.llama.com/"
                                             f"llama{v.replace('.', '_')}/use-policy) (§1b(iv))")),
               ("no use that violates the Llama Acceptable Use Policy (§1b(iv))",
-               "a licensee with more than 700 million monthly active users must request a licence from Meta (§2)"))
+               "a licensee with more than 700 million monthly active users must request a licence from Meta (§2)"),
+              notice=f"Llama {v} is licensed under the Llama {v} Community License, Copyright © Meta Platforms, "
+                     "Inc. All Rights Reserved.")
       for v in ("3.1", "3.2", "3.3")),
     Licence("LicenseRef-scancode-bigscience-open-rail-m", "BigScience OpenRAIL-M", RESTRICTED_KIND,
             "https://www.licenses.ai/blog/2022/8/26/bigscience-open-rail-m-license",
@@ -182,3 +192,194 @@ def identify(value: str | None = None, *, name: str | None = None, link: str | N
 
 def by_id(licence_id: str) -> Licence | None:
     return next((lic for lic in LICENCES if lic.id.lower() == licence_id.lower()), None)
+
+
+# -- licence expressions: what a derivative inherits -------------------------------------------
+# A model made from others (a tune of a base on a dataset, an export, a quantization, later a
+# merge of several) is under every licence of what it came from: the expression "A AND B" of
+# their terms, each kept in the spelling its source used, each once. A dataset the user imported
+# without a licence is their own data and adds none; a model that states none adds NOT_STATED,
+# shown as "not stated", so an unknown never disappears into a derivative's licence.
+
+NOT_STATED = "NOASSERTION"  # SPDX's word for "the source says nothing"
+USES = ("commercial", "research", "personal")  # what ``freehold serve --declare-use`` may declare
+# A licence's kinds from loosest to strictest: an expression is as strict as its strictest term.
+KIND_ORDER = (PERMISSIVE_KIND, COPYLEFT_KIND, NON_COMMERCIAL_KIND, RESTRICTED_KIND)
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str  # as its source spelled it ("apache-2.0", "gemma", "Apache-2.0 OR MIT")
+    licence: Licence | None  # None: not in the table (shown as named, never guessed)
+
+    @property
+    def key(self) -> str:
+        return self.licence.id.lower() if self.licence else self.text.lower()
+
+
+def _split_and(expression: str) -> list[str]:
+    """Top-level ``AND`` terms of an SPDX-style expression; a parenthesised group stays one term."""
+    out, depth, start, i = [], 0, 0, 0
+    while i < len(expression):
+        ch = expression[i]
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and expression[i:i + 5].upper() == " AND ":
+            out.append(expression[start:i])
+            start = i = i + 5
+            continue
+        i += 1
+    out.append(expression[start:])
+    terms = [t.strip() for t in out if t.strip()]
+    return [t[1:-1].strip() if t.startswith("(") and t.endswith(")") and t.count("(") == 1 else t for t in terms]
+
+
+def terms(expression: str | None, *, link: str | None = None, text: str | None = None) -> list[Term]:
+    """The terms of a licence expression, each identified. ``link`` and ``text`` (a model card's
+    ``license_link``, the LICENSE layer) describe a model's one licence, so they only help identify
+    an expression of one term."""
+    parts = _split_and(expression or "")
+    if len(parts) == 1:
+        return [Term(parts[0], identify(parts[0], link=link, text=text))]
+    return [Term(p, identify(p)) for p in parts]
+
+
+def combine(*expressions: str | None) -> str | None:
+    """The expression of everything ``expressions`` name, each licence once (first spelling kept)."""
+    seen: dict[str, str] = {}
+    for expression in expressions:
+        for term in terms(expression):
+            seen.setdefault(term.key, term.text)
+    return " AND ".join(seen.values()) or None
+
+
+def describe(expression: str | None, *, link: str | None = None, text: str | None = None) -> dict[str, Any]:
+    """What people and pages see of a licence expression: each term as the table knows it, and the
+    whole: the strictest kind, whether it restricts use, every obligation and restriction (tagged
+    with the licence that imposes it), the uses it forbids, the notices it requires."""
+    found = terms(expression, link=link, text=text) if expression else []
+    known = [t.licence for t in found if t.licence is not None]
+    unknown = [t.text for t in found if t.licence is None]
+    if not found:
+        return {"name": None, "id": None, "kind": "unknown", "restricts_use": False, "commercial": None,
+                "obligations": [], "restrictions": [], "forbids": [], "notices": [], "source": None, "terms": []}
+    kinds = [lic.kind for lic in known]
+    kind = max(kinds, key=KIND_ORDER.index) if kinds and not unknown else "unknown"
+    single = known[0] if len(found) == 1 and known else None
+    return {
+        "name": expression, "id": single.id if single else (" AND ".join(lic.id for lic in known) if not unknown
+                                                             else None),
+        "title": single.name if single else None, "kind": kind,
+        "restricts_use": any(lic.restricts_use for lic in known),
+        "commercial": all(lic.commercial for lic in known) if not unknown else None,
+        "obligations": [{"kind": o.kind, "text": o.text, "licence": lic.id} for lic in known for o in lic.obligations],
+        "restrictions": [{"text": r, "licence": lic.id} for lic in known for r in lic.restrictions],
+        "forbids": [{"use": u, "clause": c, "licence": lic.id} for lic in known for u, c in lic.forbids],
+        "notices": [lic.notice for lic in known if lic.notice],
+        "source": single.source if single else None,
+        "terms": [{"text": t.text, "id": t.licence.id if t.licence else None,
+                   "name": t.licence.name if t.licence else None,
+                   "kind": t.licence.kind if t.licence else "unknown",
+                   "source": t.licence.source if t.licence else None} for t in found],
+        "unknown": unknown,
+    }
+
+
+def notice_text(expression: str | None) -> str | None:
+    """The NOTICE file a derivative carries: each notice its licences word, once."""
+    notices = list(dict.fromkeys(describe(expression)["notices"]))
+    return "\n\n".join(notices) + "\n" if notices else None
+
+
+def check_relabel(inherited: str | None, new: str, subject: str) -> str:
+    """``new``, if a derivative may be labelled with it: it must keep every licence the derivative
+    inherited (it may add terms). Raises LicenceError naming what the new label would drop, and why
+    the dropped licence does not allow it. An inherited licence nobody stated may be stated now."""
+    from freehold.errors import LicenceError
+
+    new_keys = {t.key for t in terms(new)}
+    dropped = [t for t in terms(inherited) if t.key not in new_keys and t.text != NOT_STATED]
+    if dropped:
+        term = dropped[0]
+        why = "its terms go with every derivative"
+        if term.licence is not None:
+            binding = [o for o in term.licence.obligations if o.kind in ("pass-on-restrictions", "share-alike")]
+            if binding:
+                why = binding[0].text
+            elif term.licence.restrictions:
+                why = f"{term.licence.restrictions[0]}, and what is made from it stays bound by that"
+            else:
+                why = next((o.text for o in term.licence.obligations if o.kind == "notice"), why)
+        keep = combine(inherited, new)
+        raise LicenceError(
+            f"{subject} comes under {inherited}; labelling it {new} would drop {term.text}"
+            + (f" ({term.licence.name})" if term.licence else "") + f": {why}",
+            f"leave out --license to keep what it inherited, or add to it: --license '{keep}'")
+    return combine(new, inherited) or new
+
+
+def naming_prefix(expression: str | None) -> str | None:
+    """The word a derivative's name must begin with, where a licence says so (Llama 3.x §1b(i))."""
+    for term in terms(expression):
+        if term.licence and any(o.kind == "naming" for o in term.licence.obligations):
+            return "Llama" if "llama" in term.licence.id else None
+    return None
+
+
+def derived_name(expression: str | None, name: str) -> str | None:
+    """The alias a derivative named ``name`` also answers to so that its name begins as its
+    licence requires (``llama-acme-support``), None when ``name`` already does or nothing requires it."""
+    prefix = naming_prefix(expression)
+    if prefix is None or name.lower().startswith(prefix.lower()):
+        return None
+    return f"{prefix.lower()}-{name}"
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """The licence a derivative comes under, worked out once when it is made (and kept in its
+    manifest, its GGUF's ``general.license``, its ledger record and its card)."""
+
+    expression: str | None
+    sources: list[dict[str, Any]]  # {"kind": "model"|"dataset", "name", "digest", "licence"}
+    alias: str | None = None  # the name its licence makes it answer to too (Llama's naming rule)
+
+    def notice(self) -> str | None:
+        return notice_text(self.expression)
+
+    def layers(self, store: Any, parents: list[Any]) -> list[Any]:
+        """The text layers a derivative carries for its licences: each parent's licence text
+        (once; the first model's first) and the NOTICE its licences require."""
+        from freehold.store import MediaType
+
+        texts = [store.text_layer(p.manifest, MediaType.LICENSE) for p in parents]
+        out = [store.put_text(t, MediaType.LICENSE) for t in dict.fromkeys(t for t in texts if t)][:1]
+        notice = self.notice()
+        if notice:
+            out.append(store.put_text(notice, MediaType.NOTICE))
+        return out
+
+
+def inherit(store: Any, name: str, *, models: list[Any], datasets: list[Any] = (),  # type: ignore[assignment]
+            label: str | None = None) -> Inherited:
+    """The licence of ``name``, a derivative of store ``models`` (a base, the models merged) trained on
+    ``datasets``: every licence they come under, as one expression. ``label``: the licence the
+    user asked for (``--license``), accepted only if it keeps every inherited term (check_relabel)."""
+    from freehold.store import MediaType
+
+    sources: list[dict[str, Any]] = []
+    for entry in models:
+        stated = model_licence(entry.manifest, store.text_layer(entry.manifest, MediaType.LICENSE))
+        sources.append({"kind": "model", "name": entry.name, "digest": entry.manifest_digest,
+                        "licence": stated or NOT_STATED})
+    for entry in datasets:  # a dataset imported without --license is the user's own data: it adds none
+        stated = (entry.manifest.config or {}).get("license")
+        if stated:
+            sources.append({"kind": "dataset", "name": entry.name, "digest": entry.manifest_digest,
+                            "licence": str(stated)})
+    stated_parts = [s["licence"] for s in sources if s["licence"] != NOT_STATED]
+    expression = combine(*stated_parts, *([NOT_STATED] if len(stated_parts) < len(sources) and stated_parts else []))
+    if label:
+        expression = check_relabel(expression, label, name)
+    bare = name.removesuffix(":latest").replace(":", "-")  # an alias has no tag: acme:q4_0 -> llama-acme-q4_0
+    return Inherited(expression, sources, derived_name(expression, bare))

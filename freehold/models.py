@@ -10,12 +10,8 @@ import datetime as dt
 import os
 from typing import Any
 
-from freehold.licences import model_licence
+from freehold.licences import Term, model_licence, terms
 from freehold.store import Manifest, MediaType, ModelEntry, Store
-
-# Licences whose terms restrict use or bind derivatives beyond attribution (Gemma's §3.2 use
-# restrictions, Llama's naming and acceptable-use policy, OpenRAIL's Attachment A, NC data).
-# A first cut, keyed by the short ids the store holds; unknown ones are shown as unknown.
 
 # A decode estimate for models never served here: SmolLM2-135M Q4_1 (about 100 MB of weights)
 # decodes at about 80 tokens/s on a 2-core Xeon (docs/benchmarks.md), and one token reads every
@@ -57,17 +53,14 @@ def licence_info(store: Store, entry: ModelEntry) -> dict[str, Any]:
 
 def licence_of(manifest: Manifest, text: str | None) -> dict[str, Any]:
     """The licence a manifest (and its LICENSE layer's ``text``) states, as the table in
-    ``freehold.licences`` knows it: its id, kind (permissive, copyleft, restricted, non-commercial,
-    or unknown: never guessed), obligations and restrictions. A licence that restricts use is
-    shown, and accepted once, before a pull."""
-    from freehold.licences import identify
+    ``freehold.licences`` knows it: an expression of one term or more (a derivative is under all
+    it came from), its kind (the strictest term's; unknown when a term is unknown: never
+    guessed), obligations, restrictions, forbidden uses and notices. A licence that restricts use
+    is shown, and accepted once, before a pull or before it is served."""
+    from freehold.licences import describe
 
-    short = model_licence(manifest, text)
-    known = identify(short, link=manifest.config.get("license_link"), text=text)
-    if known is None:
-        return {"name": short, "id": None, "kind": "unknown", "restricts_use": False, "has_text": bool(text),
-                "obligations": [], "restrictions": [], "source": None}
-    return {**known.to_dict(), "name": short, "title": known.name, "has_text": bool(text)}
+    info = describe(model_licence(manifest, text), link=manifest.config.get("license_link"), text=text)
+    return {**info, "has_text": bool(text), "inherited_from": (manifest.source or {}).get("licence_from") or []}
 
 
 def origin(entry: ModelEntry) -> dict[str, Any]:
@@ -119,8 +112,8 @@ def deploy(store: Store, name: str, override: bool = False) -> str:
     high-severity flag needs ``override``, which the ledger records with the flags overridden."""
     from freehold.audits import attestations, open_flags
     from freehold.errors import ModelFlaggedError
-
     entry = store.get(name)
+    check_servable(store, entry)  # a restrictive licence is accepted before the model answers as "default"
     flags = open_flags(attestations(store, entry.manifest_digest))
     described = [f"{f.predicate.get('summary')} ({f.signer_name or f.signer})" for f in flags]
     if flags and not override:
@@ -166,3 +159,80 @@ def describe(store: Store, entry: ModelEntry) -> dict[str, Any]:
         "audits": audit_summary(store, entry.manifest_digest),
         "modified": dt.datetime.fromtimestamp(entry.created_at).isoformat(timespec="seconds"),
     }
+
+
+# -- acceptance and declared use: before a model is served --------------------------------------
+
+
+def accepted_licences(store: Any) -> set[str]:
+    """The keys (licence ids, or names outside the table) of the restricted licences this store's
+    owner accepted, each once, in the ledger (``licence`` records)."""
+    from freehold.ledger import Ledger
+
+    out: set[str] = set()
+    for r in Ledger.open(store.home).records():
+        if r.type == "licence" and r.payload.get("accepted"):
+            out.update(t.key for t in terms(str(r.payload.get("id") or r.payload.get("licence") or "")))
+    return out
+
+
+def unaccepted(store: Any, expression: str | None, *, link: str | None = None,
+               text: str | None = None) -> list[Term]:
+    """The terms of ``expression`` whose licence restricts use and that nobody here accepted yet."""
+    restricted = [t for t in terms(expression, link=link, text=text) if t.licence is not None
+                  and t.licence.restricts_use]
+    if not restricted:
+        return []  # nothing to look up in the ledger
+    done = accepted_licences(store)
+    return [t for t in restricted if t.key not in done]
+
+
+def accept(store: Any, entry: Any, *, by: str | None = None, via: str = "cli") -> list[str]:
+    """Accept the restricted licences of model ``entry`` that are not accepted yet: one ``licence``
+    ledger record each (who, the licence id, the digest of the terms the model carries). Returns
+    the ids accepted now (empty: nothing needed it)."""
+    import getpass
+    import hashlib
+    import socket
+
+    from freehold.ledger import Ledger, ref
+    from freehold.store import MediaType
+
+    text = store.text_layer(entry.manifest, MediaType.LICENSE)
+    expression = model_licence(entry.manifest, text)
+    pending = unaccepted(store, expression, link=entry.manifest.config.get("license_link"), text=text)
+    if not pending:
+        return []
+    who = by or f"{getpass.getuser()}@{socket.gethostname()}"
+    layer = entry.manifest.layer(MediaType.LICENSE)
+    ledger = Ledger.open(store.home)
+    for term in pending:
+        assert term.licence is not None
+        ledger.append("licence", {
+            "licence": term.text, "id": term.licence.id, "accepted": True, "by": who, "via": via,
+            "model": entry.name, "terms_digest": layer.digest if layer else None,
+            "terms_source": term.licence.source,
+            "text_sha256": hashlib.sha256(text.encode()).hexdigest() if text else None,
+            "inputs": [ref("model", entry.manifest_digest)], "outputs": []})
+    return [t.licence.id for t in pending if t.licence is not None]
+
+
+def check_servable(store: Any, entry: Any, declared_use: str | None = None) -> None:
+    """Raise before ``entry`` is served when its licence restricts use and was not accepted here,
+    or forbids the use the server declared (``--declare-use``), quoting the clause."""
+    from freehold.errors import LicenceNotAcceptedError, UseNotPermittedError
+    from freehold.store import MediaType
+
+    text = store.text_layer(entry.manifest, MediaType.LICENSE)
+    expression = model_licence(entry.manifest, text)
+    link = entry.manifest.config.get("license_link")
+    if declared_use:
+        for term in terms(expression, link=link, text=text):
+            clause = next((c for u, c in (term.licence.forbids if term.licence else ()) if u == declared_use), None)
+            if clause:
+                raise UseNotPermittedError(entry.name, declared_use, term.text, clause)
+    pending = unaccepted(store, expression, link=link, text=text)
+    if pending:
+        lic = pending[0].licence
+        assert lic is not None
+        raise LicenceNotAcceptedError(entry.name, lic.name, list(lic.restrictions))

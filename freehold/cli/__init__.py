@@ -55,6 +55,7 @@ def _register() -> None:
         ("data", "data", "Turn mail archives and tables into training datasets."),
         ("ledger", "audit", "Verify and explain what went into a model (the signed ledger)."),
         ("keys", "key", "Your signing identity for the ledger."),
+        ("licence", "licence", "Licences: what binds a model; accept one before serving it."),
         ("knowledge", "knowledge", "Index your mail and documents for answers that cite their sources."),
         ("jobs", "jobs", "Long operations (import, tune, eval, export, verify) the server runs in the background."),
     ):

@@ -108,3 +108,20 @@ def progress_bar(transient: bool = False, byte_units: bool = True) -> Iterator[P
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def licence_note(store: Store, entry: Any) -> None:
+    """After a derivative is made: the licence it inherited, what that binds, the name it must use."""
+    from freehold.models import licence_info
+
+    lic = licence_info(store, entry)
+    if not lic["name"]:
+        return
+    parents = ", ".join(f"{s['name']} ({s['licence']})" for s in lic["inherited_from"])
+    console.print(f"licence: {lic['name']}" + (f", from {parents}" if parents else ""), markup=False, highlight=False)
+    for o in lic["obligations"]:
+        if o["kind"] in ("pass-on-restrictions", "naming", "attribution"):
+            console.print(f"  must: {o['text']}", markup=False, highlight=False)
+    aliases = [a for a in entry.aliases if a.split(":")[0].lower().startswith("llama")] if entry.aliases else []
+    for alias in aliases:
+        console.print(f"  also named {alias}, as its licence requires", markup=False, highlight=False)

@@ -44,14 +44,17 @@ def import_cmd(
         "or auto: user with --ours, drop when your side is inferred.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for the train/validation/test split and the stand-ins."),
+    license_: str | None = typer.Option(None, "--license", help="The licence the data comes under (a public "
+                                        "set's, e.g. CC-BY-NC-4.0); models tuned on it inherit it. Default: "
+                                        "your own data, no licence."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest config as JSON."),
 ) -> None:
     """Turn a mail archive or a Q/A table into a clean, threaded, PII-scrubbed chat dataset."""
     store = open_store(bundled=False)
     with progress_bar(transient=True, byte_units=False) as progress:
         result = import_dataset(
-            paths, output, fmt=fmt, ours=ours or None, pii=pii, others=others, seed=seed, store=store, progress=progress
-        )
+            paths, output, fmt=fmt, ours=ours or None, pii=pii, others=others, seed=seed, store=store,
+            progress=progress, license=license_)
     if as_json:
         print_json({"name": result.name, **result.config})
         return

@@ -99,16 +99,24 @@ def show_cmd(
     from freehold.models import licence_info
 
     lic = licence_info(store, m)
-    if lic.get("id"):
-        console.print(f"\n[bold]Licence[/] {lic['title']} ({lic['id']}, {lic['kind']}): {lic['source']}",
+    console.print(f"\n[bold]Licence[/] {lic['name'] or 'not stated'} ({lic['kind']})", highlight=False)
+    for term in lic["terms"]:
+        said = (f"{term['name']} ({term['id']}, {term['kind']}): {term['source']}" if term["id"]
+                else "unknown to Freehold: read its terms")
+        console.print(f"  {term['text']}: {said}", markup=False, highlight=False)
+    for src in lic["inherited_from"]:
+        console.print(f"  inherited from the {src['kind']} {src['name']}: {src['licence']}", markup=False,
                       highlight=False)
-        for o in lic["obligations"]:
-            console.print(f"  must: {o['text']}", markup=False, highlight=False)
-        for r in lic["restrictions"]:
-            console.print(f"  restricts: {r}", markup=False, highlight=False)
-    else:
-        console.print(f"\n[bold]Licence[/] {lic['name'] or 'not stated'} (unknown to Freehold: read its terms)",
-                      highlight=False)
+    for o in lic["obligations"]:
+        console.print(f"  must: {o['text']}", markup=False, highlight=False)
+    for r in lic["restrictions"]:
+        console.print(f"  restricts: {r['text']}", markup=False, highlight=False)
+    from freehold.models import unaccepted
+
+    if lic["restricts_use"]:
+        pending = unaccepted(store, lic["name"], link=m.manifest.config.get("license_link"), text=license_text)
+        console.print(f"  [yellow]not accepted yet[/]: it is served once you accept it: freehold licence accept {name}"
+                      if pending else "  accepted here (the ledger's licence record)", highlight=False)
     if license_text:
         first = next((ln for ln in license_text.splitlines() if ln.strip()), "")
         console.print(f"\n[bold]Licence terms[/] ({len(license_text)} chars; 'freehold show {name} --license')")

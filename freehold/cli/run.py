@@ -33,7 +33,10 @@ def _load(name: str, backend: str, ctx: int | None, threads: int | None) -> Chat
         remote = connect(settings(), name)
         if remote is not None:
             return remote
+    from freehold.models import check_servable
+
     store = open_store()
+    check_servable(store, store.get(name))  # a restrictive licence is accepted once before the model answers
     with progress_bar(transient=True) as progress:
         return load_engine(name, store=store, backend=backend, settings=settings(), context=ctx,
                            threads=threads, progress=progress)

@@ -41,6 +41,8 @@ def serve_cmd(
                                        "also FREEHOLD_PUSH_KEY (comma-separated). Without one it takes no pushes."),
     open_pull: bool = typer.Option(False, "--registry-open-pull", help="Let anyone pull from the registry even "
                                    "when the server has API keys."),
+    declare_use: str | None = typer.Option(None, "--declare-use", help="What the models are served for: commercial, "
+                                           "research or personal. A model whose licence forbids it is refused."),
 ) -> None:
     """Serve the web app and models over OpenAI- and Ollama-compatible HTTP APIs."""
     from freehold.server import check_exposure, load_api_keys, serve
@@ -52,8 +54,10 @@ def serve_cmd(
                             cors_origins=cors_origin, slots=slots, max_queue=max_queue, keep_alive=keep_alive,
                             max_loaded=max_loaded, knowledge=knowledge,
                             max_upload_bytes=max_upload_mb * 1_000_000, registry=registry,
-                            push_keys=[*push_key, *settings().push_keys], registry_open_pull=open_pull)
+                            push_keys=[*push_key, *settings().push_keys], registry_open_pull=open_pull,
+                            declared_use=declare_use)
     check_exposure(options)
+    _check_uses(options)
     if knowledge:
         from freehold.cli.common import open_store
         from freehold.knowledge import get_knowledge
@@ -68,6 +72,31 @@ def serve_cmd(
     if open_browser:
         _open_when_up(f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}/")
     serve(options, settings())
+
+
+def _check_uses(options: ServerOptions) -> None:
+    """Before listening: the declared use is one Freehold knows, and the deployed model may be
+    served for it (a refusal quotes the clause); the models it will refuse are listed."""
+    from freehold.cli.common import open_store
+    from freehold.errors import FreeholdError, UsageError
+    from freehold.licences import USES
+    from freehold.models import check_servable, deployed
+
+    if options.declared_use is not None and options.declared_use not in USES:
+        raise UsageError(f"--declare-use {options.declared_use} is not one of {', '.join(USES)}",
+                         "declare what the models are served for, e.g. --declare-use commercial")
+    store = open_store()
+    default = deployed(store)
+    refused = []
+    for entry in store.list():
+        try:
+            check_servable(store, entry, options.declared_use)
+        except FreeholdError as exc:
+            if entry.name == default:
+                raise
+            refused.append(f"{entry.name} ({exc.code.replace('_', ' ')})")
+    if refused:
+        console.print("not served until their licence allows it: " + ", ".join(refused), highlight=False)
 
 
 def _open_when_up(url: str) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from freehold.cli import app
-from freehold.cli.common import console, err_console, open_store, print_json, progress_bar, settings
+from freehold.cli.common import console, err_console, licence_note, open_store, print_json, progress_bar, settings
 from freehold.errors import UsageError
 
 
@@ -48,6 +48,8 @@ def tune_cmd(
     template: str | None = typer.Option(
         None, "--template", help="Chat template to teach: gemma, chatml or a Jinja file. Default: the base's own; "
         "a base model with none (Gemma 3 270M) gets its family's."),
+    license_: str | None = typer.Option(None, "--license", help="The tuned model's licence label; default: what "
+                                        "the base and the data come under. It may add licences, never drop one."),
     no_ledger: bool = typer.Option(False, "--no-ledger", help="Do not write step records (no audit trail)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     status: str | None = typer.Option(None, "--status", help="Show where run NAME stands, and exit."),
@@ -72,7 +74,7 @@ def tune_cmd(
         max_seq_len=max_seq_len, overlong=overlong, batch_tokens=batch_tokens, grad_accum=grad_accum, seed=seed,
         max_steps=max_steps, eval_every=eval_every, save_every=save_every, threads=threads, device=device,
         precision=precision, quant=quant.lower() if quant else None, ledger=False if no_ledger else None,
-        knowledge=knowledge, template=template)
+        knowledge=knowledge, template=template, license=license_)
     store = open_store()
     display = _StepDisplay()
     with progress_bar(transient=True, byte_units=False) as progress:
@@ -94,6 +96,7 @@ def tune_cmd(
     console.print(f"[green]tuned[/] {result.entry.name} in {result.seconds / 60:.1f} min: {result.steps} steps, "
                   f"loss {_num(result.final_loss)}, validation {_num(result.val_loss)}")
     console.print(f"run directory: {result.run_dir} (loss.png, adapter/, checkpoints/)")
+    licence_note(store, result.entry)
     console.print(f"try it: freehold run {result.entry.name}")
 
 
@@ -141,6 +144,9 @@ def _print_prepared(d: dict[str, Any]) -> None:
         f"tokens{dropped}), {d['steps']} steps, {d['device']} {d['precision']} x{d['threads']} threads, "
         f"~{d['memory_estimate'] / 1e9:.1f} GB" + (f", resuming from {d['resume_from']}" if d.get("resume_from")
                                                    else ""), highlight=False)
+    if d.get("licence"):
+        err_console.print(f"  licence: {d['licence']} (inherited from the base and the data)", highlight=False,
+                          markup=False)
     for note in d.get("notes", []):
         err_console.print(f"  {note}", highlight=False, markup=False)
 

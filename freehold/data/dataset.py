@@ -433,6 +433,7 @@ def import_dataset(
     settings: Settings | None = None,
     progress: ProgressFn | None = None,
     workers: int | None = None,
+    license: str | None = None,
 ) -> ImportResult:
     """Turn mail archives or Q/A tables into a chat dataset named ``name`` in the store.
 
@@ -442,6 +443,8 @@ def import_dataset(
     ``pii``: "surrogates" (realistic stand-ins, seeded by ``seed`` and the thread, so a
     re-import is byte-identical; your side's names and addresses are kept when ``ours`` is
     given), "placeholders" (``[NAME_1]`` ..., "scrub" is its old name) or "keep".
+    ``license``: the licence the data comes under (a public set's, e.g. CC-BY-NC-4.0); every model
+    tuned on it inherits it (freehold.licences.inherit). None: the user's own data, adding none.
     ``workers``: processes that parse and clean messages (default: by input size, at most
     4); the output is byte-identical whatever the number.
     """
@@ -465,6 +468,8 @@ def import_dataset(
             raise UsageError("no training examples came out of the input", _empty_hint(st, speakers))
         emit(progress, "writing", len(SPLITS), 0)
         config = _import_config(sources, seed, pii, speakers, st, rows).to_dict()
+        if license:
+            config["license"] = license.strip()
         source = {"importer": "freehold.data", "paths": [str(s.path) for s in sources]}
         entry = _commit(store, name, config, rows, source)
         emit(progress, "writing", len(SPLITS), len(SPLITS))
@@ -717,7 +722,7 @@ def _commit(
         return rec.record_dataset(
             name, sources=inputs, merkle_root=config["merkle_root"], example_ids=ids,
             outputs=layer_refs(m), filters={**config["filters"], "pii": config["pii"]["mode"]},
-            counts=config["counts"])
+            counts=config["counts"], license=config.get("license"))
 
     return commit_recorded(store, manifest, record)
 

@@ -194,8 +194,44 @@ def _model_index(card: _Card) -> list[dict[str, Any]]:
     return [{"name": card.entry.name, "results": results}] if results else []
 
 
+def _licence_section(card: _Card) -> str:
+    """The licence the model comes under (every licence of what it came from), what that binds
+    its users and derivatives to, the notices it must carry, and "Built with Llama" where required."""
+    from freehold.licences import describe, notice_text
+
+    lic = describe(card.license, link=card.entry.manifest.config.get("license_link"),
+                   text=card.store.text_layer(card.entry.manifest, MediaType.LICENSE))
+    if not lic["name"]:
+        return "Not stated in the model's files or lineage. Find out its terms before you use or share it."
+    lines = [f"`{lic['name']}`" + (f" ({lic['kind']})" if lic["kind"] != "unknown" else "") + "."]
+    if any(o["kind"] == "attribution" and "Built with Llama" in o["text"] for o in lic["obligations"]):
+        lines.insert(0, "**Built with Llama**")
+    inherited = (card.entry.manifest.source or {}).get("licence_from") or []
+    if inherited:
+        lines.append("Inherited from: " + ", ".join(f"{s['kind']} `{s['name']}` ({s['licence']})" for s in inherited)
+                     + ".")
+    for t in lic["terms"]:
+        lines.append(f"- {t['text']}: " + (f"{t['name']} ({t['id']}), {t['source']}" if t["id"]
+                                           else "not in Freehold's licence table; read its terms"))
+    lines += [f"- must: {o['text']}" for o in lic["obligations"]]
+    lines += [f"- restricts: {r['text']}" for r in lic["restrictions"]]
+    notice = notice_text(card.license)
+    if notice:
+        lines.append("Notice (carried by every copy and derivative):\n\n" + "\n".join(
+            f"> {line}" if line else ">" for line in notice.strip().splitlines()))
+    return "\n".join(lines)
+
+
 def _metadata(card: _Card) -> dict[str, Any]:
-    meta: dict[str, Any] = {"license": card.license or "other"}
+    from freehold.licences import terms
+
+    parts = terms(card.license)
+    # The Hub's card field takes one licence id; an expression of several goes to license_name.
+    meta: dict[str, Any] = {"license": card.license if len(parts) == 1 else "other"}
+    if not card.license:
+        meta["license"] = "other"
+    elif len(parts) > 1:
+        meta["license_name"] = card.license
     if card.base_model:
         meta["base_model"] = card.base_model
     if card.dataset_names:
@@ -341,6 +377,7 @@ def render_card(card: _Card, intended_use: str | None = None) -> tuple[str, dict
         "## Training data\n\n" + data,
         "## Training procedure\n\n" + proc,
         "## Evaluation\n\n" + _eval_section(card),
+        "## Licence\n\n" + _licence_section(card),
         "## Limitations\n\n" + "\n".join(f"- {x}" for x in _limitations(card)),
         "## Lineage\n\n" + _lineage_section(card),
     ]

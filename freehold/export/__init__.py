@@ -35,16 +35,17 @@ F32_INTERMEDIATE_LIMIT = 4_000_000_000
 
 
 def export_gguf(hf_dir: Path, template_gguf: Path | None, out: Path, quant: str, *, chat_template: str | None = None,
-                threads: int | None = None, progress: ProgressFn | None = None) -> Path:
-    """Write ``hf_dir`` as a GGUF of type ``quant`` at ``out``."""
+                threads: int | None = None, progress: ProgressFn | None = None, license: str | None = None) -> Path:
+    """Write ``hf_dir`` as a GGUF of type ``quant`` at ``out`` (``license``: its ``general.license``)."""
     q = check_quant(quant)
     if QUANTS[q] is None or q == "q8_0":
         # The gguf package's Q8_0 is the reference implementation; no second pass needed.
-        return write_gguf(hf_dir, template_gguf, out, q, chat_template, progress)
+        return write_gguf(hf_dir, template_gguf, out, q, chat_template, progress, license)
     size = sum(p.stat().st_size for p in hf_dir.glob("*.safetensors"))
     inter = "f32" if size <= F32_INTERMEDIATE_LIMIT else "f16"
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
-        staged = write_gguf(hf_dir, template_gguf, Path(tmp) / f"model-{inter}.gguf", inter, chat_template, progress)
+        staged = write_gguf(hf_dir, template_gguf, Path(tmp) / f"model-{inter}.gguf", inter, chat_template, progress,
+                            license)
         emit(progress, f"quantizing to {q}")
         return quantize_gguf(staged, out, q, threads)
 
@@ -63,12 +64,17 @@ def metadata_gguf(store: Store, entry: ModelEntry) -> Path | None:
 
 
 def export_model(name: str, quant: str = "q4_k_m", *, output: str | None = None, store: Store | None = None,
-                 settings: Settings | None = None, progress: ProgressFn | None = None) -> ModelEntry:
+                 settings: Settings | None = None, progress: ProgressFn | None = None,
+                 license: str | None = None) -> ModelEntry:
     """Export store model ``name`` to a ``quant`` GGUF, import it as ``output`` (default NAME:QUANT)
-    with a ledger ``export`` record linking the two."""
+    with a ledger ``export`` record linking the two. The export is under its source's licence
+    (``license`` may add to it, never drop any: freehold.licences.check_relabel)."""
+    import dataclasses
+
     from freehold.engine.torch import hf_directory
     from freehold.home import commit_recorded, open_store
     from freehold.ledger import Record, Recorder, layer_refs
+    from freehold.licences import inherit
     from freehold.store.names import format_name, parse_name
 
     settings = settings or load_settings()
@@ -81,25 +87,34 @@ def export_model(name: str, quant: str = "q4_k_m", *, output: str | None = None,
     if store.has(format_name(target_name, target_tag or "latest")):
         raise UsageError(f"a model named {target} already exists",
                          f"choose another name with -o, or remove it with 'freehold rm {target}'")
+    licence = inherit(store, target, models=[entry], label=license)
     template_gguf = metadata_gguf(store, entry)
     hf_dir = hf_directory(store, entry, progress)
     chat_template = store.text_layer(entry.manifest, MediaType.TEMPLATE)
     with store.temp_dir("export") as tmp:
         out = export_gguf(hf_dir, template_gguf, Path(tmp) / f"{base_name}-{q}.gguf", q,
-                          chat_template=chat_template, threads=settings.threads, progress=progress)
+                          chat_template=chat_template, threads=settings.threads, progress=progress,
+                          license=licence.expression)
         source = {"type": "export", "from": entry.name, "from_manifest": entry.manifest_digest, "quant": q,
-                  **{k: v for k, v in entry.manifest.source.items() if k in ("base", "dataset", "run", "knowledge")}}
+                  **{k: v for k, v in entry.manifest.source.items() if k in ("base", "dataset", "run", "knowledge")},
+                  "licence_from": licence.sources}
         params = store.text_layer(entry.manifest, MediaType.PARAMS)  # an export samples like its source
         staged = store.stage_gguf(out, target, source=source, params=json.loads(params) if params else None,
                                   progress=progress)
+        staged = dataclasses.replace(staged, layers=staged.layers + licence.layers(store, [entry]))
     weights = [r for r in layer_refs(entry.manifest, "model") if r["media_type"] in MediaType.WEIGHTS]
 
     def record(rec: Recorder, m: Manifest) -> Record:
         return rec.record_export(
             m.name, inputs=weights, outputs=layer_refs(m, "gguf"), method=f"gguf/{q}",
-            params={"writer": "freehold.export", "quantizer": "llama.cpp" if QUANTS[q] and q != "q8_0" else "gguf"})
+            params={"writer": "freehold.export", "quantizer": "llama.cpp" if QUANTS[q] and q != "q8_0" else "gguf"},
+            license=licence.expression)
 
-    return commit_recorded(store, staged, record)
+    exported = commit_recorded(store, staged, record)
+    if licence.alias and not store.has(licence.alias):
+        store.add_alias(licence.alias, exported.name)  # the name its licence requires (Llama's §1b(i))
+        return store.get(exported.name)
+    return exported
 
 
 def logits_gap(gguf_path: Path, hf_dir: Path, tokens: Sequence[int], threads: int = 2) -> dict[str, Any]:

@@ -60,9 +60,11 @@ def _field_value(field: Any) -> tuple[Any, Any, Any]:
 
 
 def write_gguf(hf_dir: Path, template_gguf: Path | None, out: Path, outtype: str = "f16",
-               chat_template: str | None = None, progress: ProgressFn | None = None) -> Path:
+               chat_template: str | None = None, progress: ProgressFn | None = None,
+               license: str | None = None) -> Path:
     """Write ``hf_dir``'s weights as a GGUF with ``template_gguf``'s metadata (or, with None, metadata
-    built from the Hugging Face files themselves: ``hf_meta``)."""
+    built from the Hugging Face files themselves: ``hf_meta``). ``license``: the licence expression
+    the file states (``general.license``), e.g. what a derivative inherited; None keeps the template's."""
     import gguf
 
     from freehold.export.hf_meta import hf_arch, hf_metadata
@@ -93,10 +95,14 @@ def write_gguf(hf_dir: Path, template_gguf: Path | None, out: Path, outtype: str
         for key, field in reader.fields.items():
             if key.startswith(_SKIP_FIELDS) or (chat_template and key == gguf.Keys.Tokenizer.CHAT_TEMPLATE):
                 continue
+            if license and key.startswith(gguf.Keys.General.LICENSE):  # .name and .link describe the old one
+                continue
             value, vtype, sub = _field_value(field)
             writer.add_key_value(key, value, vtype, sub_type=sub)
         if chat_template:
             writer.add_chat_template(chat_template)
+    if license:
+        writer.add_license(license)
     writer.add_file_type(file_type)
     if outtype == "q8_0":
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)

@@ -75,7 +75,13 @@ def provenance_statement(store: Any, name: str, home: Path | None = None) -> dic
                 continue
             seen.add(r["digest"])
             deps.append(_descriptor(r))
-    external: dict[str, Any] = {"model": full}
+    from freehold.licences import model_licence
+    from freehold.store import MediaType
+
+    # The licence the model is under (every licence it inherited, as one expression).
+    external: dict[str, Any] = {"model": full,
+                                "license": model_licence(entry.manifest, store.text_layer(entry.manifest,
+                                                                                          MediaType.LICENSE))}
     if configs:
         p = configs[-1].payload
         external.update(

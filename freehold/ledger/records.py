@@ -187,6 +187,7 @@ class Recorder:
         outputs: Sequence[dict[str, Any]],
         filters: Mapping[str, Any] | None = None,
         counts: Mapping[str, Any] | None = None,
+        license: str | None = None,
     ) -> Record:
         """A dataset was built. ``merkle_root`` is hex (``dataset_root(example_ids)``); ``sources``
         are refs to the raw source files (``ref("source", digest, filename=...)``); ``example_ids``
@@ -199,6 +200,7 @@ class Recorder:
             "example_ids": list(example_ids),
             "filters": dict(filters or {}),
             "counts": dict(counts or {}),
+            **({"license": license} if license else {}),
             "inputs": list(sources),
             "outputs": [*outputs, ref("examples", "sha256:" + root, MERKLE)],
         }
@@ -277,13 +279,17 @@ class Recorder:
         method: str,
         run: str | None = None,
         params: Mapping[str, Any] | None = None,
+        license: str | None = None,
     ) -> Record:
+        """Weights combined (base + adapter, later several models); ``license``: the expression the
+        result inherited (freehold.licences.inherit)."""
         return self.ledger.append(
             "merge",
             {
                 "run": run,
                 "method": method,
                 "params": dict(params or {}),
+                "license": license,
                 "inputs": list(inputs),
                 "outputs": list(outputs),
             },
@@ -297,14 +303,16 @@ class Recorder:
         outputs: Sequence[dict[str, Any]],
         method: str,
         params: Mapping[str, Any] | None = None,
+        license: str | None = None,
     ) -> Record:
-        """Export or quantisation: ``method`` e.g. ``gguf/q4_k_m``."""
+        """Export or quantisation: ``method`` e.g. ``gguf/q4_k_m``; ``license``: what the output is under."""
         return self.ledger.append(
             "export",
             {
                 "name": name,
                 "method": method,
                 "params": dict(params or {}),
+                "license": license,
                 "inputs": list(inputs),
                 "outputs": list(outputs),
             },

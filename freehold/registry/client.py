@@ -630,9 +630,10 @@ def receive(store: Store, src: Source, label: str, repo: str, reference: str, lo
     emit(progress, "naming the model", digest=parsed.config["digest"])
     bundle_layer = keep_bundle(store, bundle, label) if bundle is not None else None
     entry = store.commit_blob("model", local, parsed.config["digest"])
-    if licence is not None:  # accepted now, once: later pulls under the same licence do not ask again
-        Ledger.open(store.home).append("licence", {"licence": licence["name"], "model": entry.name, "from": label,
-                                                   "accepted": True, "inputs": [], "outputs": []})
+    if licence is not None:  # accepted now, once: later pulls (and serving) under it do not ask again
+        from freehold.models import accept
+
+        accept(store, entry, via=f"pull from {label}")
     Recorder(Ledger.open(store.home)).record_pull(
         entry.name, entry.manifest_digest, label, digest, head=bundle.head if bundle else None,
         signers=bundle.signers if bundle else [], untrusted=distrusted,
@@ -674,22 +675,16 @@ def _freehold_manifest(store: Store, parsed: oci.OciManifest, remote: str,
     return manifest
 
 
-def accepted_licences(store: Store) -> set[str]:
-    """The restricted licences this store's owner accepted (each once, in the ledger)."""
-    return {str(r.payload.get("licence")) for r in Ledger.open(store.home).records()
-            if r.type == "licence" and r.payload.get("accepted")}
-
-
 def _licence_to_accept(store: Store, manifest: Manifest, label: str, arrived: dict[str, Path],
                        accept: bool) -> dict[str, Any] | None:
     """A licence that restricts use must be accepted once before the model is taken: the terms
     that still need accepting (None when none do), or an error that shows them."""
-    from freehold.models import licence_of
+    from freehold.models import licence_of, unaccepted
 
     layer = manifest.layer(MediaType.LICENSE)
     text = _blob_bytes(store, layer.digest, arrived).decode("utf-8", "replace") if layer else None
     licence = licence_of(manifest, text)
-    if not licence["restricts_use"] or licence["name"] in accepted_licences(store):
+    if not unaccepted(store, licence["name"], link=manifest.config.get("license_link"), text=text):
         return None
     if not accept:
         first = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), licence["name"])

@@ -70,7 +70,8 @@ class FreeholdState:
         self.metrics = Metrics()
         self.models = ModelManager(store, settings, slots=options.slots, max_queue=options.max_queue,
                                    keep_alive=options.keep_alive, max_loaded=options.max_loaded,
-                                   knowledge=options.knowledge, on_step=self.metrics.on_step)
+                                   knowledge=options.knowledge, on_step=self.metrics.on_step,
+                                   declared_use=options.declared_use)
         from freehold.engine.embedder import NAMES, minilm_dir
 
         self.embedders = NAMES if minilm_dir() is not None else ()

@@ -33,8 +33,11 @@ class Loaded:
 class ModelManager:
     def __init__(self, store: Store, settings: Settings, *, slots: int = 8, max_queue: int = 64,
                  keep_alive: float = 300.0, max_loaded: int = 2, knowledge: str | None = None,
-                 on_step: Callable[[StepStats], None] | None = None) -> None:
+                 on_step: Callable[[StepStats], None] | None = None, declared_use: str | None = None) -> None:
         self.store = store
+        # What the server is used for (``serve --declare-use``): a model whose licence forbids it
+        # is not served, nor one whose restrictive licence nobody here accepted (freehold.licences).
+        self.declared_use = declared_use
         self.knowledge = knowledge  # the index chats are grounded in unless a request says otherwise
         self.settings = settings
         self.slots = slots
@@ -70,9 +73,12 @@ class ModelManager:
                 loaded.last_used = time.time()
 
     def _load(self, entry: ModelEntry) -> Loaded:
+        from freehold.models import check_servable
+
         if entry.manifest.layer(MediaType.GGUF) is None:  # before anything is unloaded to make room
             raise InvalidModelError(f"{entry.name} has no GGUF weights to serve",
                                     f"export it first: 'freehold export {entry.name}'")
+        check_servable(self.store, entry, self.declared_use)  # every API's requests and embeddings
         # Make room: unload idle models, least recently used first.
         while len(self._loaded) >= self.max_loaded:
             idle = [m for m in self._loaded.items() if m[1].in_use == 0]

@@ -41,12 +41,16 @@ def _model(store: Store, name: str) -> dict[str, Any]:
     from freehold.evals.card import card_text, eval_records
     from freehold.ledger.ops import lineage
     from freehold.licences import licence_terms
-    from freehold.models import describe
+    from freehold.models import describe, unaccepted
     from freehold.store import MediaType
 
     entry = store.get(name)
     doc = describe(store, entry)
-    doc["licence_text"] = licence_terms(entry.manifest, store.text_layer(entry.manifest, MediaType.LICENSE))
+    text = store.text_layer(entry.manifest, MediaType.LICENSE)
+    doc["licence_text"] = licence_terms(entry.manifest, text)
+    doc["licence"]["accepted"] = not unaccepted(store, doc["licence"]["name"],
+                                                link=entry.manifest.config.get("license_link"), text=text)
+    doc["notice"] = store.text_layer(entry.manifest, MediaType.NOTICE)
     doc["source"] = entry.manifest.source
     try:
         doc["lineage"] = lineage(store, entry.name).to_dict()
@@ -89,6 +93,16 @@ async def deploy_model(name: str, request: Request,
     ``override=true``, which the ledger records."""
     store = _store(request)
     return {"default": await run_in_threadpool(deploy, store, name, override)}
+
+
+@router.post("/models/{name:path}/accept-licence")
+async def accept_licence(name: str, request: Request) -> Any:
+    """Accept the model's restrictive licence(s) (the Gemma terms, the Llama licence, a RAIL, NC
+    data) once, as this store's owner: a ``licence`` ledger record each; then it may be served."""
+    from freehold.models import accept
+
+    store = _store(request)
+    return {"accepted": await run_in_threadpool(lambda: accept(store, store.get(name), via="web"))}
 
 
 @router.get("/registry")

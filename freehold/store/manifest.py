@@ -28,6 +28,9 @@ class MediaType:
     TEMPLATE = "application/vnd.freehold.template.jinja"
     PARAMS = "application/vnd.freehold.params+json"
     LICENSE = "application/vnd.freehold.license"
+    # The notices a licence requires every copy and derivative to carry (the Gemma terms' §3.1
+    # NOTICE, the Llama licence's Notice): freehold.licences.notice_text.
+    NOTICE = "application/vnd.freehold.notice"
     CARD = "application/vnd.freehold.card+markdown"
     LINEAGE = "application/vnd.freehold.lineage+json"
     # A pulled model's lineage: its signed ledger records and their signers' keys (freehold.ledger.bundle).

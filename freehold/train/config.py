@@ -65,6 +65,9 @@ class TuneConfig:
     # The chat template to teach: a family name (gemma, chatml) or a Jinja file. None: the
     # base's own, or for a base model that has none (Gemma 3 270M) its family's.
     template: str | None = None
+    # The tuned model's licence label; None: what it inherits from the base and the dataset
+    # (freehold.licences.inherit). A label that drops an inherited licence is refused.
+    license: str | None = None
     ledger: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -66,8 +66,10 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
         merged.save_pretrained(hf_out, safe_serialization=True)
         s.tokenizer.save_pretrained(hf_out)
         emit(progress, f"exporting GGUF ({cfg.quant})")
+        licence = s.extra.get("licence")
+        expression = licence.expression if licence is not None else None
         gguf_path = export_gguf(hf_out, metadata_gguf(store, s.base), tmp / f"model-{cfg.quant}.gguf", cfg.quant,
-                                chat_template=s.template, threads=s.threads, progress=progress)
+                                chat_template=s.template, threads=s.threads, progress=progress, license=expression)
         emit(progress, "importing into the store")
         layers: list[Layer] = [store.put_file_blob(f, _hf_media(f)) for f in sorted(hf_out.iterdir()) if f.is_file()]
         merged_layers = list(layers)
@@ -76,9 +78,8 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
         info = read_gguf_info(gguf_path)
     info.pop("chat_template", None)
     layers.append(store.put_text(s.template, MediaType.TEMPLATE))
-    license_text = store.text_layer(s.base.manifest, MediaType.LICENSE)
-    if license_text:
-        layers.append(store.put_text(license_text, MediaType.LICENSE))
+    if licence is not None:  # the base's licence text, and the NOTICE its licences require
+        layers += licence.layers(store, [s.base])
     params_text = store.text_layer(s.base.manifest, MediaType.PARAMS)
     if params_text:  # a fine-tune samples like its base unless a request says otherwise (as Ollama's FROM)
         layers.append(store.put_text(params_text, MediaType.PARAMS))
@@ -93,19 +94,25 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
     source = {"type": "tune", "base": s.base.name, "base_manifest": s.base.manifest_digest,
               "dataset": s.dataset.name, "dataset_root": s.dataset_root, "run": s.run,
               "run_dir": str(s.run_dir), "gguf_metadata": gguf_layer.digest}
+    if licence is not None:
+        source["licence_from"] = licence.sources
     if cfg.knowledge:  # trained to read this index's sources: serve it with them
         source["knowledge"] = str(s.dataset.manifest.config.get("grounded", {}).get("knowledge") or cfg.knowledge)
     from freehold.store.names import format_name, parse_name
 
     name, tag = parse_name(cfg.output)
     manifest = Manifest("model", format_name(name, tag or "latest"), info, layers, source)
-    record = _merge_and_export(s, adapter_layer, gguf_layer, merged_layers) if cfg.ledger else None
+    record = _merge_and_export(s, adapter_layer, gguf_layer, merged_layers, expression) if cfg.ledger else None
     entry = commit_recorded(store, manifest, record)
+    if licence is not None and licence.alias and not store.has(licence.alias):
+        store.add_alias(licence.alias, entry.name)  # the name its licence requires (Llama's §1b(i))
+        entry = store.get(entry.name)
     _commit_run(session)
     return entry
 
 
-def _merge_and_export(s: Session, adapter: Layer, gguf: Layer, merged_layers: list[Layer]) -> WriteRecord:
+def _merge_and_export(s: Session, adapter: Layer, gguf: Layer, merged_layers: list[Layer],
+                      licence: str | None) -> WriteRecord:
     """The ``merge`` record (base + adapter -> merged safetensors) and the ``export`` record
     (merged -> GGUF) that heads the tuned model's manifest."""
     from freehold.ledger import Record, Recorder, layer_refs, ref
@@ -119,12 +126,13 @@ def _merge_and_export(s: Session, adapter: Layer, gguf: Layer, merged_layers: li
         rec.record_merge(inputs=[*base_refs, ref("adapter", adapter.digest, media_type=MediaType.ADAPTER)],
                          outputs=merged_refs, method="lora", run=s.run,
                          params={"r": cfg.lora_r, "alpha": cfg.lora_alpha,
-                                 "target_modules": list(cfg.target_modules)})
+                                 "target_modules": list(cfg.target_modules)}, license=licence)
         # The export record is the manifest's head, so its outputs list every weights layer the
         # model carries: the GGUF it produced and the merged safetensors it kept.
         return rec.record_export(m.name, inputs=merged_refs,
                                  outputs=[ref("gguf", gguf.digest, media_type=MediaType.GGUF), *merged_refs],
-                                 method=f"gguf/{cfg.quant}", params={"writer": "freehold.export"})
+                                 method=f"gguf/{cfg.quant}", params={"writer": "freehold.export"},
+                                 license=licence)
 
     return record
 

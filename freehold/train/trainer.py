@@ -118,6 +118,10 @@ class Session:
                          f"limit (--overlong {self.cfg.overlong}): {', '.join(done)}")
         if "template_note" in self.extra:
             notes.append(f"{self.extra['template_note']} (--template to choose another)")
+        licence = self.extra.get("licence")
+        if licence is not None and licence.alias:
+            notes.append(f"its licence ({licence.expression}) requires a derivative's name to begin with "
+                         f"\"{licence.alias.split('-')[0].capitalize()}\": it will also answer to {licence.alias}")
         if "saved_total_steps" in self.extra:
             notes.append(f"{self.extra['saved_total_steps']} steps were planned when the run started; its epochs "
                          f"really have {'+'.join(map(str, self.plan.epoch_steps))}")
@@ -127,7 +131,8 @@ class Session:
                 "device": self.device, "precision": self.cfg.precision, "threads": self.threads,
                 "memory_estimate": self.memory_estimate,
                 "resume_from": self.resume_from.name if self.resume_from else None,
-                "template_note": self.extra.get("template_note"), "notes": notes}
+                "template_note": self.extra.get("template_note"),
+                "licence": licence.expression if licence is not None else None, "notes": notes}
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -227,6 +232,9 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
 
     base = resolve_base(store, cfg.base)
     dataset = store.get(cfg.dataset, kind="dataset")
+    from freehold.licences import inherit
+
+    licence = inherit(store, cfg.output, models=[base], datasets=[dataset], label=cfg.license)
     if saved is not None and saved["base_digest"] != base.manifest_digest:
         raise UsageError(f"{cfg.base} changed since the run started", "resume needs the same base model")
     template, family = chat_template_for(store, base, cfg.template)
@@ -292,7 +300,7 @@ def prepare(store: Store, cfg: TuneConfig, *, settings: Settings | None = None, 
 
     resume_from = ckpt.latest_checkpoint(root) if resume else None
     run = saved["run"] if saved else new_run_id(cfg.output)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"licence": licence}
     if family and not cfg.template:
         extra["template_note"] = f"{base.name} has no chat template: it learns the {family} turn format"
     if saved is not None and saved.get("total_steps") not in (None, plan.total):

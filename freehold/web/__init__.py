@@ -235,7 +235,8 @@ async def registry_page(request: Request, at: str | None = None) -> HTMLResponse
     each with a Pull button (a pull job on this server)."""
     from freehold.errors import FreeholdError
     from freehold.ledger.keys import trusted_keys
-    from freehold.registry.client import accepted_licences, browse
+    from freehold.models import unaccepted
+    from freehold.registry.client import browse
 
     store = _store(request)
     models: list[dict[str, Any]] = []
@@ -248,8 +249,8 @@ async def registry_page(request: Request, at: str | None = None) -> HTMLResponse
         for m in models:
             m["card_html"] = markdown(m.get("card"))
             m["lineage_svg"] = lineage_svg(m["lineage_graph"], links=False) if m.get("lineage_graph") else None
-    return _page(request, "registry.html", "registry", at=at, models=models, error=error,
-                 accepted=accepted_licences(store))
+            m["licence"]["accepted"] = not unaccepted(store, m["licence"]["name"], text=m["licence"].get("text"))
+    return _page(request, "registry.html", "registry", at=at, models=models, error=error)
 
 
 @router.get("/settings")

@@ -47,7 +47,10 @@ def test_no_server_errors_on_any_operation(live_shared: Live) -> None:
         def check(case: Any) -> None:
             _cap(case)
             response = case.call(base_url=live_shared.url, timeout=60)
-            if response.status_code >= 500:
+            # 502 is the right answer, not a bug, when the request names another machine (the
+            # Registry page's ?at=HOST) that cannot be reached; anything else 5xx is a server error.
+            upstream = response.status_code == 502 and "cannot reach the registry" in response.text
+            if response.status_code >= 500 and not upstream:
                 failures.append(f"{case.method} {case.path} {case.body!r:.300} -> {response.status_code} "
                                 f"{response.text[:300]}")
 

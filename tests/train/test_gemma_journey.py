@@ -81,13 +81,30 @@ def test_gemma3_base_learns_its_turns_answers_from_knowledge_exports_and_serves(
     assert "warranty" in answers[0][0].lower(), answers[0][0]
     assert unknown == UNKNOWN_ANSWER
 
+    # The Gemma terms follow the tune and its export (issue 16): an Apache-2.0 label is refused.
+    from freehold.errors import LicenceError
+    from freehold.models import licence_info
+
+    gemma_id = "LicenseRef-scancode-gemma-tou-2024-04-01"
+    tuned = store.get("acme-gemma")
+    assert licence_info(store, tuned)["id"] == gemma_id, tuned.manifest.config.get("license")
+    assert "Gemma Terms of Use" in store.text_layer(tuned.manifest, MediaType.NOTICE)
+    with pytest.raises(LicenceError, match="would drop gemma"):
+        export_model("acme-gemma", "q4_k_m", output="acme-gemma:apache", store=store, settings=settings,
+                     license="apache-2.0")
+    assert not store.has("acme-gemma:apache")
     small = export_model("acme-gemma", "q4_k_m", store=store, settings=settings)
     assert small.info["quantization"] == "Q4_K_M" and small.info["architecture"] == "gemma3"
+    assert licence_info(store, small)["id"] == gemma_id and store.text_layer(small.manifest, MediaType.NOTICE)
     assert small.manifest.source["knowledge"] == "acme-kb:latest"  # served with it, unasked
     for live in start_server(ServerOptions(port=_free_port(), slots=1, max_queue=2), store):
-        r = httpx.post(live.url + "/v1/chat/completions", timeout=120, json={
-            "model": small.name, "messages": [{"role": "user", "content": WARRANTY}], "max_tokens": 80,
-            "temperature": 0})
+        ask = {"model": small.name, "messages": [{"role": "user", "content": WARRANTY}], "max_tokens": 80,
+               "temperature": 0}
+        r = httpx.post(live.url + "/v1/chat/completions", timeout=120, json=ask)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "licence_not_accepted", r.text
+        accepted = httpx.post(live.url + f"/freehold/models/{small.name}/accept-licence", timeout=30)
+        assert accepted.json()["accepted"] == [gemma_id], accepted.text
+        r = httpx.post(live.url + "/v1/chat/completions", timeout=120, json=ask)
         assert r.status_code == 200, r.text
         body = r.json()
         text = body["choices"][0]["message"]["content"]

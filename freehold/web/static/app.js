@@ -126,6 +126,10 @@ async function deploy(model, box, status, override = false) {
       anyway.addEventListener("click", () => deploy(model, box, status, true));
       status.append(" ", anyway);
     }
+    if (e.code === "licence_not_accepted") {  // the terms are on the model page; accepting is recorded
+      const read = el("a", { class: "button", href: `/models/${encodeURIComponent(model)}#licence`, text: "Read and accept its terms" });
+      status.append(" ", read);
+    }
   }
 }
 
@@ -186,6 +190,15 @@ function initModel() {
   const status = document.getElementById("action-status");
   const say = (text, cls) => { status.textContent = text; status.className = "status " + (cls || ""); };
   document.getElementById("deploy").addEventListener("click", () => deploy(model, document.getElementById("snippets"), status));
+  const acceptBtn = document.getElementById("accept-licence");
+  if (acceptBtn) acceptBtn.addEventListener("click", async () => {
+    try {
+      const r = await api(`/freehold/models/${encodeURIComponent(model)}/accept-licence`, { method: "POST" });
+      const done = el("p", { class: "status good", id: "licence-accepted", text: `Accepted (${r.accepted.join(", ") || "before"}): the ledger records it. ${model} may now be served and deployed.` });
+      document.getElementById("licence-pending").replaceWith(done);
+      acceptBtn.remove();
+    } catch (e) { say(e.message, "bad"); }
+  });
   const run = async (kind, params, done) => {
     try {
       const job = await api("/freehold/jobs", { method: "POST", json: { kind, params } });
