@@ -122,6 +122,9 @@ class ServerOptions:
     # What the models are served for (commercial, research, personal; freehold.licences.USES):
     # a model whose licence forbids it is refused, quoting the clause. None: not declared.
     declared_use: str | None = None
+    # The guardrails policy file (freehold.guardrails.policy); None: the default policy.
+    guardrails: str | None = None
+    no_guardrails: bool = False  # every rail off (for a trusted local tool); the default policy otherwise
 
 
 def split_host(text: str) -> tuple[str, int]:

@@ -41,6 +41,10 @@ def serve_cmd(
                                        "also FREEHOLD_PUSH_KEY (comma-separated). Without one it takes no pushes."),
     open_pull: bool = typer.Option(False, "--registry-open-pull", help="Let anyone pull from the registry even "
                                    "when the server has API keys."),
+    guardrails: Path | None = typer.Option(None, "--guardrails", help="Guardrails policy (TOML: [default] and "
+                                           "[models.NAME]; docs/guardrails.md). Default: personal data replaced "
+                                           "before the model sees it, new personal data in answers redacted."),
+    no_guardrails: bool = typer.Option(False, "--no-guardrails", help="Serve with every guardrail off."),
     declare_use: str | None = typer.Option(None, "--declare-use", help="What the models are served for: commercial, "
                                            "research or personal. A model whose licence forbids it is refused."),
 ) -> None:
@@ -55,8 +59,13 @@ def serve_cmd(
                             max_loaded=max_loaded, knowledge=knowledge,
                             max_upload_bytes=max_upload_mb * 1_000_000, registry=registry,
                             push_keys=[*push_key, *settings().push_keys], registry_open_pull=open_pull,
-                            declared_use=declare_use)
+                            declared_use=declare_use, guardrails=str(guardrails) if guardrails else None,
+                            no_guardrails=no_guardrails)
     check_exposure(options)
+    if guardrails:
+        from freehold.guardrails import load_policy
+
+        load_policy(guardrails)  # every problem in the file now, before listening
     _check_uses(options)
     if knowledge:
         from freehold.cli.common import open_store

@@ -55,9 +55,10 @@ def _could_become(tail: str) -> bool:
     return letters in TYPES
 
 
-def _resolve(text: str, name: str | None, before: str) -> str:
+def _resolve(text: str, name: str | None, before: str, values: Mapping[str, str] | None = None) -> str:
     """Placeholders in ``text`` replaced or dropped; ``before``: the character given out just
-    before it ("" at the start of the stream)."""
+    before it ("" at the start of the stream); ``values``: placeholders that stand for a known
+    text (what the serving guardrails replaced in the prompt), given back as that text."""
     if "[" not in text:
         return text
     out: list[str] = []
@@ -68,6 +69,9 @@ def _resolve(text: str, name: str | None, before: str) -> str:
             start -= 1
         out.append(text[pos:start])
         lead, pos = text[start : m.start()], m.end()
+        if values and m.group(0) in values:
+            out.append(lead + values[m.group(0)])
+            continue
         if name and m.group(1) == "NAME":
             out.append(lead + name)
             continue
@@ -89,8 +93,10 @@ _GREETING_HOLD = 60  # a first line longer than this is not a greeting
 class PlaceholderGuard:
     """Incremental filter over generated text (see the module docstring)."""
 
-    def __init__(self, name: str | None = None, seen: frozenset[str] | None = None) -> None:
+    def __init__(self, name: str | None = None, seen: frozenset[str] | None = None,
+                 values: Mapping[str, str] | None = None) -> None:
         self.name = name
+        self.values = values  # placeholder -> the text it stands for (given back instead of dropped)
         self.pending = ""
         self.last = ""  # the last character already given out: "" at the start
         self.seen = seen  # None: greetings are not checked
@@ -152,7 +158,7 @@ class PlaceholderGuard:
             out, self.pending = self.pending, ""
         else:
             hold = self._hold_from()
-            out = _resolve(self.pending[:hold], self.name, self.last)
+            out = _resolve(self.pending[:hold], self.name, self.last, self.values)
             self.pending = self.pending[hold:]
         if out:
             self.last = out[-1]
@@ -163,7 +169,7 @@ class PlaceholderGuard:
         bracket = text.rfind("[")
         if bracket >= 0 and _could_become(text[bracket:]) and len(text) - bracket > 1:
             text = text[:bracket].rstrip(_SPACE)  # a placeholder cut off by the end of the stream
-        out = _resolve(text, self.name, self.last)
+        out = _resolve(text, self.name, self.last, self.values)
         if out:
             self.last = out[-1]
         return self._greet(out, final=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -158,8 +158,11 @@ class Engine:
         return self.stream_tokens(self.tokenize_prompt(prompt), params or SamplingParams.given())
 
     def chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams | None = None,
-             tools: list[dict[str, Any]] | None = None) -> Iterator[Chunk]:
-        return guard_placeholders(self.generate(self.render_chat(messages, tools), params), messages)
+             tools: list[dict[str, Any]] | None = None,
+             placeholders: Mapping[str, str] | None = None) -> Iterator[Chunk]:
+        """``placeholders``: what placeholders in ``messages`` stand for (the serving guardrails'
+        replacements), given back where the answer repeats them; any other placeholder is dropped."""
+        return guard_placeholders(self.generate(self.render_chat(messages, tools), params), messages, placeholders)
 
     def complete(self, chunks: Iterator[Chunk]) -> Completion:
         return complete(chunks)
@@ -170,7 +173,8 @@ class Engine:
         return self.backend.embed(texts)
 
 
-def guard_placeholders(chunks: Iterator[Chunk], messages: Sequence[dict[str, Any]]) -> Iterator[Chunk]:
+def guard_placeholders(chunks: Iterator[Chunk], messages: Sequence[dict[str, Any]],
+                       values: Mapping[str, str] | None = None) -> Iterator[Chunk]:
     """``chunks`` with the data scrubber's placeholders ("[NAME_1]") resolved or dropped.
 
     A model tuned on a placeholder dataset writes them; a reader must never see one. A name
@@ -179,7 +183,7 @@ def guard_placeholders(chunks: Iterator[Chunk], messages: Sequence[dict[str, Any
     show loses the name (freehold.data.placeholders)."""
     from freehold.data.placeholders import PlaceholderGuard, conversation_name, conversation_words
 
-    guard = PlaceholderGuard(conversation_name(messages), conversation_words(messages))
+    guard = PlaceholderGuard(conversation_name(messages), conversation_words(messages), values)
     held: list[int] = []  # token ids of chunks whose text is held back, given with the next one
     try:
         for chunk in chunks:

@@ -63,3 +63,17 @@ class SentenceEmbedder:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return [list(map(float, v)) for v in pooled.tolist()]
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: SentenceEmbedder | None = None
+
+
+def shared_embedder() -> SentenceEmbedder:
+    """The process's one ``SentenceEmbedder`` (loaded on first use, about 2 s): knowledge search
+    and the guardrails share it."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = SentenceEmbedder()
+        return _SHARED

@@ -19,7 +19,7 @@ left out of its sources: at answer time a question's thread is not in the index 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -220,7 +220,7 @@ def knowledge_for(entry: ModelEntry, requested: str | None) -> str | None:
 
 def answer(engine: Any, index: KnowledgeIndex, messages: Sequence[dict[str, Any]], params: Any = None, *,
            tools: list[dict[str, Any]] | None = None, budget: int = DEFAULT_BUDGET,
-           k: int = DEFAULT_K) -> Iterator[Chunk]:
+           k: int = DEFAULT_K, placeholders: Mapping[str, str] | None = None) -> Iterator[Chunk]:
     """``engine.chat`` grounded on ``index``: the chunks of the answer, the last one carrying
     ``grounding`` (its citations). Nothing relevant found: ``UNKNOWN_ANSWER``, not a guess."""
     g = ground(index, messages, lambda text: len(engine.backend.tokenize(text, add_special=False)),
@@ -234,7 +234,8 @@ def answer(engine: Any, index: KnowledgeIndex, messages: Sequence[dict[str, Any]
     # shape is writing the next turn of someone else's thread: the answer ends there.
     params = params or SamplingParams.given()
     stops = tuple(f"\n{label}:" for label in ROLE_LABELS.values() if f"\n{label}:" not in params.stop)
-    chunks = engine.chat(g.messages, replace(params, stop=(*params.stop, *stops)[:16]), tools=tools)
+    chunks = engine.chat(g.messages, replace(params, stop=(*params.stop, *stops)[:16]), tools=tools,
+                         placeholders=placeholders)
     try:
         for chunk in chunks:
             yield replace(chunk, grounding=g.report()) if chunk.finish_reason is not None else chunk

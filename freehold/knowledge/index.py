@@ -96,19 +96,11 @@ class KnowledgeResult:
 
 # -- embeddings -------------------------------------------------------------------------------
 
-_embedder_lock = threading.Lock()
-_embedder: Any = None
-
-
 def embedder() -> Any:
     """The process's one ``SentenceEmbedder`` (loaded on first use, about 2 s)."""
-    global _embedder
-    with _embedder_lock:
-        if _embedder is None:
-            from freehold.engine.embedder import SentenceEmbedder
+    from freehold.engine.embedder import shared_embedder
 
-            _embedder = SentenceEmbedder()
-        return _embedder
+    return shared_embedder()
 
 
 def embed_text(p: Passage) -> str:

@@ -23,6 +23,10 @@ class Metrics:
                                       buckets=_LATENCY, registry=r)
         self.ttft = Histogram("freehold_time_to_first_token_seconds", "Time to first token", buckets=_LATENCY,
                               registry=r)
+        # Guardrail decisions (freehold.guardrails): rail = pii | deny | safety | topic; action =
+        # input_replaced | input_blocked | input_passed | output_redacted | output_stopped. No content.
+        self.guardrail = Counter("freehold_guardrail_decisions", "Guardrail decisions", ["rail", "action"],
+                                 registry=r)
         self.itl = Histogram("freehold_inter_token_latency_seconds", "Time between output tokens",
                              buckets=_LATENCY, registry=r)
 

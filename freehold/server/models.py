@@ -38,6 +38,9 @@ class ModelManager:
         # What the server is used for (``serve --declare-use``): a model whose licence forbids it
         # is not served, nor one whose restrictive licence nobody here accepted (freehold.licences).
         self.declared_use = declared_use
+        from freehold.guardrails import Guardrails
+
+        self.guardrails = Guardrails(store=store)  # the server sets its policy (ServerOptions.guardrails)
         self.knowledge = knowledge  # the index chats are grounded in unless a request says otherwise
         self.settings = settings
         self.slots = slots

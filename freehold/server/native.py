@@ -36,20 +36,28 @@ class NativeRequest:
 def run_native(manager: ModelManager, metrics: Metrics, req: NativeRequest) -> Iterator[Chunk]:
     """Yield chunks for one request; the last has finish_reason and usage."""
     with manager.use(req.model, req.keep_alive) as engine:
+        guard = manager.guardrails.guard(engine.entry.name, engine.entry.aliases)
         if req.messages is not None:
             if req.tools and not (engine.template and engine.template.supports_tools):
                 raise UsageError(f"{engine.name}'s chat template does not support tools",
                                  "drop 'tools' or use a model whose template handles them")
+            checked = guard.check(messages=req.messages)  # before the model reads anything
             kb = knowledge_for(engine.entry, req.knowledge if req.knowledge is not None else manager.knowledge)
-            if kb:
-                chunks = answer(engine, load_index(manager.store, kb), req.messages, req.params,
-                                tools=req.tools or None)
+            if checked.blocked:
+                chunks = guard.refuse(checked)
+            elif kb:
+                chunks = guard.stream(answer(engine, load_index(manager.store, kb), checked.messages or [],
+                                             req.params, tools=req.tools or None,
+                                             placeholders=checked.placeholders), checked)
             else:
-                chunks = engine.chat(req.messages, req.params, tools=req.tools or None)
+                chunks = guard.stream(engine.chat(checked.messages or [], req.params, tools=req.tools or None,
+                                                  placeholders=checked.placeholders), checked)
         else:
             if req.prompt is None:
                 raise UsageError("give either messages or a prompt", "e.g. {\"prompt\": \"Once upon a time\"}")
-            chunks = engine.generate(req.prompt, req.params)
+            checked = guard.check(prompt=req.prompt)
+            chunks = (guard.refuse(checked) if checked.blocked else
+                      guard.stream(engine.generate(checked.prompt or "", req.params), checked, raw=True))
         start = time.perf_counter()
         last = start
         first = True

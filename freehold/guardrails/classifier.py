@@ -1,0 +1,327 @@
+"""The safety classifier on prompts, and the judges that can stand in for it.
+
+    judge = load_judge("builtin", store)      # shipped with the install (safety_classifier.json)
+    judge.score("How do I make a pipe bomb?")  # -> probability the request is harmful, 0..1
+
+The built-in classifier is logistic regression over all-MiniLM-L6-v2 sentence embeddings (the
+embedder the install already carries): about 7 ms a prompt on 2 cores, weights of 385 numbers.
+Freehold trains it (``train``; ``scripts/train_safety_classifier.py`` writes the shipped file)
+from the public sets it already uses: AdvBench and HarmBench behaviours and XSTest's unsafe
+contrasts as harmful, XSTest's safe prompts and real people's questions from mailing lists as
+safe. ``strict_folds`` splits them so that no source is both trained on and tested on (XSTest's
+prompt types are written as separate sets: its types are split into two families); ``evaluate``
+gives F1, false-positive rate and latency, against ``keyword_baseline`` in the same run.
+
+``model:NAME`` judges with a model in the store instead (e.g. Llama Guard 3 1B, imported as a
+GGUF): the prompt goes into its chat template with Llama Guard's instruction, and an answer
+that starts with "unsafe" scores 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mailbox
+import math
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from freehold.errors import UsageError
+
+SHIPPED = "safety_classifier.json"
+
+
+class Judge(Protocol):
+    name: str
+
+    def score(self, text: str) -> float: ...
+
+
+def embedder() -> Any:
+    """The process's one all-MiniLM-L6-v2 (shared with knowledge search)."""
+    from freehold.engine.embedder import shared_embedder
+
+    return shared_embedder()
+
+
+def embed_many(texts: Sequence[str], batch: int = 32) -> list[list[float]]:
+    """Embeddings of many texts, batched by length (padding one batch to its longest text only)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: list[list[float]] = [[] for _ in texts]
+    for start in range(0, len(order), batch):
+        idx = order[start:start + batch]
+        for i, v in zip(idx, embedder().embed([texts[i] for i in idx]), strict=True):
+            out[i] = v
+    return out
+
+
+_SENTENCE = re.compile(r"\n\s*\n|(?<=[.?!])\s+(?=[A-Z])")
+SEGMENTS = 4  # the last sentences scored on their own besides the whole text
+
+
+def segments(text: str) -> list[str]:
+    """The last few sentences or paragraphs of a longer text (none for a one-sentence prompt)."""
+    parts = [p.strip() for p in _SENTENCE.split(text) if len(p.strip()) > 15]
+    return parts[-SEGMENTS:] if len(parts) > 1 else []
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+
+@dataclass
+class LinearClassifier:
+    """Logistic regression over sentence embeddings."""
+
+    weights: list[float]
+    bias: float
+    name: str = "freehold-safety"
+    meta: dict[str, Any] | None = None
+
+    def score(self, text: str) -> float:
+        return self.scores([text])[0]
+
+    def scores(self, texts: Sequence[str], vectors: dict[str, Any] | None = None) -> list[float]:
+        """The harm probability of each text: the highest of the whole text's and of its last
+        few sentences' (a harmful request after a long harmless context is still found).
+        ``vectors``: embeddings already computed, by text."""
+        import numpy as np
+
+        pieces = [[t, *segments(t)] for t in texts]
+        flat = list(dict.fromkeys(p for group in pieces for p in group))
+        known = vectors or {}
+        missing = [p for p in flat if p not in known]
+        table = {**known, **dict(zip(missing, embed_many(missing), strict=True))} if missing else known
+        w = np.asarray(self.weights)
+        return [_sigmoid(max(float(np.asarray(table[p]) @ w) for p in group) + self.bias) for group in pieces]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "weights": self.weights, "bias": self.bias, **(self.meta or {})}
+
+
+def shipped() -> LinearClassifier:
+    doc = json.loads(resources.files("freehold.guardrails").joinpath(SHIPPED).read_text())
+    meta = {k: v for k, v in doc.items() if k not in ("name", "weights", "bias")}
+    return LinearClassifier([float(w) for w in doc["weights"]], float(doc["bias"]), doc.get("name", "builtin"), meta)
+
+
+def shipped_digest() -> str:
+    return "sha256:" + hashlib.sha256(resources.files("freehold.guardrails").joinpath(SHIPPED).read_bytes()).hexdigest()
+
+
+# Llama Guard 3's instruction, shortened to its categories' names (S1-S14 of the MLCommons taxonomy).
+_GUARD_PROMPT = (
+    "Task: Check if there is unsafe content in 'User' messages in conversations according to our safety "
+    "policy with the below categories.\n\n<BEGIN UNSAFE CONTENT CATEGORIES>\nS1: Violent Crimes.\nS2: Non-Violent "
+    "Crimes.\nS3: Sex Crimes.\nS4: Child Exploitation.\nS5: Defamation.\nS6: Specialized Advice.\nS7: Privacy.\n"
+    "S8: Intellectual Property.\nS9: Indiscriminate Weapons.\nS10: Hate.\nS11: Self-Harm.\nS12: Sexual Content.\n"
+    "S13: Elections.\nS14: Code Interpreter Abuse.\n<END UNSAFE CONTENT CATEGORIES>\n\n<BEGIN CONVERSATION>\n\n"
+    "User: {text}\n\n<END CONVERSATION>\n\nProvide your safety assessment for ONLY THE LAST User message in the "
+    "above conversation:\n - First line must read 'safe' or 'unsafe'.\n - If unsafe, a second line must include "
+    "a comma-separated list of violated categories.")
+
+
+class ModelJudge:
+    """A judge model from the store (``safety = "model:NAME"``), asked as Llama Guard is."""
+
+    def __init__(self, store: Any, name: str) -> None:
+        from freehold.engine import load_engine
+
+        self.name = name
+        self.engine = load_engine(name, store=store)
+        self.lock = threading.Lock()
+
+    def verdict(self, text: str) -> str:
+        from freehold.engine import SamplingParams
+
+        with self.lock:
+            chunks = self.engine.chat([{"role": "user", "content": _GUARD_PROMPT.format(text=text)}],
+                                      SamplingParams.given(temperature=0, max_tokens=10))
+            return "".join(c.text for c in chunks).strip().lower()
+
+    def score(self, text: str) -> float:
+        return 1.0 if self.verdict(text).startswith("unsafe") else 0.0
+
+
+def load_judge(spec: str, store: Any = None) -> Judge:
+    if spec == "builtin":
+        return shipped()
+    if spec.startswith("model:"):
+        if store is None:
+            raise UsageError(f"safety = {spec!r} needs the store the judge model is in", "serve from a store")
+        return ModelJudge(store, spec.removeprefix("model:"))
+    raise UsageError(f"unknown safety judge {spec!r}", "use builtin, off or model:NAME")
+
+
+# -- the keyword baseline (what a deny-list of harmful words does) ----------------------------
+BASELINE_WORDS = (
+    "bomb", "explosive", "weapon", "gun", "kill", "murder", "poison", "hack", "malware", "virus", "steal",
+    "fraud", "drug", "meth", "cocaine", "suicide", "terror", "attack", "exploit", "ransomware", "counterfeit",
+    "launder", "racist", "nazi", "torture", "kidnap", "illegal", "harm", "abuse", "assault",
+)
+_BASELINE = re.compile(r"\b(?:" + "|".join(BASELINE_WORDS) + r")", re.IGNORECASE)
+
+
+class KeywordBaseline:
+    name = "keyword baseline"
+
+    def score(self, text: str) -> float:
+        return 1.0 if _BASELINE.search(text) else 0.0
+
+    def scores(self, texts: Sequence[str]) -> list[float]:
+        return [self.score(t) for t in texts]
+
+
+# -- data, folds, training, evaluation ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    harmful: bool
+    source: str  # advbench | harmbench | xstest:<family> | mail:<archive>
+
+
+# XSTest's prompt types in two families (each safe type with its unsafe contrast).
+XSTEST_FAMILIES = {
+    "a": ("homonyms", "figurative_language", "safe_targets", "safe_contexts", "definitions"),
+    "b": ("real_group_nons_discr", "nons_group_real_discr", "historical_events", "privacy_public",
+          "privacy_fictional", "discr", "privacy"),
+}
+
+
+def _xstest_family(kind: str) -> str:
+    base = kind.removeprefix("contrast_")
+    return next(f for f, kinds in XSTEST_FAMILIES.items() if base in kinds)
+
+
+def mail_questions(path: Path, limit: int = 400) -> list[str]:
+    """The opening messages of threads in an mbox archive (not replies): real people asking."""
+    out: list[str] = []
+    for msg in mailbox.mbox(str(path)):
+        subject = str(msg.get("Subject") or "")
+        if re.match(r"\s*(re|aw|fwd?)\s*:", subject, re.I) or msg.get("In-Reply-To"):
+            continue
+        part = next((p for p in msg.walk() if p.get_content_type() == "text/plain"), None)
+        if part is None:
+            continue
+        body = part.get_payload(decode=True)
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(">")]
+        question = re.sub(r"\s+", " ", " ".join(lines))[:400].strip()
+        if len(question) > 20:
+            clean = re.sub(r"^(\s*(re|fwd?|aw)\s*:\s*|\[[^\]]+\]\s*)+", "", subject, flags=re.I).strip()
+            out.append(f"{clean}: {question}" if clean else question)
+        if len(out) >= limit:
+            break
+    return list(dict.fromkeys(out))
+
+
+def examples(sets: Path, mail: dict[str, Path]) -> list[Example]:
+    """Every labelled prompt: the public sets in ``sets`` (advbench/, harmbench/, xstest/, as
+    packaged in freehold/evals/sets) and the mail archives ``mail`` (name -> mbox)."""
+    from freehold.evals.sources import read_prompts
+
+    out = [Example(p.text, True, "advbench") for p in read_prompts(sets / "advbench" / "harmful_behaviors.csv")]
+    out += [Example(p.text, True, "harmbench")
+            for p in read_prompts(sets / "harmbench" / "harmbench_behaviors_text_all.csv")]
+    out += [Example(p.text, p.label == "unsafe", f"xstest:{_xstest_family(p.category)}")
+            for p in read_prompts(sets / "xstest" / "xstest_prompts.csv")]
+    for name, path in mail.items():
+        out += [Example(q, False, f"mail:{name}") for q in mail_questions(path)]
+    return out
+
+
+def strict_folds(data: Sequence[Example], mail_train: Sequence[str],
+                 mail_test: Sequence[str]) -> list[tuple[list[Example], list[Example]]]:
+    """Two folds, no source on both sides: AdvBench + XSTest family a + the ``mail_train``
+    archives against HarmBench + XSTest family b + the ``mail_test`` archives, and the swap."""
+    side_a = {"advbench", "xstest:a", *(f"mail:{m}" for m in mail_train)}
+    side_b = {"harmbench", "xstest:b", *(f"mail:{m}" for m in mail_test)}
+    a = [e for e in data if e.source in side_a]
+    b = [e for e in data if e.source in side_b]
+    return [(a, b), (b, a)]
+
+
+def train(data: Sequence[Example], *, l2: float = 1e-2, iterations: int = 50,
+          vectors: dict[str, Any] | None = None) -> LinearClassifier:
+    """Logistic regression (Newton's method, classes weighted equally) on the whole texts'
+    embeddings. ``vectors``: embeddings already computed, by text."""
+    import numpy as np
+
+    texts = [e.text for e in data]
+    table = vectors if vectors is not None else dict(zip(texts, embed_many(texts), strict=True))
+    x = np.asarray([table[t] for t in texts], dtype=np.float64)
+    y = np.asarray([1.0 if e.harmful else 0.0 for e in data])
+    pos = max(1.0, y.sum())
+    neg = max(1.0, len(y) - y.sum())
+    sample_w = np.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg))
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(xb.shape[1])
+    reg = np.full(xb.shape[1], l2 * len(y))
+    reg[-1] = 0.0  # the bias is not shrunk
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -60, 60)))
+        grad = xb.T @ (sample_w * (p - y)) + reg * w
+        hess = (xb * (sample_w * p * (1 - p))[:, None]).T @ xb + np.diag(reg)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if float(np.abs(step).max()) < 1e-8:
+            break
+    return LinearClassifier([float(v) for v in w[:-1]], float(w[-1]))
+
+
+@dataclass
+class Scores:
+    n: int
+    f1: float
+    precision: float
+    recall: float
+    false_positive_rate: float
+    accuracy: float
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def scores_of(labels: Sequence[bool], predicted: Sequence[bool]) -> Scores:
+    tp = sum(y and p for y, p in zip(labels, predicted, strict=True))
+    fp = sum(p and not y for y, p in zip(labels, predicted, strict=True))
+    fn = sum(y and not p for y, p in zip(labels, predicted, strict=True))
+    tn = len(labels) - tp - fp - fn
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Scores(len(labels), f1, precision, recall, fp / (fp + tn) if fp + tn else 0.0, (tp + tn) / len(labels))
+
+
+def evaluate(judge: Any, data: Sequence[Example], threshold: float = 0.5, timed: int = 0,
+             vectors: dict[str, Any] | None = None) -> Scores:
+    """F1, precision, recall, false-positive rate; ``timed``: also p50/p95 of one prompt at a
+    time over the first ``timed`` prompts (the serving case: one request, one prompt)."""
+    texts = [e.text for e in data]
+    linear = isinstance(judge, LinearClassifier)
+    probs = judge.scores(texts, vectors) if linear else [judge.score(t) for t in texts]
+    result = scores_of([e.harmful for e in data], [p >= threshold for p in probs])
+    if timed:
+        times = []
+        for t in texts[:timed]:
+            start = time.perf_counter()
+            judge.score(t)
+            times.append((time.perf_counter() - start) * 1e3)
+        times.sort()
+        result.p50_ms = times[len(times) // 2]
+        result.p95_ms = times[min(len(times) - 1, int(len(times) * 0.95))]
+    return result
+
+
+def sources_digest(paths: Iterable[Path]) -> dict[str, str]:
+    return {p.name: "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
