@@ -41,8 +41,8 @@ def serve_cmd(
                                        "also FREEHOLD_PUSH_KEY (comma-separated). Without one it takes no pushes."),
     open_pull: bool = typer.Option(False, "--registry-open-pull", help="Let anyone pull from the registry even "
                                    "when the server has API keys."),
-    guardrails: Path | None = typer.Option(None, "--guardrails", help="Guardrails policy (TOML: [default] and "
-                                           "[models.NAME]; docs/guardrails.md). Default: personal data replaced "
+    guardrails: Path | None = typer.Option(None, "--guardrails", help="Guardrails policy (TOML: \\[default] and "
+                                           "\\[models.NAME]; docs/guardrails.md). Default: personal data replaced "
                                            "before the model sees it, new personal data in answers redacted."),
     no_guardrails: bool = typer.Option(False, "--no-guardrails", help="Serve with every guardrail off."),
     declare_use: str | None = typer.Option(None, "--declare-use", help="What the models are served for: commercial, "
