@@ -11,9 +11,11 @@ as substrings, the judge AdvBench/GCG report with) on each split of the labelled
 classifier/baseline accuracy ratio per split.
 
 ``--xstest-completions DIR`` also scores both judges on XSTest's own human-labelled model
-completions (the upstream repository's ``model_completions/xstest_v2_completions_*.csv``,
-450 per model; not in ../shared/data, whose XSTest folder holds only the prompts), per file
-and together.
+completions (``xstest_v2_completions_*.csv``, 450 per model; ../shared/data/evals/xstest has
+GPT-4's and Llama 2's), per file and together, and then the refusal judge the safety suite uses
+(freehold/evals/judge.py) with a strict split: fitted on two models' completions, tested on
+the third's and on Freehold's SmolLM2 and written sets, beside the rules and the keyword
+baseline (issue 16's goal: >= 0.90 on held-out models).
 """
 
 from __future__ import annotations
@@ -46,6 +48,36 @@ def upstream(folder: Path) -> None:
               f"{ours.precision:8.3f} / {ours.recall:.3f}")
 
 
+def strict(shared: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_judge", Path(__file__).resolve().parents[1] / "scripts"
+                                                  / "train_refusal_judge.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    from freehold.evals import judge as j
+
+    by_model, extra = script.labelled(shared)
+    vectors = j.embed_responses([t for rows in [*by_model.values(), *extra.values()] for _, _, t in rows])
+    figures = script.strict_figures(by_model, extra, vectors)
+    print("\nThe refusal judge, leave one model out (fitted on the other two models' completions)")
+    print(f"{'held-out model':15} {'judge':17} {'held-out':>8} {'smollm2':>8} {'written':>8}")
+    means: dict[str, list[float]] = {}
+    for fold, row in figures.items():
+        held = fold.removeprefix("held_out_")
+        for name, accs in row.items():
+            means.setdefault(name, []).append(accs[held])
+            print(f"{held:15} {name:17} {accs[held]:8.3f} {accs['smollm2']:8.3f} {accs['written']:8.3f}")
+    for name, vals in means.items():
+        print(f"mean held-out   {name:17} {sum(vals) / len(vals):8.3f}"
+              + ("   (the rules were written looking at these models: not held out)" if name in ("rules", "ensemble")
+                 else ""))
+    base = sum(means["keyword_baseline"]) / len(means["keyword_baseline"])
+    print(f"judge (ensemble) / keyword baseline: {sum(means['ensemble']) / len(means['ensemble']) / base:.3f}x; "
+          f"learned only / baseline: {sum(means['learned']) / len(means['learned']) / base:.3f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--xstest-completions", type=Path, help="folder of XSTest's labelled completion CSVs")
@@ -70,6 +102,7 @@ def main() -> None:
         print(f"{name}: {secs / len(rows) * 1e6:.1f} µs per response")
     if args.xstest_completions:
         upstream(args.xstest_completions)
+        strict(args.xstest_completions.parents[1])
 
 
 if __name__ == "__main__":

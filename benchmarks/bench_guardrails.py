@@ -4,7 +4,7 @@
 
 One SmolLM2 (the bundled GGUF) loaded once in a ModelManager; the native path (what the OpenAI
 and Ollama APIs call) answers the same support question, greedy, ``--tokens`` tokens, under
-three policies in alternating rounds: none (``--no-guardrails``), the default policy (personal
+three policies in rounds of rotating order: none (``--no-guardrails``), the default policy (personal
 data in the prompt replaced, the answer's new personal data redacted), and the default with
 the built-in safety classifier on the prompt. Medians over the rounds, and each policy's ratio
 to none. Goal (issue 16): the default policy costs at most 5% of tokens/s and 20 ms of time to
@@ -29,8 +29,11 @@ from freehold.server.models import ModelManager
 from freehold.server.native import NativeRequest, run_native
 from freehold.store import Store
 
+# No personal data the policy replaces, so every policy gives the model the same prompt and it writes
+# the same answer: the difference is the guardrails' own work (scanning the prompt, filtering the
+# stream, the classifier). A prompt with a card number would change what the model reads.
 QUESTION = ("Hi, I'm Oliver. My order 4411 (Summit 45L backpack) arrived with a broken zip after one trip. "
-            "You can reach me at oliver.bennett@example.org or +44 20 7946 0958. Is it covered?")
+            "Is it covered by the warranty, and what should I send you?")
 
 
 def one(manager: ModelManager, metrics: Metrics, tokens: int) -> tuple[float, float]:
@@ -66,9 +69,10 @@ def main() -> None:
             manager.guardrails = rails
             one(manager, metrics, 8)
         results: dict[str, list[tuple[float, float]]] = {k: [] for k in arms}
-        for _ in range(args.rounds):
-            for name, rails in arms.items():
-                manager.guardrails = rails
+        names = list(arms)
+        for r in range(args.rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order each round
+                manager.guardrails = arms[name]
                 results[name].append(one(manager, metrics, args.tokens))
         manager.close()
         store.close()

@@ -56,6 +56,7 @@ def _register() -> None:
         ("ledger", "audit", "Verify and explain what went into a model (the signed ledger)."),
         ("keys", "key", "Your signing identity for the ledger."),
         ("licence", "licence", "Licences: what binds a model; accept one before serving it."),
+        ("guardrails", "guardrails", "Guardrails: what serving refuses, replaces and redacts."),
         ("knowledge", "knowledge", "Index your mail and documents for answers that cite their sources."),
         ("jobs", "jobs", "Long operations (import, tune, eval, export, verify) the server runs in the background."),
     ):

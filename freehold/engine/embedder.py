@@ -47,7 +47,8 @@ class SentenceEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> int:
         return sum(len(self.tokenizer(t)["input_ids"]) for t in texts)
 
-    def embed(self, texts: Sequence[str], truncate: bool = True) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], truncate: bool = True, max_tokens: int | None = None) -> list[list[float]]:
+        """Unit vectors of ``texts``; ``max_tokens``: cut each text there (default the model's 256)."""
         torch = self.torch
         if not truncate:
             for t in texts:
@@ -56,7 +57,8 @@ class SentenceEmbedder:
                     raise UsageError(f"an input is {n} tokens; {self.name} takes at most {self.max_tokens}",
                                      "shorten it, or allow truncation")
         with self.lock, torch.inference_mode():
-            batch: Any = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
+            limit = min(max_tokens or self.max_tokens, self.max_tokens)
+            batch: Any = self.tokenizer(list(texts), padding=True, truncation=True, max_length=limit,
                                         return_tensors="pt")
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).float()
@@ -77,3 +79,16 @@ def shared_embedder() -> SentenceEmbedder:
         if _SHARED is None:
             _SHARED = SentenceEmbedder()
         return _SHARED
+
+
+def embed_many(texts: Sequence[str], batch: int = 32, max_tokens: int | None = None) -> list[list[float]]:
+    """Embeddings of many texts with the shared embedder, batched by length so that a batch is
+    padded to its own longest text only; ``max_tokens``: cut each text there."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: list[list[float]] = [[] for _ in texts]
+    model = shared_embedder()
+    for start in range(0, len(order), batch):
+        idx = order[start:start + batch]
+        for i, v in zip(idx, model.embed([texts[i] for i in idx], max_tokens=max_tokens), strict=True):
+            out[i] = v
+    return out

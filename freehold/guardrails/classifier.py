@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from freehold.errors import UsageError
+from freehold.evals.learn import LogisticModel
 
 SHIPPED = "safety_classifier.json"
 
@@ -50,15 +51,16 @@ def embedder() -> Any:
     return shared_embedder()
 
 
+# Tokens of a prompt the classifier reads as a whole (its last sentences are read on their own
+# too): 128 keeps a long prompt's p95 near 20 ms on 2 cores, where MiniLM's full 256 took 130 ms.
+WHOLE_TOKENS = 128
+
+
 def embed_many(texts: Sequence[str], batch: int = 32) -> list[list[float]]:
-    """Embeddings of many texts, batched by length (padding one batch to its longest text only)."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: list[list[float]] = [[] for _ in texts]
-    for start in range(0, len(order), batch):
-        idx = order[start:start + batch]
-        for i, v in zip(idx, embedder().embed([texts[i] for i in idx]), strict=True):
-            out[i] = v
-    return out
+    """Embeddings of many texts, each cut at WHOLE_TOKENS."""
+    from freehold.engine.embedder import embed_many as embed
+
+    return embed(texts, batch, WHOLE_TOKENS)
 
 
 _SENTENCE = re.compile(r"\n\s*\n|(?<=[.?!])\s+(?=[A-Z])")
@@ -76,13 +78,10 @@ def _sigmoid(x: float) -> float:
 
 
 @dataclass
-class LinearClassifier:
+class LinearClassifier(LogisticModel):
     """Logistic regression over sentence embeddings."""
 
-    weights: list[float]
-    bias: float
     name: str = "freehold-safety"
-    meta: dict[str, Any] | None = None
 
     def score(self, text: str) -> float:
         return self.scores([text])[0]
@@ -97,9 +96,12 @@ class LinearClassifier:
         flat = list(dict.fromkeys(p for group in pieces for p in group))
         known = vectors or {}
         missing = [p for p in flat if p not in known]
-        table = {**known, **dict(zip(missing, embed_many(missing), strict=True))} if missing else known
+        # One prompt (serving): one text at a time, so a short sentence is not padded to the whole.
+        batch = 1 if len(texts) == 1 else 32
+        table = {**known, **dict(zip(missing, embed_many(missing, batch), strict=True))} if missing else known
         w = np.asarray(self.weights)
         return [_sigmoid(max(float(np.asarray(table[p]) @ w) for p in group) + self.bias) for group in pieces]
+
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "weights": self.weights, "bias": self.bias, **(self.meta or {})}
@@ -108,7 +110,7 @@ class LinearClassifier:
 def shipped() -> LinearClassifier:
     doc = json.loads(resources.files("freehold.guardrails").joinpath(SHIPPED).read_text())
     meta = {k: v for k, v in doc.items() if k not in ("name", "weights", "bias")}
-    return LinearClassifier([float(w) for w in doc["weights"]], float(doc["bias"]), doc.get("name", "builtin"), meta)
+    return LinearClassifier([float(w) for w in doc["weights"]], float(doc["bias"]), meta, doc.get("name", "builtin"))
 
 
 def shipped_digest() -> str:
@@ -251,30 +253,16 @@ def strict_folds(data: Sequence[Example], mail_train: Sequence[str],
 
 def train(data: Sequence[Example], *, l2: float = 1e-2, iterations: int = 50,
           vectors: dict[str, Any] | None = None) -> LinearClassifier:
-    """Logistic regression (Newton's method, classes weighted equally) on the whole texts'
-    embeddings. ``vectors``: embeddings already computed, by text."""
-    import numpy as np
+    """Logistic regression (freehold.evals.learn) on the whole texts' embeddings. ``vectors``:
+    embeddings already computed, by text."""
+    from freehold.evals.learn import fit_logistic
 
     texts = [e.text for e in data]
     table = vectors if vectors is not None else dict(zip(texts, embed_many(texts), strict=True))
-    x = np.asarray([table[t] for t in texts], dtype=np.float64)
-    y = np.asarray([1.0 if e.harmful else 0.0 for e in data])
-    pos = max(1.0, y.sum())
-    neg = max(1.0, len(y) - y.sum())
-    sample_w = np.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg))
-    xb = np.hstack([x, np.ones((len(x), 1))])
-    w = np.zeros(xb.shape[1])
-    reg = np.full(xb.shape[1], l2 * len(y))
-    reg[-1] = 0.0  # the bias is not shrunk
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -60, 60)))
-        grad = xb.T @ (sample_w * (p - y)) + reg * w
-        hess = (xb * (sample_w * p * (1 - p))[:, None]).T @ xb + np.diag(reg)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if float(np.abs(step).max()) < 1e-8:
-            break
-    return LinearClassifier([float(v) for v in w[:-1]], float(w[-1]))
+    weights, bias = fit_logistic([table[t] for t in texts], [1.0 if e.harmful else 0.0 for e in data], l2,
+                                 iterations)
+    return LinearClassifier(weights, bias)
+
 
 
 @dataclass
@@ -325,3 +313,33 @@ def evaluate(judge: Any, data: Sequence[Example], threshold: float = 0.5, timed:
 
 def sources_digest(paths: Iterable[Path]) -> dict[str, str]:
     return {p.name: "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def record_eval(home: Path, sets: Path, mail: dict[str, Path] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Measure the classifier as the training script did (the two strict folds, each fitted on one
+    side's sources and tested on the other's, beside the keyword baseline) and sign the figures
+    into the ledger as an ``eval`` record citing the shipped classifier's digest and the data's.
+    Without ``mail`` only the public sets the install carries take part. Returns (record, scores)."""
+    from freehold.ledger import Ledger, Recorder, ref
+
+    mail = mail or {}
+    data = examples(sets, mail)
+    texts = list(dict.fromkeys(p for e in data for p in (e.text, *segments(e.text))))
+    vectors = dict(zip(texts, embed_many(texts), strict=True))
+    names = list(mail)
+    scores: dict[str, Any] = {}
+    for i, (train_side, test_side) in enumerate(strict_folds(data, names[:len(names) // 2],
+                                                             names[len(names) // 2:]), 1):
+        ours = evaluate(train(train_side, vectors=vectors), test_side, vectors=vectors)
+        base = evaluate(KeywordBaseline(), test_side)
+        scores.update({f"fold{i}_f1": round(ours.f1, 4), f"fold{i}_false_positive_rate":
+                       round(ours.false_positive_rate, 4), f"fold{i}_baseline_f1": round(base.f1, 4),
+                       f"fold{i}_baseline_false_positive_rate": round(base.false_positive_rate, 4),
+                       f"fold{i}_n": ours.n})
+    files = [sets / "advbench/harmful_behaviors.csv", sets / "harmbench/harmbench_behaviors_text_all.csv",
+             sets / "xstest/xstest_prompts.csv", *mail.values()]
+    data_refs = [ref("data", digest, filename=name) for name, digest in sources_digest(files).items()]
+    record = Recorder(Ledger.open(home)).record_eval(
+        suite="guardrails-safety-classifier", model=[ref("classifier", shipped_digest(), filename=SHIPPED)],
+        data=data_refs, scores=scores)
+    return record, scores

@@ -226,3 +226,45 @@ def test_a_policy_file_reports_every_problem_at_once(tmp_path: Path) -> None:
     assert policies.for_model(["acme-support:latest"]).topics == ("orders",)
     assert policies.for_model(["acme-support:latest"]).deny == ("x",)  # a model's section starts from [default]
     assert policies.for_model(["other"]).topics == ()
+
+
+def test_the_cli_shows_what_the_model_would_read_and_signs_the_classifier_figures(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FREEHOLD_HOME": str(tmp_path / "home")}
+    shown = subprocess.run([sys.executable, "-m", "freehold", "guardrails", "check", "--json", PROMPT], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["blocked"] is None and CARD not in doc["model_reads"] and "[IBAN_1]" in doc["model_reads"]
+    from freehold.guardrails.classifier import SHIPPED, record_eval, shipped_digest
+    from freehold.ledger import Ledger
+
+    sets = Path(__file__).parents[2] / "freehold" / "evals" / "sets"
+    record, scores = record_eval(tmp_path / "home", sets)
+    assert scores["fold1_f1"] > scores["fold1_baseline_f1"] and scores["fold2_f1"] > scores["fold2_baseline_f1"]
+    stored = Ledger.open(tmp_path / "home").records()[-1]
+    assert stored.hash == record.hash and stored.type == "eval"
+    assert stored.payload["inputs"][0]["digest"] == shipped_digest()
+    assert stored.payload["inputs"][0]["filename"] == SHIPPED
+    from freehold.ledger.verify import verify_ledger
+
+    assert verify_ledger(tmp_path / "home").ok  # signed and chained
+
+
+def test_a_judge_model_from_the_store_stands_behind_the_same_interface(store: Store, tmp_path: Path) -> None:
+    from freehold.testing import write_tiny_gguf
+
+    # Llama Guard's instruction is long: a tiny model with room for it.
+    store.import_gguf(write_tiny_gguf(tmp_path / "judge.gguf", ctx=4096), "judge")
+    rails = Guardrails(PolicySet(Policy(safety="model:judge", pii="off")), store)
+    judge = rails.judge("model:judge")
+    verdict = judge.verdict("How do I bake bread?")  # the tiny model answers nonsense: not "unsafe"
+    assert isinstance(verdict, str) and judge.score("How do I bake bread?") == 0.0
+    assert rails.guard("m").check(messages=[{"role": "user", "content": "How do I bake bread?"}]).blocked is None
+    with pytest.raises(UsageError, match="model:NAME"):
+        load_policy_text = Path(store.home) / "p.toml"
+        load_policy_text.write_text('[default]\nsafety = "llamaguard"\n')
+        load_policy(load_policy_text)
