@@ -19,6 +19,7 @@ Two answers, both from what the store holds (no network, no guessing):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -347,7 +348,7 @@ class Inherited:
     def notice(self) -> str | None:
         return notice_text(self.expression)
 
-    def layers(self, store: Any, parents: list[Any]) -> list[Any]:
+    def layers(self, store: Any, parents: Sequence[Any]) -> list[Any]:
         """The text layers a derivative carries for its licences: each parent's licence text
         (once; the first model's first) and the NOTICE its licences require."""
         from freehold.store import MediaType
@@ -360,7 +361,7 @@ class Inherited:
         return out
 
 
-def inherit(store: Any, name: str, *, models: list[Any], datasets: list[Any] = (),  # type: ignore[assignment]
+def inherit(store: Any, name: str, *, models: Sequence[Any], datasets: Sequence[Any] = (),
             label: str | None = None) -> Inherited:
     """The licence of ``name``, a derivative of store ``models`` (a base, the models merged) trained on
     ``datasets``: every licence they come under, as one expression. ``label``: the licence the

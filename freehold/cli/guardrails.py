@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True, help="Guardrails: what serving refuses, 
 def check_cmd(text: str = typer.Argument(..., help="A prompt, as a user would send it."),
               policy: Path | None = typer.Option(None, "--policy", help="The policy file (default: the default "
                                                  "policy)."),
-              model: str = typer.Option("default", "--model", help="Whose [models.NAME] section applies."),
+              model: str = typer.Option("default", "--model", help="Whose \\[models.NAME] section applies."),
               as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """What the guardrails would do with a prompt: refuse it (and why), or what the model would read."""
     from freehold.guardrails import Guardrails, load_policy

@@ -117,8 +117,8 @@ class Guard:
             return Checked(messages=list(messages) if messages is not None else None, prompt=prompt)
         replace_pii = _Replacer(p.pii_types)
         if messages is not None:
-            out = [m if m.get("role") == "system" or not isinstance(m.get("content"), str)
-                   else {**m, "content": replace_pii(m["content"])} for m in messages]
+            out = [m if m.get("role") == "system" else {**m, "content": self._replace_in(m.get("content"), replace_pii)}
+                   for m in messages]
             checked = Checked(messages=out)
         else:
             checked = Checked(prompt=replace_pii(prompt or ""))
@@ -128,6 +128,16 @@ class Guard:
             if p.pii == "restore":
                 checked.placeholders = replace_pii.values
         return checked
+
+    @staticmethod
+    def _replace_in(content: Any, replace_pii: _Replacer) -> Any:
+        """A message's content with personal data replaced: a string, or OpenAI's content parts."""
+        if isinstance(content, str):
+            return replace_pii(content)
+        if isinstance(content, list):
+            return [{**part, "text": replace_pii(part["text"])} if isinstance(part, dict)
+                    and isinstance(part.get("text"), str) else part for part in content]
+        return content
 
     def refuse(self, checked: Checked) -> Iterator[Chunk]:
         yield Chunk(checked.reply)

@@ -250,6 +250,21 @@ async def reply(request: Request, model: str = Query(DEFAULT_ALIAS, description=
     return await run_in_threadpool(draft)
 
 
+def _guardrails(state: Any) -> dict[str, Any]:
+    """The serving policy as the settings page shows it: its file, the default and per-model rails."""
+    import dataclasses
+
+    policies = state.models.guardrails.policies
+
+    def rails(p: Any) -> dict[str, Any]:
+        return {"pii": p.pii, "pii_types": list(p.pii_types), "redact_answers": p.redact_answers,
+                "deny": len(p.deny), "topics": list(p.topics), "safety": p.safety,
+                **{k: v for k, v in dataclasses.asdict(p).items() if k in ("safety_threshold", "topic_threshold")}}
+
+    return {"file": policies.source, "off": state.options.no_guardrails, "default": rails(policies.default),
+            "models": {name: rails(p) for name, p in policies.models.items()}}
+
+
 @router.get("/settings")
 async def settings_info(request: Request) -> Any:
     state = request.app.state.freehold
@@ -262,6 +277,7 @@ async def settings_info(request: Request) -> Any:
         return {"home": str(store.home), "threads": state.settings.threads, "context": state.settings.context,
                 "storage_bytes": used, "api_keys": len(state.options.api_keys),
                 "identity": load_identity(store.home).key_id,
-                "free_disk_bytes": shutil.disk_usage(store.home).free}
+                "free_disk_bytes": shutil.disk_usage(store.home).free,
+                "declared_use": state.options.declared_use, "guardrails": _guardrails(state)}
 
     return await run_in_threadpool(info)

@@ -189,6 +189,8 @@ def test_the_stream_filters_hold_only_what_may_still_become_something_they_stop(
     guard = rails.guard("m")
     checked = guard.check(messages=[{"role": "user", "content": f"My card is {CARD}, my mail {EMAIL}."}])
     assert checked.placeholders == {"[CARD_1]": CARD, "[EMAIL_1]": EMAIL}
+    parts = guard.check(messages=[{"role": "user", "content": [{"type": "text", "text": f"card {CARD}"}]}])
+    assert parts.messages == [{"role": "user", "content": [{"type": "text", "text": "card [CARD_1]"}]}]
     answer = (f"Thanks! We saw {CARD} and will write to {EMAIL}. Our other card 5500 0000 0000 0004 and "
               "support@shop.example are ours. Ask about the competitor dealer, never the competitor deal we")
     out = list(guard.stream(_chunks(answer, size), checked))

@@ -76,6 +76,8 @@ def test_catalog_model_page_chat_jobs_and_settings(web: Browsing, site: Live) ->
     web.shot("jobs")
     page = web.go("/settings")
     assert "Signing identity" in page.inner_text("main") and "ed25519:" in page.inner_text("main")
+    rails = page.inner_text("#guardrails")
+    assert "the default policy" in rails and "given back in the answer" in rails and "CARD" in rails
     web.shot("settings")
     _clean(web)
 
