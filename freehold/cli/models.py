@@ -177,9 +177,11 @@ def import_cmd(
     console.print(f"imported [bold]{entry.name}[/]: {info.get('architecture')}, "
                   f"{human_count(info.get('parameters'))} params, {info.get('quantization')}, "
                   f"{human_size(entry.size)}, licence {licence}")
-    if entry.manifest.source.get("use_restrictions"):
-        console.print(f"[yellow]note:[/] {entry.manifest.source['use_restrictions']}; "
-                      f"read 'freehold show {entry.name} --license'")
+    from freehold.models import licence_info
+
+    if licence_info(store, entry)["restricts_use"]:  # the table's kinds, not a note some importers write
+        console.print(f"[yellow]note:[/] its licence restricts use; read 'freehold licence show {entry.name}' and "
+                      f"accept it before it is served: 'freehold licence accept {entry.name}'", highlight=False)
 
 
 @app.command("rm")

@@ -76,6 +76,7 @@ def serve_cmd(
                   "/metrics)"
                   + ("  [API key required]" if options.api_keys else "")
                   + (f"  [answers grounded in {knowledge}]" if knowledge else "")
+                  + (f"  [declared use: {declare_use}]" if declare_use else "")
                   + (f"  [registry: /v2/, {'pushes with a push key' if options.push_keys else 'pull only'}]"
                      if registry else ""), highlight=False)
     if open_browser:

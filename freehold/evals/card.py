@@ -203,23 +203,23 @@ def _licence_section(card: _Card) -> str:
                    text=card.store.text_layer(card.entry.manifest, MediaType.LICENSE))
     if not lic["name"]:
         return "Not stated in the model's files or lineage. Find out its terms before you use or share it."
-    lines = [f"`{lic['name']}`" + (f" ({lic['kind']})" if lic["kind"] != "unknown" else "") + "."]
+    paras = [f"`{lic['name']}`" + (f" ({lic['kind']})" if lic["kind"] != "unknown" else "") + "."]
     if any(o["kind"] == "attribution" and "Built with Llama" in o["text"] for o in lic["obligations"]):
-        lines.insert(0, "**Built with Llama**")
+        paras.insert(0, "**Built with Llama**")
     inherited = (card.entry.manifest.source or {}).get("licence_from") or []
     if inherited:
-        lines.append("Inherited from: " + ", ".join(f"{s['kind']} `{s['name']}` ({s['licence']})" for s in inherited)
+        paras.append("Inherited from: " + ", ".join(f"{s['kind']} `{s['name']}` ({s['licence']})" for s in inherited)
                      + ".")
-    for t in lic["terms"]:
-        lines.append(f"- {t['text']}: " + (f"{t['name']} ({t['id']}), {t['source']}" if t["id"]
-                                           else "not in Freehold's licence table; read its terms"))
-    lines += [f"- must: {o['text']}" for o in lic["obligations"]]
-    lines += [f"- restricts: {r['text']}" for r in lic["restrictions"]]
+    items = [f"- {t['text']}: " + (f"{t['name']} ({t['id']}), {t['source']}" if t["id"]
+                                   else "not in Freehold's licence table; read its terms") for t in lic["terms"]]
+    items += [f"- must: {o['text']}" for o in lic["obligations"]]
+    items += [f"- restricts: {r['text']}" for r in lic["restrictions"]]
+    paras.append("\n".join(items))
     notice = notice_text(card.license)
     if notice:
-        lines.append("Notice (carried by every copy and derivative):\n\n" + "\n".join(
-            f"> {line}" if line else ">" for line in notice.strip().splitlines()))
-    return "\n".join(lines)
+        paras.append("Notice (carried by every copy and derivative):")
+        paras.append("\n".join(f"> {line}" if line else ">" for line in notice.strip().splitlines()))
+    return "\n\n".join(paras)
 
 
 def _metadata(card: _Card) -> dict[str, Any]:

@@ -216,6 +216,29 @@ def test_a_flagged_model_is_marked_and_deploys_only_when_a_person_insists(web: B
     _clean(web)
 
 
+def test_a_restricted_model_is_deployed_once_its_terms_are_accepted_on_its_page(web: Browsing, site: Live,
+                                                                                tmp_path: Path) -> None:
+    from freehold.home import import_model
+    from freehold.ledger import Ledger
+    from freehold.testing import write_tiny_gguf
+
+    import_model(site.store, write_tiny_gguf(tmp_path / "g.gguf", seed=4, license="gemma"), "local-gemma")
+    page = web.go("/models/local-gemma:latest")
+    assert "Gemma Terms of Use" in page.inner_text("#licence") and "§3.2" in page.inner_text("#licence")
+    page.click("#deploy")
+    page.wait_for_selector("#action-status.bad")
+    assert "served only once its licence is accepted" in page.inner_text("#action-status")
+    assert page.locator('#action-status a[href$="#licence"]').count() == 1
+    page.click("#accept-licence")
+    page.wait_for_selector("#licence-accepted")
+    web.shot("model-licence")
+    accepted = [r for r in Ledger.open(site.store.home).records() if r.type == "licence"][-1].payload
+    assert accepted["model"] == "local-gemma:latest" and accepted["via"] == "web" and accepted["by"]
+    page.click("#deploy")
+    page.wait_for_selector("#snippets pre")
+    _clean(web)
+
+
 def test_browse_another_registry_filter_accept_a_licence_and_pull(web: Browsing, site: Live, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses

@@ -197,6 +197,7 @@ function initModel() {
       const done = el("p", { class: "status good", id: "licence-accepted", text: `Accepted (${r.accepted.join(", ") || "before"}): the ledger records it. ${model} may now be served and deployed.` });
       document.getElementById("licence-pending").replaceWith(done);
       acceptBtn.remove();
+      say("");  // a refusal to deploy said before no longer holds
     } catch (e) { say(e.message, "bad"); }
   });
   const run = async (kind, params, done) => {
