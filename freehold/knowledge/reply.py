@@ -80,11 +80,21 @@ class Draft:
 
 
 def draft_reply(engine: Any, mail: Mail, index: KnowledgeIndex | None, params: Any = None,
-                on_text: Any = None) -> Draft:
+                on_text: Any = None, guard: Any = None) -> Draft:
     """A reply to ``mail`` by ``engine`` (grounded in ``index`` when given); ``on_text(piece)``
-    sees the text as it streams."""
-    chunks = answer(engine, index, mail.messages(), params) if index is not None else engine.chat(
-        mail.messages(), params)
+    sees the text as it streams. ``guard``: the server's guardrails for this model
+    (freehold.guardrails.Guard): the mail's personal data is replaced before the model reads it."""
+    messages = mail.messages()
+    if guard is not None:
+        checked = guard.check(messages=messages)
+        if checked.blocked:
+            chunks = guard.refuse(checked)
+        else:
+            inner = (answer(engine, index, checked.messages, params, placeholders=checked.placeholders)
+                     if index is not None else engine.chat(checked.messages, params, placeholders=checked.placeholders))
+            chunks = guard.stream(inner, checked)
+    else:
+        chunks = answer(engine, index, messages, params) if index is not None else engine.chat(messages, params)
     parts: list[str] = []
     last = None
     for chunk in chunks:

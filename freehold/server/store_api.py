@@ -244,7 +244,8 @@ async def reply(request: Request, model: str = Query(DEFAULT_ALIAS, description=
         with state.models.use(model) as engine:
             kb = knowledge_for(engine.entry, knowledge if knowledge is not None else state.options.knowledge)
             index = load_index(state.store, kb) if kb else None
-            out = draft_reply(engine, mail, index, SamplingParams.given(max_tokens=REPLY_MAX_TOKENS))
+            guard = state.models.guardrails.guard(engine.entry.name, engine.entry.aliases)
+            out = draft_reply(engine, mail, index, SamplingParams.given(max_tokens=REPLY_MAX_TOKENS), guard=guard)
             return {"model": engine.name, **out.to_dict()}
 
     return await run_in_threadpool(draft)

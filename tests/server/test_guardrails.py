@@ -270,3 +270,15 @@ def test_a_judge_model_from_the_store_stands_behind_the_same_interface(store: St
         load_policy_text = Path(store.home) / "p.toml"
         load_policy_text.write_text('[default]\nsafety = "llamaguard"\n')
         load_policy(load_policy_text)
+
+
+def test_a_reply_drafted_from_a_dropped_mail_gets_the_same_rails(store: Store, tiny_gguf: Path,
+                                                                 tmp_path: Path) -> None:
+    store.import_gguf(tiny_gguf, "tiny")
+    mail = (f"From: Oliver Bennett <{EMAIL}>\nTo: help@shop.example\nSubject: Charged twice\n\n"
+            f"Hello, my card {CARD} was charged twice for order 4411. Call me on {PHONE}.\n").encode()
+    for live in _serve(store, tmp_path, None):
+        seen = _spy(live, "tiny")
+        r = httpx.post(live.url + "/freehold/reply", params={"model": "tiny"}, content=mail, timeout=60)
+        assert r.status_code == 200, r.text
+    assert len(seen) == 1 and CARD not in seen[0] and PHONE not in seen[0] and "[CARD_1]" in seen[0]
