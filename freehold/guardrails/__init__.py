@@ -113,9 +113,12 @@ class Guard:
         if p.topics and last.strip() and not self.rails.on_topic(last, p.topics, p.topic_threshold):
             self._decide("topic", "input_blocked")
             return Checked(blocked="topic", reply=p.off_topic)
-        if p.pii == "off":
-            return Checked(messages=list(messages) if messages is not None else None, prompt=prompt)
         replace_pii = _Replacer(p.pii_types)
+        if p.pii == "off":  # the model reads it as written; what it held is still not redacted back
+            for text in texts:
+                replace_pii(text)
+            return Checked(messages=list(messages) if messages is not None else None, prompt=prompt,
+                           known=replace_pii.known)
         if messages is not None:
             out = [m if m.get("role") == "system" else {**m, "content": self._replace_in(m.get("content"), replace_pii)}
                    for m in messages]

@@ -202,6 +202,14 @@ def test_the_stream_filters_hold_only_what_may_still_become_something_they_stop(
     assert all("competitor deal " not in c.text for c in out)
 
 
+def test_with_pii_off_the_model_reads_it_but_an_answer_repeating_it_is_not_redacted() -> None:
+    guard = Guardrails(PolicySet(Policy(pii="off"))).guard("m")
+    checked = guard.check(messages=[{"role": "user", "content": f"Write to {EMAIL}"}])
+    assert checked.messages == [{"role": "user", "content": f"Write to {EMAIL}"}] and not checked.placeholders
+    out = "".join(c.text for c in guard.stream(_chunks(f"We wrote to {EMAIL} and to bob@else.example.", 3), checked))
+    assert EMAIL in out and "bob@else.example" not in out
+
+
 def test_redactor_and_deny_filter_lose_nothing_when_nothing_is_stopped() -> None:
     text = "Order 1234 ships on 2026-12-03 from bay 7; call us any time. Code: x=[1,2]; done."
     for size in (1, 4, 9):
