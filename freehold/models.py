@@ -177,13 +177,13 @@ def accepted_licences(store: Any) -> set[str]:
 
 
 def unaccepted(store: Any, expression: str | None, *, link: str | None = None,
-               text: str | None = None) -> list[Term]:
+               text: str | None = None, accepted: set[str] | None = None) -> list[Term]:
     """The terms of ``expression`` whose licence restricts use and that nobody here accepted yet."""
     restricted = [t for t in terms(expression, link=link, text=text) if t.licence is not None
                   and t.licence.restricts_use]
     if not restricted:
         return []  # nothing to look up in the ledger
-    done = accepted_licences(store)
+    done = accepted_licences(store) if accepted is None else accepted
     return [t for t in restricted if t.key not in done]
 
 
@@ -217,7 +217,8 @@ def accept(store: Any, entry: Any, *, by: str | None = None, via: str = "cli") -
     return [t.licence.id for t in pending if t.licence is not None]
 
 
-def check_servable(store: Any, entry: Any, declared_use: str | None = None) -> None:
+def check_servable(store: Any, entry: Any, declared_use: str | None = None,
+                   accepted: set[str] | None = None) -> None:
     """Raise before ``entry`` is served when its licence restricts use and was not accepted here,
     or forbids the use the server declared (``--declare-use``), quoting the clause."""
     from freehold.errors import LicenceNotAcceptedError, UseNotPermittedError
@@ -231,7 +232,7 @@ def check_servable(store: Any, entry: Any, declared_use: str | None = None) -> N
             clause = next((c for u, c in (term.licence.forbids if term.licence else ()) if u == declared_use), None)
             if clause:
                 raise UseNotPermittedError(entry.name, declared_use, term.text, clause)
-    pending = unaccepted(store, expression, link=link, text=text)
+    pending = unaccepted(store, expression, link=link, text=text, accepted=accepted)
     if pending:
         lic = pending[0].licence
         assert lic is not None

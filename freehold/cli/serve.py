@@ -90,7 +90,7 @@ def _check_uses(options: ServerOptions) -> None:
     from freehold.cli.common import open_store
     from freehold.errors import FreeholdError, UsageError
     from freehold.licences import USES
-    from freehold.models import check_servable, deployed
+    from freehold.models import accepted_licences, check_servable, deployed
 
     if options.declared_use is not None and options.declared_use not in USES:
         raise UsageError(f"--declare-use {options.declared_use} is not one of {', '.join(USES)}",
@@ -98,9 +98,10 @@ def _check_uses(options: ServerOptions) -> None:
     store = open_store()
     default = deployed(store)
     refused = []
+    accepted = accepted_licences(store)  # the ledger read once, not once per model
     for entry in store.list():
         try:
-            check_servable(store, entry, options.declared_use)
+            check_servable(store, entry, options.declared_use, accepted)
         except FreeholdError as exc:
             if entry.name == default:
                 raise
