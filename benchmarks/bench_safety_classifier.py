@@ -38,20 +38,18 @@ def main() -> None:
     args = ap.parse_args()
     script = _script()
     data = c.examples(ROOT / "freehold/evals/sets", script.mail_archives(args.shared))  # type: ignore[attr-defined]
-    texts = list(dict.fromkeys(p for e in data for p in (e.text, *c.segments(e.text))))
     start = time.perf_counter()
-    vectors = dict(zip(texts, c.embed_many(texts), strict=True))
-    print(f"{len(data)} prompts, {len(texts)} texts embedded in {time.perf_counter() - start:.1f} s")
+    vectors = c.embed_examples(data)
+    print(f"{len(data)} prompts, {len(vectors)} texts embedded in {time.perf_counter() - start:.1f} s")
     print(f"{'fold':5} {'judge':17} {'n':>4} {'F1':>6} {'prec':>6} {'recall':>6} {'FPR':>6}")
     f1s = []
-    folds = c.strict_folds(data, script.MAIL_TRAIN, script.MAIL_TEST)  # type: ignore[attr-defined]
-    for i, (train, test) in enumerate(folds, 1):
-        model = c.train(train, vectors=vectors)
-        ours, base = c.evaluate(model, test, vectors=vectors), c.evaluate(c.KeywordBaseline(), test)
+    folds = c.measure_folds(data, script.MAIL_TRAIN, script.MAIL_TEST, vectors)  # type: ignore[attr-defined]
+    for i, fold in enumerate(folds, 1):
+        ours, base = fold.classifier, fold.baseline
         for name, s in (("classifier", ours), ("keyword baseline", base)):
             print(f"{i:<5} {name:17} {s.n:4d} {s.f1:6.3f} {s.precision:6.3f} {s.recall:6.3f} "
                   f"{s.false_positive_rate:6.3f}")
-        print(f"      trained on {', '.join(sorted({e.source for e in train}))}")
+        print(f"      trained on {', '.join(sorted({e.source for e in fold.train}))}")
         print(f"      F1 classifier / baseline: {ours.f1 / base.f1:.2f}x")
         f1s.append((ours.f1, base.f1, ours.false_positive_rate, base.false_positive_rate))
     n = len(f1s)
@@ -59,7 +57,7 @@ def main() -> None:
           f"baseline F1 {sum(f[1] for f in f1s) / n:.3f} FPR {sum(f[3] for f in f1s) / n:.3f}")
     shipped = c.shipped()
     shipped.score("warm up")
-    held = folds[0][1]
+    held = folds[0].test
     short = [e for e in held if len(e.text.split()) <= 60]  # a chat turn; the rest carry long contexts
     for label, timed in (("all held-out prompts", held), ("prompts of <= 60 words", short)):
         for name, judge in (("shipped classifier", shipped), ("keyword baseline", c.KeywordBaseline())):

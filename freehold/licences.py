@@ -348,6 +348,14 @@ class Inherited:
     def notice(self) -> str | None:
         return notice_text(self.expression)
 
+    def apply_naming(self, store: Any, entry: Any) -> Any:
+        """Give the new model ``entry`` the alias its licence requires (Llama's §1b(i)), if it has
+        none yet; returns the entry as the store now names it."""
+        if self.alias is None or store.has(self.alias):
+            return entry
+        store.add_alias(self.alias, entry.name)
+        return store.get(entry.name)
+
     def layers(self, store: Any, parents: Sequence[Any]) -> list[Any]:
         """The text layers a derivative carries for its licences: each parent's licence text
         (once; the first model's first) and the NOTICE its licences require."""

@@ -178,13 +178,29 @@ def accepted_licences(store: Any) -> set[str]:
 
 def unaccepted(store: Any, expression: str | None, *, link: str | None = None,
                text: str | None = None, accepted: set[str] | None = None) -> list[Term]:
-    """The terms of ``expression`` whose licence restricts use and that nobody here accepted yet."""
-    restricted = [t for t in terms(expression, link=link, text=text) if t.licence is not None
-                  and t.licence.restricts_use]
+    """The terms of ``expression`` whose licence restricts use and that nobody here accepted yet (a
+    model not in the store yet: a pull, another registry's page; a store model: pending_licences)."""
+    return _pending(store, terms(expression, link=link, text=text), accepted)
+
+
+def _pending(store: Any, found: list[Term], accepted: set[str] | None) -> list[Term]:
+    restricted = [t for t in found if t.licence is not None and t.licence.restricts_use]
     if not restricted:
         return []  # nothing to look up in the ledger
     done = accepted_licences(store) if accepted is None else accepted
     return [t for t in restricted if t.key not in done]
+
+
+def entry_terms(store: Any, entry: Any) -> list[Term]:
+    """The terms of the licence a store model is under, each identified (its LICENSE text and its
+    card's licence link help name a single one)."""
+    text = store.text_layer(entry.manifest, MediaType.LICENSE)
+    return terms(model_licence(entry.manifest, text), link=entry.manifest.config.get("license_link"), text=text)
+
+
+def pending_licences(store: Any, entry: Any, accepted: set[str] | None = None) -> list[Term]:
+    """The restrictive licences of store model ``entry`` that nobody here accepted yet."""
+    return _pending(store, entry_terms(store, entry), accepted)
 
 
 def accept(store: Any, entry: Any, *, by: str | None = None, via: str = "cli") -> list[str]:
@@ -198,11 +214,10 @@ def accept(store: Any, entry: Any, *, by: str | None = None, via: str = "cli") -
     from freehold.ledger import Ledger, ref
     from freehold.store import MediaType
 
-    text = store.text_layer(entry.manifest, MediaType.LICENSE)
-    expression = model_licence(entry.manifest, text)
-    pending = unaccepted(store, expression, link=entry.manifest.config.get("license_link"), text=text)
+    pending = pending_licences(store, entry)
     if not pending:
         return []
+    text = store.text_layer(entry.manifest, MediaType.LICENSE)
     who = by or f"{getpass.getuser()}@{socket.gethostname()}"
     layer = entry.manifest.layer(MediaType.LICENSE)
     ledger = Ledger.open(store.home)
@@ -222,17 +237,13 @@ def check_servable(store: Any, entry: Any, declared_use: str | None = None,
     """Raise before ``entry`` is served when its licence restricts use and was not accepted here,
     or forbids the use the server declared (``--declare-use``), quoting the clause."""
     from freehold.errors import LicenceNotAcceptedError, UseNotPermittedError
-    from freehold.store import MediaType
 
-    text = store.text_layer(entry.manifest, MediaType.LICENSE)
-    expression = model_licence(entry.manifest, text)
-    link = entry.manifest.config.get("license_link")
     if declared_use:
-        for term in terms(expression, link=link, text=text):
+        for term in entry_terms(store, entry):
             clause = next((c for u, c in (term.licence.forbids if term.licence else ()) if u == declared_use), None)
             if clause:
                 raise UseNotPermittedError(entry.name, declared_use, term.text, clause)
-    pending = unaccepted(store, expression, link=link, text=text, accepted=accepted)
+    pending = pending_licences(store, entry, accepted)
     if pending:
         lic = pending[0].licence
         assert lic is not None

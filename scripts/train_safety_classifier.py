@@ -40,16 +40,14 @@ def main() -> None:
     sets = ROOT / "freehold/evals/sets"
     mail = mail_archives(args.shared)
     data = c.examples(sets, mail)
-    texts = list(dict.fromkeys(p for e in data for p in (e.text, *c.segments(e.text))))
-    print(f"{len(data)} prompts; embedding {len(texts)} texts and sentences ...", flush=True)
-    vectors = dict(zip(texts, c.embed_many(texts), strict=True))
+    print(f"{len(data)} prompts; embedding them and their sentences ...", flush=True)
+    vectors = c.embed_examples(data)
     heldout = {}
-    for i, (train, test) in enumerate(c.strict_folds(data, MAIL_TRAIN, MAIL_TEST)):
-        model = c.train(train, l2=args.l2, vectors=vectors)
-        ours, base = c.evaluate(model, test, vectors=vectors), c.evaluate(c.KeywordBaseline(), test)
-        name = f"fold {i + 1}: train {'+'.join(sorted({e.source for e in train}))}"
-        heldout[f"fold{i + 1}"] = {"trained_on": sorted({e.source for e in train}),
-                                   "tested_on": sorted({e.source for e in test}),
+    for i, fold in enumerate(c.measure_folds(data, MAIL_TRAIN, MAIL_TEST, vectors, args.l2)):
+        ours, base = fold.classifier, fold.baseline
+        name = f"fold {i + 1}: train {'+'.join(sorted({e.source for e in fold.train}))}"
+        heldout[f"fold{i + 1}"] = {"trained_on": sorted({e.source for e in fold.train}),
+                                   "tested_on": sorted({e.source for e in fold.test}),
                                    "classifier": ours.to_dict(), "keyword_baseline": base.to_dict()}
         print(f"{name}\n  classifier F1 {ours.f1:.3f} FPR {ours.false_positive_rate:.3f} | keyword baseline "
               f"F1 {base.f1:.3f} FPR {base.false_positive_rate:.3f}")

@@ -122,6 +122,9 @@ def licence_note(store: Store, entry: Any) -> None:
     for o in lic["obligations"]:
         if o["kind"] in ("pass-on-restrictions", "naming", "attribution"):
             console.print(f"  must: {o['text']}", markup=False, highlight=False)
-    aliases = [a for a in entry.aliases if a.split(":")[0].lower().startswith("llama")] if entry.aliases else []
+    from freehold.licences import naming_prefix
+
+    prefix = (naming_prefix(lic["name"]) or "").lower()
+    aliases = [a for a in entry.aliases if a.lower().startswith(prefix + "-")] if prefix else []
     for alias in aliases:
         console.print(f"  also named {alias}, as its licence requires", markup=False, highlight=False)

@@ -13,14 +13,12 @@ app = typer.Typer(no_args_is_help=True, help="Licences: what binds a model; acce
 def show_cmd(name: str = typer.Argument(..., help="Store model, e.g. gemma3."),
              as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The licence a model comes under (everything it inherited), its obligations, restrictions and notices."""
-    from freehold.models import licence_info, unaccepted
-    from freehold.store import MediaType
+    from freehold.models import licence_info, pending_licences
 
     store = open_store()
     entry = store.get(name)
     lic = licence_info(store, entry)
-    text = store.text_layer(entry.manifest, MediaType.LICENSE)
-    lic["accepted"] = not unaccepted(store, lic["name"], link=entry.manifest.config.get("license_link"), text=text)
+    lic["accepted"] = not pending_licences(store, entry)
     if as_json:
         print_json({"model": entry.name, **lic})
         return
@@ -45,14 +43,12 @@ def accept_cmd(name: str = typer.Argument(..., help="Store model whose licence y
                ) -> None:
     """Accept a model's restrictive licence once (the ledger records who, when and which terms)."""
     from freehold.errors import UsageError
-    from freehold.models import accept, licence_info, unaccepted
-    from freehold.store import MediaType
+    from freehold.models import accept, licence_info, pending_licences
 
     store = open_store()
     entry = store.get(name)
     lic = licence_info(store, entry)
-    text = store.text_layer(entry.manifest, MediaType.LICENSE)
-    pending = unaccepted(store, lic["name"], link=entry.manifest.config.get("license_link"), text=text)
+    pending = pending_licences(store, entry)
     if not pending:
         console.print(f"{entry.name}: nothing to accept ({lic['name'] or 'no licence stated'}"
                       f"{', accepted before' if lic['restricts_use'] else ''})", markup=False, highlight=False)

@@ -111,10 +111,10 @@ def show_cmd(
         console.print(f"  must: {o['text']}", markup=False, highlight=False)
     for r in lic["restrictions"]:
         console.print(f"  restricts: {r['text']}", markup=False, highlight=False)
-    from freehold.models import unaccepted
+    from freehold.models import pending_licences
 
     if lic["restricts_use"]:
-        pending = unaccepted(store, lic["name"], link=m.manifest.config.get("license_link"), text=license_text)
+        pending = pending_licences(store, m)
         console.print(f"  [yellow]not accepted yet[/]: it is served once you accept it: freehold licence accept {name}"
                       if pending else "  accepted here (the ledger's licence record)", highlight=False)
     if license_text:

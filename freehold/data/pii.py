@@ -278,6 +278,19 @@ def find_pii(text: str, names: set[str] | frozenset[str] = frozenset()) -> list[
     return out
 
 
+def identity(kind: str, text: str) -> str:
+    """The form every mention of one identifier shares: a card's or phone's digits, an IBAN without
+    spaces, a person's first name ("Ann" and "Ann Smith" are one person within a thread), anything
+    else in lower case. One placeholder per identity (``Scrubber``, the serving guardrails)."""
+    if kind in ("PHONE", "CARD"):
+        return re.sub(r"\D", "", text)
+    if kind == "IBAN":
+        return text.lower().replace(" ", "")
+    if kind == "NAME":
+        return text.split()[0]
+    return text.lower()
+
+
 class Scrubber:
     """Replaces findings, consistently for one conversation: typed placeholders, or stand-ins.
 
@@ -297,17 +310,13 @@ class Scrubber:
         self.surrogates = surrogates
         self.keep = keep
         self.placeholders: dict[tuple[str, str], str] = {}
+        self.originals: dict[str, str] = {}  # placeholder -> the text it first replaced
         self.counts: dict[str, int] = {}
         self.findings: dict[str, int] = {}
         self.kept: Counter[str] = Counter()
 
     def _key(self, f: Finding) -> tuple[str, str]:
-        norm = f.text.lower()
-        if f.type in ("PHONE", "CARD", "IBAN"):
-            norm = re.sub(r"\D", "", norm) if f.type != "IBAN" else norm.replace(" ", "")
-        elif f.type == "NAME":
-            norm = f.text.split()[0]  # "Ann" and "Ann Smith" are one person within a thread
-        return f.type, norm
+        return f.type, identity(f.type, f.text)
 
     def _placeholder(self, f: Finding) -> str:
         key = self._key(f)
@@ -315,6 +324,7 @@ class Scrubber:
         if ph is None:
             self.counts[f.type] = self.counts.get(f.type, 0) + 1
             ph = self.placeholders[key] = placeholder(f.type, self.counts[f.type])
+            self.originals[ph] = f.text
         return ph
 
     def scrub(self, text: str) -> str:

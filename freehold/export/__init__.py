@@ -110,11 +110,7 @@ def export_model(name: str, quant: str = "q4_k_m", *, output: str | None = None,
             params={"writer": "freehold.export", "quantizer": "llama.cpp" if QUANTS[q] and q != "q8_0" else "gguf"},
             license=licence.expression)
 
-    exported = commit_recorded(store, staged, record)
-    if licence.alias and not store.has(licence.alias):
-        store.add_alias(licence.alias, exported.name)  # the name its licence requires (Llama's §1b(i))
-        return store.get(exported.name)
-    return exported
+    return licence.apply_naming(store, commit_recorded(store, staged, record))
 
 
 def logits_gap(gguf_path: Path, hf_dir: Path, tokens: Sequence[int], threads: int = 2) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from freehold.data.pii import find_pii, placeholder
+from freehold.data.pii import Scrubber
 from freehold.engine.base import Chunk
 from freehold.guardrails.policy import OFF, Policy, PolicySet, load_policy
-from freehold.guardrails.stream import DenyFilter, Redactor, normalise
+from freehold.guardrails.stream import DenyFilter, Redactor
 
 __all__ = ["OFF", "Checked", "Guard", "Guardrails", "Policy", "PolicySet", "load_policy"]
 
@@ -47,31 +47,26 @@ class Checked:
 
 
 class _Replacer:
-    """Personal data of ``types`` -> placeholders, one per identifier across the conversation."""
+    """Personal data of ``types`` -> placeholders, one per identifier across the conversation: the
+    data pipeline's ``Scrubber``, keeping every other kind as written."""
 
     def __init__(self, types: Sequence[str]) -> None:
         self.types = set(types)
-        self.by_key: dict[tuple[str, str], str] = {}
-        self.counts: dict[str, int] = {}
-        self.values: dict[str, str] = {}
-        self.known: set[tuple[str, str]] = set()
+        self.scrubber = Scrubber(keep=lambda f: f.type not in self.types)
 
     def __call__(self, text: str) -> str:
-        out, pos = [], 0
-        for f in find_pii(text):
-            if f.type not in self.types:
-                continue
-            key = (f.type, normalise(f.type, f.text))
-            self.known.add(key)
-            ph = self.by_key.get(key)
-            if ph is None:
-                self.counts[f.type] = self.counts.get(f.type, 0) + 1
-                ph = self.by_key[key] = placeholder(f.type, self.counts[f.type])
-                self.values[ph] = f.text
-            out += [text[pos:f.start], ph]
-            pos = f.end
-        out.append(text[pos:])
-        return "".join(out)
+        return self.scrubber.scrub(text)
+
+    @property
+    def values(self) -> dict[str, str]:
+        """"[CARD_1]" -> the text it replaced."""
+        return {ph: self.scrubber.originals[ph] for (kind, _), ph in self.scrubber.placeholders.items()
+                if kind in self.types}
+
+    @property
+    def known(self) -> set[tuple[str, str]]:
+        """(type, identity) of what the conversation held."""
+        return {key for key in self.scrubber.placeholders if key[0] in self.types}
 
 
 def _text_of(content: Any) -> str:

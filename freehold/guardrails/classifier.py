@@ -311,6 +311,28 @@ def evaluate(judge: Any, data: Sequence[Example], threshold: float = 0.5, timed:
     return result
 
 
+def embed_examples(data: Sequence[Example]) -> dict[str, list[float]]:
+    """The embedding of every prompt and of each of its last sentences, by text (what ``train``,
+    ``evaluate`` and ``LinearClassifier.scores`` read), computed once for a whole measurement."""
+    texts = list(dict.fromkeys(p for e in data for p in (e.text, *segments(e.text))))
+    return dict(zip(texts, embed_many(texts), strict=True))
+
+
+@dataclass
+class Fold:
+    train: list[Example]
+    test: list[Example]
+    classifier: Scores  # fitted on ``train``, scored on ``test``
+    baseline: Scores  # the keyword baseline on ``test``
+
+
+def measure_folds(data: Sequence[Example], mail_train: Sequence[str], mail_test: Sequence[str],
+                  vectors: dict[str, list[float]], l2: float = 1e-2) -> list[Fold]:
+    """The held-out measurement: each strict fold's classifier and baseline scores."""
+    return [Fold(a, b, evaluate(train(a, l2=l2, vectors=vectors), b, vectors=vectors),
+                 evaluate(KeywordBaseline(), b)) for a, b in strict_folds(data, mail_train, mail_test)]
+
+
 def sources_digest(paths: Iterable[Path]) -> dict[str, str]:
     return {p.name: "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
@@ -324,14 +346,11 @@ def record_eval(home: Path, sets: Path, mail: dict[str, Path] | None = None) -> 
 
     mail = mail or {}
     data = examples(sets, mail)
-    texts = list(dict.fromkeys(p for e in data for p in (e.text, *segments(e.text))))
-    vectors = dict(zip(texts, embed_many(texts), strict=True))
     names = list(mail)
     scores: dict[str, Any] = {}
-    for i, (train_side, test_side) in enumerate(strict_folds(data, names[:len(names) // 2],
-                                                             names[len(names) // 2:]), 1):
-        ours = evaluate(train(train_side, vectors=vectors), test_side, vectors=vectors)
-        base = evaluate(KeywordBaseline(), test_side)
+    for i, fold in enumerate(measure_folds(data, names[:len(names) // 2], names[len(names) // 2:],
+                                           embed_examples(data)), 1):
+        ours, base = fold.classifier, fold.baseline
         scores.update({f"fold{i}_f1": round(ours.f1, 4), f"fold{i}_false_positive_rate":
                        round(ours.false_positive_rate, 4), f"fold{i}_baseline_f1": round(base.f1, 4),
                        f"fold{i}_baseline_false_positive_rate": round(base.false_positive_rate, 4),

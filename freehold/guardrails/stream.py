@@ -11,10 +11,11 @@ a denied phrase. Everything else goes out at once, so a stream is barely delayed
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
-from freehold.data.pii import find_pii
+from freehold.data.pii import find_pii, identity
 
 REDACTED = "[redacted]"
 # The most a Redactor holds back: longer than any card, IBAN, phone or ordinary e-mail address,
@@ -26,18 +27,8 @@ _SPACE = " \t\n\r"
 _NUMBERISH = re.compile(r"[\dA-Z+()./-]*\d[\dA-Z+()./-]*|[+(]")
 
 
-def normalise(kind: str, text: str) -> str:
-    """The form two mentions of one identifier share (digits of a card or phone, an IBAN without
-    spaces, an address in lower case)."""
-    if kind in ("CARD", "PHONE"):
-        return re.sub(r"\D", "", text)
-    if kind == "IBAN":
-        return text.replace(" ", "").upper()
-    return text.strip().lower()
-
-
 class Redactor:
-    """Personal data of ``types`` in an answer that is not among ``known`` (normalised mentions the
+    """Personal data of ``types`` in an answer that is not among ``known`` (the ``identity`` of what the
     conversation held) is replaced by "[redacted]"; ``redacted`` counts them."""
 
     def __init__(self, types: Iterable[str], known: set[tuple[str, str]]) -> None:
@@ -72,7 +63,7 @@ class Redactor:
         for f in findings:
             if f.end > hold:
                 break
-            if (f.type, normalise(f.type, f.text)) in self.known:
+            if (f.type, identity(f.type, f.text)) in self.known:
                 continue
             out += [text[pos:f.start], REDACTED]
             pos = f.end
@@ -90,14 +81,19 @@ class Redactor:
         return out
 
 
+@functools.lru_cache(maxsize=64)
+def _deny_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex per deny-list, compiled once (a filter is made per request)."""
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in terms) + r")(?!\w)", re.IGNORECASE)
+
+
 class DenyFilter:
     """Stops at the first denied word or phrase (case-insensitive, whole words): ``hit`` is the
     term; what came before it goes out, nothing from it on."""
 
     def __init__(self, terms: Iterable[str]) -> None:
         self.terms = [t.strip().lower() for t in terms if t.strip()]
-        self.pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in self.terms) + r")(?!\w)",
-                                  re.IGNORECASE) if self.terms else None
+        self.pattern = _deny_pattern(tuple(self.terms)) if self.terms else None
         self.longest = max((len(t) for t in self.terms), default=0)
         self.pending = ""
         self.hit: str | None = None

@@ -68,15 +68,14 @@ class FreeholdState:
         self.options = options
         self.store = store
         self.metrics = Metrics()
-        self.models = ModelManager(store, settings, slots=options.slots, max_queue=options.max_queue,
-                                   keep_alive=options.keep_alive, max_loaded=options.max_loaded,
-                                   knowledge=options.knowledge, on_step=self.metrics.on_step,
-                                   declared_use=options.declared_use)
         from freehold.guardrails import OFF, Guardrails, PolicySet, load_policy
 
         policies = PolicySet(OFF) if options.no_guardrails else load_policy(options.guardrails)
-        self.models.guardrails = Guardrails(policies, store,
-                                            lambda rail, action: self.metrics.guardrail.labels(rail, action).inc())
+        rails = Guardrails(policies, store, lambda rail, action: self.metrics.guardrail.labels(rail, action).inc())
+        self.models = ModelManager(store, settings, slots=options.slots, max_queue=options.max_queue,
+                                   keep_alive=options.keep_alive, max_loaded=options.max_loaded,
+                                   knowledge=options.knowledge, on_step=self.metrics.on_step,
+                                   declared_use=options.declared_use, guardrails=rails)
         from freehold.engine.embedder import NAMES, minilm_dir
 
         self.embedders = NAMES if minilm_dir() is not None else ()

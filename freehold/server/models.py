@@ -13,6 +13,7 @@ from freehold.config import Settings
 from freehold.engine import Engine, load_engine
 from freehold.engine.batched import BatchedLlamaBackend, StepStats
 from freehold.errors import InvalidModelError
+from freehold.guardrails import Guardrails
 from freehold.store import MediaType, ModelEntry, Store
 
 
@@ -33,14 +34,13 @@ class Loaded:
 class ModelManager:
     def __init__(self, store: Store, settings: Settings, *, slots: int = 8, max_queue: int = 64,
                  keep_alive: float = 300.0, max_loaded: int = 2, knowledge: str | None = None,
-                 on_step: Callable[[StepStats], None] | None = None, declared_use: str | None = None) -> None:
+                 on_step: Callable[[StepStats], None] | None = None, declared_use: str | None = None,
+                 guardrails: Guardrails | None = None) -> None:
         self.store = store
         # What the server is used for (``serve --declare-use``): a model whose licence forbids it
         # is not served, nor one whose restrictive licence nobody here accepted (freehold.licences).
         self.declared_use = declared_use
-        from freehold.guardrails import Guardrails
-
-        self.guardrails = Guardrails(store=store)  # the server sets its policy (ServerOptions.guardrails)
+        self.guardrails = guardrails or Guardrails(store=store)  # the policy every request goes through
         self.knowledge = knowledge  # the index chats are grounded in unless a request says otherwise
         self.settings = settings
         self.slots = slots

@@ -41,15 +41,14 @@ def _model(store: Store, name: str) -> dict[str, Any]:
     from freehold.evals.card import card_text, eval_records
     from freehold.ledger.ops import lineage
     from freehold.licences import licence_terms
-    from freehold.models import describe, unaccepted
+    from freehold.models import describe, pending_licences
     from freehold.store import MediaType
 
     entry = store.get(name)
     doc = describe(store, entry)
     text = store.text_layer(entry.manifest, MediaType.LICENSE)
     doc["licence_text"] = licence_terms(entry.manifest, text)
-    doc["licence"]["accepted"] = not unaccepted(store, doc["licence"]["name"],
-                                                link=entry.manifest.config.get("license_link"), text=text)
+    doc["licence"]["accepted"] = not pending_licences(store, entry)
     doc["notice"] = store.text_layer(entry.manifest, MediaType.NOTICE)
     doc["source"] = entry.manifest.source
     try:

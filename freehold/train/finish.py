@@ -45,6 +45,7 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
     """Merge, export, import and record; returns the new model's store entry."""
     from freehold.export import export_gguf, metadata_gguf
     from freehold.home import commit_recorded
+    from freehold.licences import inherit
 
     s, cfg, store = session, session.cfg, session.store
     last = ckpt.latest_checkpoint(s.run_dir)
@@ -66,8 +67,8 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
         merged.save_pretrained(hf_out, safe_serialization=True)
         s.tokenizer.save_pretrained(hf_out)
         emit(progress, f"exporting GGUF ({cfg.quant})")
-        licence = s.extra.get("licence")
-        expression = licence.expression if licence is not None else None
+        licence = s.extra.get("licence") or inherit(store, cfg.output, models=[s.base], datasets=[s.dataset])
+        expression = licence.expression
         gguf_path = export_gguf(hf_out, metadata_gguf(store, s.base), tmp / f"model-{cfg.quant}.gguf", cfg.quant,
                                 chat_template=s.template, threads=s.threads, progress=progress, license=expression)
         emit(progress, "importing into the store")
@@ -78,8 +79,7 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
         info = read_gguf_info(gguf_path)
     info.pop("chat_template", None)
     layers.append(store.put_text(s.template, MediaType.TEMPLATE))
-    if licence is not None:  # the base's licence text, and the NOTICE its licences require
-        layers += licence.layers(store, [s.base])
+    layers += licence.layers(store, [s.base])  # the base's licence text, and the NOTICE its licences require
     params_text = store.text_layer(s.base.manifest, MediaType.PARAMS)
     if params_text:  # a fine-tune samples like its base unless a request says otherwise (as Ollama's FROM)
         layers.append(store.put_text(params_text, MediaType.PARAMS))
@@ -91,11 +91,10 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
     final_loss = next((m["loss"] for m in reversed(_metrics(last)) if "loss" in m), None)
     info["finetune"] = {"method": "lora", "r": cfg.lora_r, "alpha": cfg.lora_alpha, "steps": s.plan.total,
                         "final_loss": final_loss, "quant": cfg.quant}
-    source = {"type": "tune", "base": s.base.name, "base_manifest": s.base.manifest_digest,
-              "dataset": s.dataset.name, "dataset_root": s.dataset_root, "run": s.run,
-              "run_dir": str(s.run_dir), "gguf_metadata": gguf_layer.digest}
-    if licence is not None:
-        source["licence_from"] = licence.sources
+    source: dict[str, Any] = {"type": "tune", "base": s.base.name, "base_manifest": s.base.manifest_digest,
+                              "dataset": s.dataset.name, "dataset_root": s.dataset_root, "run": s.run,
+                              "run_dir": str(s.run_dir), "gguf_metadata": gguf_layer.digest,
+                              "licence_from": licence.sources}
     if cfg.knowledge:  # trained to read this index's sources: serve it with them
         source["knowledge"] = str(s.dataset.manifest.config.get("grounded", {}).get("knowledge") or cfg.knowledge)
     from freehold.store.names import format_name, parse_name
@@ -104,9 +103,7 @@ def finish(session: Session, progress: ProgressFn | None = None) -> ModelEntry:
     manifest = Manifest("model", format_name(name, tag or "latest"), info, layers, source)
     record = _merge_and_export(s, adapter_layer, gguf_layer, merged_layers, expression) if cfg.ledger else None
     entry = commit_recorded(store, manifest, record)
-    if licence is not None and licence.alias and not store.has(licence.alias):
-        store.add_alias(licence.alias, entry.name)  # the name its licence requires (Llama's §1b(i))
-        entry = store.get(entry.name)
+    entry = licence.apply_naming(store, entry)
     _commit_run(session)
     return entry
 

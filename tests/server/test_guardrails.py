@@ -271,9 +271,18 @@ def test_a_judge_model_from_the_store_stands_behind_the_same_interface(store: St
     store.import_gguf(write_tiny_gguf(tmp_path / "judge.gguf", ctx=4096), "judge")
     rails = Guardrails(PolicySet(Policy(safety="model:judge", pii="off")), store)
     judge = rails.judge("model:judge")
-    verdict = judge.verdict("How do I bake bread?")  # the tiny model answers nonsense: not "unsafe"
-    assert isinstance(verdict, str) and judge.score("How do I bake bread?") == 0.0
+    asked: list[str] = []
+    generate = judge.engine.generate
+
+    def spy(prompt: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(prompt)
+        return generate(prompt, *args, **kwargs)
+
+    judge.engine.generate = spy
+    # The tiny model answers nonsense, never "unsafe": passed, after the judge model was asked.
     assert rails.guard("m").check(messages=[{"role": "user", "content": "How do I bake bread?"}]).blocked is None
+    assert len(asked) == 1 and "User: How do I bake bread?" in asked[0] and "'safe' or 'unsafe'" in asked[0]
+    assert judge.score("How do I bake bread?") == 0.0 and len(asked) == 2
     with pytest.raises(UsageError, match="model:NAME"):
         load_policy_text = Path(store.home) / "p.toml"
         load_policy_text.write_text('[default]\nsafety = "llamaguard"\n')
