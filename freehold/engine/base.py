@@ -10,9 +10,12 @@ from __future__ import annotations
 import codecs
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from freehold.errors import UsageError
+
+if TYPE_CHECKING:
+    from freehold.engine.tools import ToolCall
 
 # The knobs a model's params layer (MediaType.PARAMS, Ollama's "params") may set for requests
 # that leave them out; anything else in the layer is ignored.
@@ -34,6 +37,10 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None  # None: until end-of-sequence or the context is full
     grammar: str | None = None  # GBNF that constrains output (JSON mode, JSON schema); llama.cpp only
+    # Lazy grammar: free output until it matches one of these patterns (a tool call opening),
+    # then the grammar holds from the pattern's first group on. A help, not a promise: a
+    # backend without lazy grammars decodes freely.
+    grammar_triggers: tuple[str, ...] = ()
     logprobs: int | None = None  # None: off; n >= 0: each token's log-probability and the n most likely
     # Knobs the request left out, so the model's params layer may set them (``under``). Built by
     # ``given``; a SamplingParams constructed directly has none: every value is final.
@@ -119,6 +126,7 @@ class Chunk:
     logprobs: list[dict[str, Any]] | None = None  # OpenAI-style entries, when asked for
     # On the last chunk of a grounded answer: {"knowledge", "found", "citations"} (knowledge.grounding)
     grounding: dict[str, Any] | None = None
+    tool_calls: list[ToolCall] | None = None  # calls completed in this chunk (engine.tools)
 
 
 @runtime_checkable

@@ -16,6 +16,7 @@ limits, UTF-8) works unchanged on top of it, from as many threads as there are c
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import random
 import threading
@@ -75,6 +76,9 @@ class BatchedLlamaBackend:
         from freehold.engine.cpu import model_params
 
         self._llama = llama_cpp
+        # llama.cpp logs through llama-cpp-python's logger, which prints every level until set:
+        # decoding-time debug lines (a lazy grammar's "still awaiting trigger" per token) included.
+        logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if native_logs else logging.ERROR)
         self.path = path
         self.slots = slots
         self.max_queue = max_queue
@@ -222,7 +226,9 @@ class BatchedLlamaBackend:
         from llama_cpp._internals import LlamaSampler
 
         s = LlamaSampler()
-        if grammar is not None:
+        if grammar is not None and params.grammar_triggers:
+            s.add_grammar_lazy_patterns(self.model, grammar, list(params.grammar_triggers), [])
+        elif grammar is not None:
             s.add_grammar(self.model, grammar)
         if params.repeat_penalty != 1.0:
             s.add_penalties(self.n_vocab, 64, params.repeat_penalty, 0.0, 0.0)

@@ -67,10 +67,6 @@ class ChatTemplate:
         self.eos_token = eos_token or ""
         self.template = _compile(source)
 
-    @property
-    def supports_tools(self) -> bool:
-        return "tools" in self.source
-
     def render(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True,
                tools: list[dict[str, Any]] | None = None, **extra: Any) -> str:
         from jinja2.exceptions import TemplateError

@@ -102,15 +102,32 @@ def json_grammar(schema: dict[str, Any] | None = None) -> str:
 
     from llama_cpp import llama_grammar
 
+    from freehold.errors import UsageError
+
     if schema is None:
         return llama_grammar.JSON_GBNF
+    # The converter fetches a "$ref" that is a URL: a request must not make the server go out.
+    remote = [ref for ref in _refs(schema) if not ref.startswith("#")]
+    if remote:
+        raise UsageError(f"the JSON schema refers outside itself ({remote[0]})",
+                         "use only local references (\"$ref\": \"#/$defs/...\")")
     try:
         return str(llama_grammar.json_schema_to_gbnf(json.dumps(schema)))
-    except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
-        from freehold.errors import UsageError
-
+    except (ValueError, KeyError, TypeError, NotImplementedError, AssertionError, RecursionError) as exc:
         raise UsageError(f"unsupported JSON schema: {exc}", "simplify the schema (objects, arrays, strings, "
                          "numbers, booleans, enums)") from exc
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
 
 
 class LlamaScorer:
@@ -188,7 +205,7 @@ class LlamaCppBackend:
                 top_k = 1
             gen = self.llm.generate(list(tokens), top_k=top_k, top_p=params.top_p, min_p=params.min_p,
                                     temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True,
-                                    grammar=compile_grammar(params.grammar))
+                                    grammar=None if params.grammar_triggers else compile_grammar(params.grammar))
             try:
                 yield from gen
             finally:

@@ -183,7 +183,7 @@ class TorchBackend:
         return int(torch.multinomial(probs.cpu(), 1, generator=gen))
 
     def generate(self, tokens: Sequence[int], params: SamplingParams) -> Iterator[int]:
-        if params.grammar is not None:
+        if params.grammar is not None and not params.grammar_triggers:
             from freehold.errors import UsageError
 
             raise UsageError("grammar-constrained output needs the llama.cpp backend", "use --backend llama")

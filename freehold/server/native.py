@@ -3,17 +3,15 @@ and out of the ``Chunk`` stream it yields; nothing else runs models."""
 
 from __future__ import annotations
 
-import json
-import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from freehold.engine import Chunk, SamplingParams
+from freehold.engine.tools import tool_use
 from freehold.errors import UsageError
 from freehold.knowledge import answer, knowledge_for, load_index
 from freehold.server.metrics import Metrics
@@ -27,6 +25,7 @@ class NativeRequest:
     prompt: str | None = None  # raw completion (no chat template)
     params: SamplingParams = field(default_factory=SamplingParams)
     tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None  # OpenAI's: "auto" (None), "none", "required" or {"function": {"name": ...}}
     keep_alive: float | None = None
     # A knowledge index to ground a chat in; None: the server's --knowledge, else the model's
     # own (tuned with --knowledge); "" or "none": no grounding.
@@ -38,20 +37,24 @@ def run_native(manager: ModelManager, metrics: Metrics, req: NativeRequest) -> I
     with manager.use(req.model, req.keep_alive) as engine:
         guard = manager.guardrails.guard(engine.entry.name, engine.entry.aliases)
         if req.messages is not None:
-            if req.tools and not (engine.template and engine.template.supports_tools):
-                raise UsageError(f"{engine.name}'s chat template does not support tools",
-                                 "drop 'tools' or use a model whose template handles them")
+            uses = tool_use(engine.template.source if engine.template else None, req.tools, req.tool_choice)
             checked = guard.check(messages=req.messages)  # before the model reads anything
             kb = knowledge_for(engine.entry, req.knowledge if req.knowledge is not None else manager.knowledge)
+            messages = checked.messages or []
+            params = req.params
+            if uses is not None:
+                messages, params = uses.messages(messages), uses.params(params)
+            tools = uses.template_tools if uses else None
             if checked.blocked:
                 chunks = guard.refuse(checked)
             elif kb:
-                chunks = guard.stream(answer(engine, load_index(manager.store, kb), checked.messages or [],
-                                             req.params, tools=req.tools or None,
+                chunks = guard.stream(answer(engine, load_index(manager.store, kb), messages, params, tools=tools,
                                              placeholders=checked.placeholders), checked)
             else:
-                chunks = guard.stream(engine.chat(checked.messages or [], req.params, tools=req.tools or None,
+                chunks = guard.stream(engine.chat(messages, params, tools=tools,
                                                   placeholders=checked.placeholders), checked)
+            if uses is not None:  # after the rails, so they read the calls' arguments too
+                chunks = uses.parse(chunks)
         else:
             if req.prompt is None:
                 raise UsageError("give either messages or a prompt", "e.g. {\"prompt\": \"Once upon a time\"}")
@@ -110,42 +113,24 @@ async def stream(gen: Iterator[Chunk]) -> tuple[Chunk, AsyncIterator[Chunk]]:
 
 
 async def collect(gen: Iterator[Chunk]) -> tuple[str, Chunk, list[dict[str, Any]] | None]:
-    """Run a request to the end; returns (text, last chunk, logprob entries or None)."""
+    """Run a request to the end; returns (text, last chunk, logprob entries or None). The last
+    chunk holds every tool call the reply made."""
     def drain() -> tuple[str, Chunk, list[dict[str, Any]] | None]:
         parts = []
         last = Chunk("")
         lps: list[dict[str, Any]] | None = None
+        calls = []
         try:
             for chunk in gen:
                 parts.append(chunk.text)
                 if chunk.logprobs is not None:
                     lps = (lps or []) + chunk.logprobs
+                calls += chunk.tool_calls or []
                 last = chunk
         finally:
             close = getattr(gen, "close", None)
             if close is not None:
                 close()
-        return "".join(parts), last, lps
+        return "".join(parts), replace(last, tool_calls=calls or None), lps
 
     return await run_in_threadpool(drain)
-
-
-_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
-
-
-def parse_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """Hermes/Qwen-style ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks."""
-    calls = []
-    for m in _TOOL_CALL.finditer(text):
-        try:
-            data = json.loads(m.group(1))
-        except ValueError:
-            continue
-        if isinstance(data, dict) and "name" in data:
-            args = data.get("arguments", data.get("parameters", {}))
-            calls.append({"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                          "function": {"name": data["name"],
-                                       "arguments": args if isinstance(args, str) else json.dumps(args)}})
-    if calls:
-        text = _TOOL_CALL.sub("", text).strip()
-    return text, calls

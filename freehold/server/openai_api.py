@@ -16,7 +16,7 @@ from freehold import __version__
 from freehold.engine import SamplingParams
 from freehold.engine.llama import json_grammar
 from freehold.errors import UsageError
-from freehold.server.native import NativeRequest, collect, parse_tool_calls, run_native, stream
+from freehold.server.native import NativeRequest, collect, run_native, stream
 
 router = APIRouter(prefix="/v1")
 FINGERPRINT = f"freehold-{__version__}"
@@ -151,12 +151,10 @@ def _sse(data: Any) -> str:
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     app = request.app.state.freehold
-    if body.tool_choice == "none":
-        body.tools = None
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     native = NativeRequest(body.model, messages=_messages(body.messages),
                            params=body.sampling(max_tokens, _grammar(body.response_format), body.logprob_count()),
-                           tools=body.tools or None, knowledge=body.knowledge)
+                           tools=body.tools or None, tool_choice=body.tool_choice, knowledge=body.knowledge)
     gen = run_native(app.models, app.metrics, native)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
@@ -165,11 +163,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
         text, last, lps = await collect(gen)
         message: dict[str, Any] = {"role": "assistant", "content": text}
         finish = last.finish_reason or "stop"
-        if native.tools:
-            content, calls = parse_tool_calls(text)
-            if calls:
-                message = {"role": "assistant", "content": content or None, "tool_calls": calls}
-                finish = "tool_calls"
+        if last.tool_calls:
+            message = {"role": "assistant", "content": text.strip() or None,
+                       "tool_calls": [c.openai() for c in last.tool_calls]}
         return {"id": cid, "object": "chat.completion", "created": created, "model": model,
                 "system_fingerprint": FINGERPRINT, "usage": _usage(last),
                 "choices": [{"index": 0, "message": message, "finish_reason": finish,
@@ -183,11 +179,16 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
                 "system_fingerprint": FINGERPRINT}
         yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "finish_reason": None, "logprobs": None}]})
+        calls = 0
         async for chunk in chunks:
             if chunk.text or chunk.logprobs:
                 lp = {"content": chunk.logprobs, "refusal": None} if chunk.logprobs is not None else None
                 yield _sse({**base, "choices": [{"index": 0, "delta": {"content": chunk.text},
                                                  "finish_reason": None, "logprobs": lp}]})
+            for call in chunk.tool_calls or []:  # each call whole, in one delta, as it completes
+                yield _sse({**base, "choices": [{"index": 0, "delta": {"tool_calls": [call.openai(calls)]},
+                                                 "finish_reason": None, "logprobs": None}]})
+                calls += 1
             if chunk.finish_reason is not None:
                 yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": chunk.finish_reason,
                                                  "logprobs": None}], **_grounding(chunk)})

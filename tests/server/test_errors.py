@@ -42,7 +42,7 @@ BAD: list[tuple[str, str, object, int]] = [
     ("POST", "/v1/chat/completions", {"model": "tiny", "messages": [{"role": "user", "content": LONG}]}, 400),
     ("POST", "/v1/chat/completions", {"model": "tiny-base", "messages": [{"role": "user", "content": "x"}]}, 400),
     ("POST", "/v1/chat/completions", {"model": "tiny", "messages": [{"role": "user", "content": "x"}],
-                                      "tools": [{"type": "function", "function": {"name": "f"}}]}, 400),
+                                      "tools": [{"type": "function", "function": {}}]}, 400),
     ("POST", "/v1/completions", {"model": "tiny"}, 400),
     ("POST", "/v1/completions", {"model": "tiny", "prompt": ["a", "b"]}, 400),
     ("POST", "/v1/completions", {"model": "tiny", "prompt": LONG}, 400),
