@@ -164,6 +164,38 @@ def describe(store: Store, entry: ModelEntry) -> dict[str, Any]:
 # -- acceptance and declared use: before a model is served --------------------------------------
 
 
+def document(store: Store, name: str) -> dict[str, Any]:
+    """Everything known of one model, for its page, the API and the agents' tools: ``describe``
+    plus the licence's text and acceptance, the notice, the source, the lineage, the evals and
+    the card (a part that cannot be worked out is None, with why beside it)."""
+    from freehold.errors import FreeholdError
+    from freehold.evals.card import card_text, eval_records
+    from freehold.ledger.ops import lineage
+    from freehold.licences import licence_terms
+
+    entry = store.get(name)
+    doc = describe(store, entry)
+    text = store.text_layer(entry.manifest, MediaType.LICENSE)
+    doc["licence_text"] = licence_terms(entry.manifest, text)
+    doc["licence"]["accepted"] = not pending_licences(store, entry)
+    doc["notice"] = store.text_layer(entry.manifest, MediaType.NOTICE)
+    doc["source"] = entry.manifest.source
+    try:
+        doc["lineage"] = lineage(store, entry.name).to_dict()
+    except FreeholdError as exc:  # a model imported without a record: shown as such, not a 500
+        doc["lineage"] = None
+        doc["lineage_error"] = exc.message
+    evals = eval_records(store, entry)
+    doc["evals"] = {suite: {"record": r.number, "time": r.time, "scores": r.payload.get("scores")}
+                    for suite, r in sorted(evals.items())}
+    try:
+        doc["card"] = card_text(store, entry.name)
+    except FreeholdError as exc:
+        doc["card"] = None
+        doc["card_error"] = exc.message
+    return doc
+
+
 def accepted_licences(store: Any) -> set[str]:
     """The keys (licence ids, or names outside the table) of the restricted licences this store's
     owner accepted, each once, in the ledger (``licence`` records)."""

@@ -64,3 +64,18 @@ if [ "${1:-}" = "test" ]; then
   apt_for_tests chromium chromium "page tests"
   apt_for_tests docker-registry docker-registry "registry interop tests"
 fi
+
+# The MCP project's conformance kit (npm), run against /mcp by tests/server/test_mcp_conformance.py.
+# It needs Node 22 (fs.globSync); Debian's is 20, so Node 22 comes from npm's own "node" package.
+# Pinned; kept in build/ (not committed). Without npm the test skips and says so.
+mcp_kit=build/mcp-conformance
+if [ "${1:-}" = "test" ] && [ ! -x "$mcp_kit/node_modules/.bin/node" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "Installing the MCP conformance kit (npm: @modelcontextprotocol/conformance 0.1.16, node 22)"
+    mkdir -p "$mcp_kit"
+    (cd "$mcp_kit" && npm install --silent --no-audit --no-fund --prefix . \
+       @modelcontextprotocol/conformance@0.1.16 node@22.23.3 >/dev/null)
+  else
+    echo "note: npm is not installed, so the MCP conformance test will skip"
+  fi
+fi

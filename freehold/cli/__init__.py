@@ -45,7 +45,8 @@ def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     import importlib
 
-    for module in ("models", "run", "serve", "tune", "export", "evals", "lineage", "registry"):  # top-level commands
+    top_level = ("models", "run", "serve", "tune", "export", "evals", "lineage", "registry", "agents")
+    for module in top_level:  # top-level commands
         try:
             importlib.import_module(f"freehold.cli.{module}")
         except ModuleNotFoundError as exc:

@@ -176,6 +176,10 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
     from freehold.home import open_store
 
     state = FreeholdState(settings, options, store or open_store(settings))
+    from freehold.agents import build_mcp_server
+
+    mcp = build_mcp_server(state)  # /mcp: streamable HTTP, behind the same keys as the APIs
+    mcp_routes = mcp.streamable_http_app(streamable_http_path="/mcp", host=options.host).routes
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -183,7 +187,8 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
 
         worker = Worker(state.store.home).start() if options.jobs else None  # runs the queued jobs
         try:
-            yield
+            async with mcp.session_manager.run():
+                yield
         finally:
             if worker is not None:
                 await run_in_threadpool(worker.stop)  # a running job checkpoints and is queued again
@@ -192,6 +197,7 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
     app = FastAPI(title="Freehold", version=__version__, lifespan=lifespan,
                   description="OpenAI- and Ollama-compatible API over local models.")
     app.state.freehold = state
+    app.router.routes[0:0] = mcp_routes
 
     from freehold.server import jobs_api, ollama_api, openai_api, store_api
 
@@ -274,7 +280,8 @@ def _add_auth_and_metrics(app: FastAPI, state: FreeholdState, options: ServerOpt
     @app.middleware("http")
     async def auth_and_count(request: Request, call_next: Any) -> Response:
         path = request.url.path
-        api = "openai" if path.startswith("/v1") else "ollama" if path.startswith("/api") else "other"
+        api = ("openai" if path.startswith("/v1") else "ollama" if path.startswith("/api") else
+               "mcp" if path == "/mcp" else "other")
         by_cookie = False
         if path == "/v2" or path.startswith("/v2/"):
             refused = registry_refusal(request, options)

@@ -112,25 +112,27 @@ async def stream(gen: Iterator[Chunk]) -> tuple[Chunk, AsyncIterator[Chunk]]:
     return first, rest()
 
 
-async def collect(gen: Iterator[Chunk]) -> tuple[str, Chunk, list[dict[str, Any]] | None]:
+def drain(gen: Iterator[Chunk]) -> tuple[str, Chunk, list[dict[str, Any]] | None]:
     """Run a request to the end; returns (text, last chunk, logprob entries or None). The last
     chunk holds every tool call the reply made."""
-    def drain() -> tuple[str, Chunk, list[dict[str, Any]] | None]:
-        parts = []
-        last = Chunk("")
-        lps: list[dict[str, Any]] | None = None
-        calls = []
-        try:
-            for chunk in gen:
-                parts.append(chunk.text)
-                if chunk.logprobs is not None:
-                    lps = (lps or []) + chunk.logprobs
-                calls += chunk.tool_calls or []
-                last = chunk
-        finally:
-            close = getattr(gen, "close", None)
-            if close is not None:
-                close()
-        return "".join(parts), replace(last, tool_calls=calls or None), lps
+    parts = []
+    last = Chunk("")
+    lps: list[dict[str, Any]] | None = None
+    calls = []
+    try:
+        for chunk in gen:
+            parts.append(chunk.text)
+            if chunk.logprobs is not None:
+                lps = (lps or []) + chunk.logprobs
+            calls += chunk.tool_calls or []
+            last = chunk
+    finally:
+        close = getattr(gen, "close", None)
+        if close is not None:
+            close()
+    return "".join(parts), replace(last, tool_calls=calls or None), lps
 
-    return await run_in_threadpool(drain)
+
+async def collect(gen: Iterator[Chunk]) -> tuple[str, Chunk, list[dict[str, Any]] | None]:
+    """``drain`` in the threadpool (a request's decoding blocks)."""
+    return await run_in_threadpool(drain, gen)

@@ -22,8 +22,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from freehold.errors import FreeholdError, UsageError
-from freehold.models import DEFAULT_ALIAS, deploy, deployed
+from freehold.errors import UsageError
+from freehold.models import DEFAULT_ALIAS, deploy, deployed, document
 from freehold.store import Store
 
 router = APIRouter(prefix="/freehold", tags=["store"])
@@ -35,36 +35,6 @@ UPLOAD_TYPES = {".mbox": "mbox", ".mbx": "mbox", ".eml": "eml", ".zip": "zip", "
 def _store(request: Request) -> Store:
     store: Store = request.app.state.freehold.store
     return store
-
-
-def _model(store: Store, name: str) -> dict[str, Any]:
-    from freehold.evals.card import card_text, eval_records
-    from freehold.ledger.ops import lineage
-    from freehold.licences import licence_terms
-    from freehold.models import describe, pending_licences
-    from freehold.store import MediaType
-
-    entry = store.get(name)
-    doc = describe(store, entry)
-    text = store.text_layer(entry.manifest, MediaType.LICENSE)
-    doc["licence_text"] = licence_terms(entry.manifest, text)
-    doc["licence"]["accepted"] = not pending_licences(store, entry)
-    doc["notice"] = store.text_layer(entry.manifest, MediaType.NOTICE)
-    doc["source"] = entry.manifest.source
-    try:
-        doc["lineage"] = lineage(store, entry.name).to_dict()
-    except FreeholdError as exc:  # a model imported without a record: shown as such, not a 500
-        doc["lineage"] = None
-        doc["lineage_error"] = exc.message
-    evals = eval_records(store, entry)
-    doc["evals"] = {suite: {"record": r.number, "time": r.time, "scores": r.payload.get("scores")}
-                    for suite, r in sorted(evals.items())}
-    try:
-        doc["card"] = card_text(store, entry.name)
-    except FreeholdError as exc:
-        doc["card"] = None
-        doc["card_error"] = exc.message
-    return doc
 
 
 @router.get("/models")
@@ -81,7 +51,7 @@ async def list_models(request: Request) -> Any:
 
 @router.get("/models/{name:path}")
 async def get_model(name: str, request: Request) -> Any:
-    return await run_in_threadpool(_model, _store(request), name)
+    return await run_in_threadpool(document, _store(request), name)
 
 
 @router.post("/models/{name:path}/deploy")

@@ -111,12 +111,12 @@ async def catalog(request: Request) -> Any:
 
 @router.get("/models/{name:path}")
 async def model_page(name: str, request: Request) -> HTMLResponse:
-    from freehold.server.store_api import _model
+    from freehold.models import document
 
     store = _store(request)
 
     def load() -> dict[str, Any]:
-        m = _model(store, name)
+        m = document(store, name)
         base = m["origin"].get("from") if m["origin"]["kind"] in ("tuned", "exported") else None
         base_evals: dict[str, Any] = {}
         if base and store.has(base):
