@@ -125,6 +125,11 @@ class ServerOptions:
     # The guardrails policy file (freehold.guardrails.policy); None: the default policy.
     guardrails: str | None = None
     no_guardrails: bool = False  # every rail off (for a trusted local tool); the default policy otherwise
+    # MCP servers whose tools a chat may use (mcp.json, the shape Claude Desktop and LM Studio
+    # use); None: FREEHOLD_HOME/mcp.json when it exists. The loop over them is bounded:
+    mcp_config: str | None = None
+    tool_timeout: float = 30.0  # seconds one tool call (or a server's start) may take before it fails
+    max_tool_calls: int = 8  # tool calls one request may make before the model must answer
 
 
 def split_host(text: str) -> tuple[str, int]:

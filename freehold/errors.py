@@ -16,6 +16,7 @@
     │   └── TrainingInterrupted    stopped by a signal after a checkpoint (exit 130)
     ├── EvalError               an evaluation cannot run (missing eval data, bad prompt file, ...)
     ├── RegistryError           a push or pull, or a request to the registry (/v2/), failed
+    ├── ToolServerError         an MCP server a chat uses for tools failed, hung or is not configured
     ├── ModelFlaggedError       deploying a model with an open high-severity audit flag (needs an override)
     ├── LicenceError            a derivative's licence label would drop what it inherited
     │   ├── LicenceNotAcceptedError  serving a model whose restrictive licence nobody accepted here
@@ -228,6 +229,25 @@ class RegistryError(FreeholdError):
     @classmethod
     def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
         return cls(message, hint, str(details.get("oci_code", "UNSUPPORTED")), int(details.get("status", 400)))
+
+
+class ToolServerError(FreeholdError):
+    """An MCP server the server runs tools on (mcp.json) could not start, crashed, or did not
+    answer in time; or a request named one that is not configured (``status`` 400)."""
+
+    code = "tool_server_failed"
+    http_status = 502
+
+    def __init__(self, message: str, hint: str | None = None, status: int = 502) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+    def details(self) -> dict[str, Any]:
+        return {"status": self.status}
+
+    @classmethod
+    def rebuild(cls, message: str, hint: str | None, details: dict[str, Any]) -> FreeholdError:
+        return cls(message, hint, int(details.get("status", 502)))
 
 
 class ModelFlaggedError(FreeholdError):

@@ -47,6 +47,13 @@ def serve_cmd(
     no_guardrails: bool = typer.Option(False, "--no-guardrails", help="Serve with every guardrail off."),
     declare_use: str | None = typer.Option(None, "--declare-use", help="What the models are served for: commercial, "
                                            "research or personal. A model whose licence forbids it is refused."),
+    mcp_config: Path | None = typer.Option(None, "--mcp-config", help="MCP servers a chat may use for tools "
+                                           "(mcp.json: {\"mcpServers\": {...}}). Default: FREEHOLD_HOME/mcp.json "
+                                           "when it exists."),
+    tool_timeout: float = typer.Option(_DEFAULTS.tool_timeout, "--tool-timeout", min=0.1,
+                                       help="Seconds one MCP tool call may take."),
+    max_tool_calls: int = typer.Option(_DEFAULTS.max_tool_calls, "--max-tool-calls", min=0,
+                                       help="MCP tool calls one request may make."),
 ) -> None:
     """Serve the web app and models over OpenAI- and Ollama-compatible HTTP APIs."""
     from freehold.server import check_exposure, load_api_keys, serve
@@ -60,8 +67,13 @@ def serve_cmd(
                             max_upload_bytes=max_upload_mb * 1_000_000, registry=registry,
                             push_keys=[*push_key, *settings().push_keys], registry_open_pull=open_pull,
                             declared_use=declare_use, guardrails=str(guardrails) if guardrails else None,
-                            no_guardrails=no_guardrails)
+                            no_guardrails=no_guardrails, mcp_config=str(mcp_config) if mcp_config else None,
+                            tool_timeout=tool_timeout, max_tool_calls=max_tool_calls)
     check_exposure(options)
+    if mcp_config:
+        from freehold.agents.mcp_client import load_mcp_config
+
+        load_mcp_config(mcp_config)  # every problem in the file now, before listening
     if guardrails:
         from freehold.guardrails import load_policy
 

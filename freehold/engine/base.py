@@ -127,6 +127,8 @@ class Chunk:
     # On the last chunk of a grounded answer: {"knowledge", "found", "citations"} (knowledge.grounding)
     grounding: dict[str, Any] | None = None
     tool_calls: list[ToolCall] | None = None  # calls completed in this chunk (engine.tools)
+    # On the last chunk of a reply that ran tools on MCP servers: each call, its result, its time
+    tool_runs: list[dict[str, Any]] | None = None
 
 
 @runtime_checkable

@@ -112,10 +112,13 @@ def json_grammar(schema: dict[str, Any] | None = None) -> str:
         raise UsageError(f"the JSON schema refers outside itself ({remote[0]})",
                          "use only local references (\"$ref\": \"#/$defs/...\")")
     try:
-        return str(llama_grammar.json_schema_to_gbnf(json.dumps(schema)))
+        gbnf = str(llama_grammar.json_schema_to_gbnf(json.dumps(schema)))
     except (ValueError, KeyError, TypeError, NotImplementedError, AssertionError, RecursionError) as exc:
         raise UsageError(f"unsupported JSON schema: {exc}", "simplify the schema (objects, arrays, strings, "
                          "numbers, booleans, enums)") from exc
+    # The converter lets a string hold raw control characters (a newline), which JSON does not:
+    # a model would write strings that never parse. llama.cpp's own converter excludes them.
+    return gbnf.replace('char ::= [^"\\\\] |', 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |')
 
 
 def _refs(node: Any) -> Iterator[str]:

@@ -31,6 +31,9 @@ from freehold.engine.base import Chunk, SamplingParams
 from freehold.errors import UsageError
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+# The result markup the conversation shows the model; a small model echoes it in its answer,
+# and a reader must not see it (the text between the tags is kept).
+ECHOES = ("<tool_response>\n", "\n</tool_response>", "<tool_response>", "</tool_response>")
 
 
 @dataclass(frozen=True)
@@ -264,8 +267,24 @@ class ToolCallParser:
         self._buf = ""
         self._inside = False
         self._started = False  # bare JSON: whether the first visible character has been seen
+        self._spoke = False  # whether any text or call has been given yet
 
     def feed(self, text: str) -> list[str | ToolCall]:
+        return self._lead(self._feed(text))
+
+    def _lead(self, items: list[str | ToolCall]) -> list[str | ToolCall]:
+        """No reply opens with blank lines (what is left where echoed markup was taken out)."""
+        out: list[str | ToolCall] = []
+        for item in items:
+            if isinstance(item, str) and not self._spoke:
+                item = item.lstrip()
+                if not item:
+                    continue
+            self._spoke = True
+            out.append(item)
+        return out
+
+    def _feed(self, text: str) -> list[str | ToolCall]:
         self._buf += text
         out: list[str | ToolCall] = []
         if self.fmt.bare_json:
@@ -280,13 +299,13 @@ class ToolCallParser:
             if not self._inside:
                 at = self._buf.find(OPEN)
                 if at < 0:
-                    keep = _partial_suffix(self._buf, OPEN)
+                    keep = max(_partial_suffix(self._buf, m) for m in (OPEN, *ECHOES))
                     if len(self._buf) > keep:
-                        out.append(self._buf[: len(self._buf) - keep])
+                        out.append(_unechoed(self._buf[: len(self._buf) - keep]))
                         self._buf = self._buf[len(self._buf) - keep:]
                     return out
                 if at:
-                    out.append(self._buf[:at])
+                    out.append(_unechoed(self._buf[:at]))
                 self._buf = self._buf[at + len(OPEN):]
                 self._inside = True
             end = self._buf.find(CLOSE)
@@ -297,8 +316,12 @@ class ToolCallParser:
             self._inside = False
 
     def finish(self) -> list[str | ToolCall]:
+        return self._lead(self._finish())
+
+    def _finish(self) -> list[str | ToolCall]:
         rest, self._buf = self._buf, ""
         if not self._inside:
+            rest = _unechoed(rest)
             return [rest] if rest else []
         self._inside = False
         if self.fmt.bare_json:
@@ -317,6 +340,12 @@ class ToolCallParser:
             return OPEN + body + (CLOSE if closed else "")
         self.calls.append(call)
         return call
+
+
+def _unechoed(text: str) -> str:
+    for tag in ECHOES:
+        text = text.replace(tag, "")
+    return text
 
 
 def _partial_suffix(text: str, marker: str) -> int:

@@ -72,10 +72,15 @@ class FreeholdState:
 
         policies = PolicySet(OFF) if options.no_guardrails else load_policy(options.guardrails)
         rails = Guardrails(policies, store, lambda rail, action: self.metrics.guardrail.labels(rail, action).inc())
+        from freehold.agents.mcp_client import ToolServers
+
+        self.tool_servers = ToolServers.from_options(options.mcp_config, store.home, options.tool_timeout,
+                                                     options.max_tool_calls)
         self.models = ModelManager(store, settings, slots=options.slots, max_queue=options.max_queue,
                                    keep_alive=options.keep_alive, max_loaded=options.max_loaded,
                                    knowledge=options.knowledge, on_step=self.metrics.on_step,
-                                   declared_use=options.declared_use, guardrails=rails)
+                                   declared_use=options.declared_use, guardrails=rails,
+                                   tool_servers=self.tool_servers)
         from freehold.engine.embedder import NAMES, minilm_dir
 
         self.embedders = NAMES if minilm_dir() is not None else ()
@@ -193,6 +198,7 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
             if worker is not None:
                 await run_in_threadpool(worker.stop)  # a running job checkpoints and is queued again
             state.models.close()
+            await run_in_threadpool(state.tool_servers.close)  # the MCP servers' processes stop
 
     app = FastAPI(title="Freehold", version=__version__, lifespan=lifespan,
                   description="OpenAI- and Ollama-compatible API over local models.")
@@ -229,9 +235,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FreeholdError)
     async def freehold_error(request: Request, exc: FreeholdError) -> Response:
-        from freehold.errors import RegistryError
+        from freehold.errors import RegistryError, ToolServerError
 
-        status = exc.status if isinstance(exc, RegistryError) else exc.http_status
+        status = exc.status if isinstance(exc, RegistryError | ToolServerError) else exc.http_status
         if _wants_page(request):  # a person following a link: the same message, as a page
             from freehold.web import error_page
 

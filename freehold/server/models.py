@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from freehold.config import Settings
 from freehold.engine import Engine, load_engine
@@ -35,8 +35,10 @@ class ModelManager:
     def __init__(self, store: Store, settings: Settings, *, slots: int = 8, max_queue: int = 64,
                  keep_alive: float = 300.0, max_loaded: int = 2, knowledge: str | None = None,
                  on_step: Callable[[StepStats], None] | None = None, declared_use: str | None = None,
-                 guardrails: Guardrails | None = None) -> None:
+                 guardrails: Guardrails | None = None, tool_servers: Any = None) -> None:
         self.store = store
+        # The MCP servers a chat may run tools on (freehold.agents.mcp_client.ToolServers; None: none)
+        self.tool_servers = tool_servers
         # What the server is used for (``serve --declare-use``): a model whose licence forbids it
         # is not served, nor one whose restrictive licence nobody here accepted (freehold.licences).
         self.declared_use = declared_use

@@ -3,16 +3,17 @@ and out of the ``Chunk`` stream it yields; nothing else runs models."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 
 from freehold.engine import Chunk, SamplingParams
-from freehold.engine.tools import tool_use
-from freehold.errors import UsageError
+from freehold.engine.tools import ToolCall, tool_use
+from freehold.errors import EngineError, ToolServerError, UsageError
 from freehold.knowledge import answer, knowledge_for, load_index
 from freehold.server.metrics import Metrics
 from freehold.server.models import ModelManager
@@ -32,8 +33,94 @@ class NativeRequest:
     knowledge: str | None = None
 
 
+class ToolServers(Protocol):
+    """The MCP servers a chat may run tools on (``freehold.agents.mcp_client.ToolServers``)."""
+
+    max_calls: int
+
+    def functions(self, label: str, allowed: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
+
+    def call(self, label: str, name: str, arguments: dict[str, Any]) -> tuple[str, bool]: ...
+
+
 def run_native(manager: ModelManager, metrics: Metrics, req: NativeRequest) -> Iterator[Chunk]:
-    """Yield chunks for one request; the last has finish_reason and usage."""
+    """Yield chunks for one request; the last has finish_reason and usage. Tools entries
+    ``{"type": "mcp", "server_label": NAME}`` make it a tool loop over those MCP servers."""
+    refs = [t for t in req.tools or [] if isinstance(t, dict) and t.get("type") == "mcp"]
+    if refs and req.messages is not None:
+        return _tool_loop(manager, metrics, req, refs)
+    return _run_once(manager, metrics, req)
+
+
+def _tool_loop(manager: ModelManager, metrics: Metrics, req: NativeRequest,
+               refs: list[dict[str, Any]]) -> Iterator[Chunk]:
+    """Generate; while the model calls MCP tools, run them (bounded in count and time) and
+    generate again with their results. Text streams as it comes from every round; the calls
+    made and their results are on the last chunk (``tool_runs``). A call of a tool the client
+    gave ends the loop and goes back to the client, as without MCP."""
+    servers: ToolServers | None = manager.tool_servers
+    if servers is None:
+        raise ToolServerError("this server has no MCP servers to run tools on",
+                              "list them in FREEHOLD_HOME/mcp.json or 'freehold serve --mcp-config FILE'", status=400)
+    theirs = [t for t in req.tools or [] if t not in refs]
+    taken = {t.get("function", {}).get("name") for t in theirs}
+    routes: dict[str, tuple[str, str]] = {}  # the name the model sees -> (server, the server's tool name)
+    functions: list[dict[str, Any]] = []
+    for ref in refs:
+        label = ref.get("server_label")
+        if not isinstance(label, str) or not label:
+            raise UsageError('an MCP tools entry needs "server_label": the name of a configured server',
+                             'e.g. {"type": "mcp", "server_label": "orders"}')
+        allowed = ref.get("allowed_tools")
+        for fn in servers.functions(label, allowed if isinstance(allowed, list) else None):
+            tool = fn["function"]["name"]
+            shown = tool if tool not in routes and tool not in taken else f"{label}.{tool}"
+            routes[shown] = (label, tool)
+            functions.append({"type": "function", "function": {**fn["function"], "name": shown}})
+    messages = list(req.messages or [])
+    runs: list[dict[str, Any]] = []
+    choice = req.tool_choice
+    used = [0, 0]  # prompt and completion tokens over every round
+    while True:
+        round_req = dataclasses.replace(req, messages=messages, tools=theirs + functions, tool_choice=choice)
+        ours: list[ToolCall] = []
+        text: list[str] = []
+        last: Chunk | None = None
+        for chunk in _run_once(manager, metrics, round_req):
+            calls = chunk.tool_calls or []
+            ours += [c for c in calls if c.name in routes]
+            visible = [c for c in calls if c.name not in routes] or None
+            text.append(chunk.text)
+            if chunk.finish_reason is not None:
+                last = dataclasses.replace(chunk, tool_calls=visible)
+            elif chunk.text or visible or chunk.logprobs:
+                yield dataclasses.replace(chunk, tool_calls=visible)
+        if last is None:
+            raise EngineError("the model produced no output", "retry the request")
+        used[0] += last.prompt_tokens
+        used[1] += last.completion_tokens
+        if not ours or last.tool_calls or choice == "none":
+            finish = last.finish_reason if last.tool_calls or last.finish_reason != "tool_calls" else "stop"
+            yield dataclasses.replace(last, finish_reason=finish, prompt_tokens=used[0], completion_tokens=used[1],
+                                      tool_runs=runs)
+            return
+        if len(runs) + len(ours) > servers.max_calls:  # the budget is spent: the model must answer now
+            runs.append({"note": f"stopped: a request may make {servers.max_calls} tool calls"})
+            choice = "none"
+            continue
+        messages.append({"role": "assistant", "content": "".join(text).strip(),
+                         "tool_calls": [c.openai() for c in ours]})
+        for call in ours:
+            label, tool = routes[call.name]
+            started = time.perf_counter()
+            result, failed = servers.call(label, tool, call.arguments)
+            runs.append({"id": call.id, "server": label, "name": tool, "arguments": call.arguments,
+                         "result": result, "is_error": failed, "seconds": round(time.perf_counter() - started, 3)})
+            messages.append({"role": "tool", "tool_call_id": call.id, "name": tool, "content": result})
+        choice = None  # after the first round the model chooses
+
+
+def _run_once(manager: ModelManager, metrics: Metrics, req: NativeRequest) -> Iterator[Chunk]:
     with manager.use(req.model, req.keep_alive) as engine:
         guard = manager.guardrails.guard(engine.entry.name, engine.entry.aliases)
         if req.messages is not None:

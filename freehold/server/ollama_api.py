@@ -115,7 +115,9 @@ def _now() -> str:
 
 def _final(model: str, last: Chunk, started: float, extra: dict[str, Any]) -> dict[str, Any]:
     total = int((time.perf_counter() - started) * 1e9)
-    grounding = {"grounding": last.grounding} if last.grounding is not None else {}
+    grounding: dict[str, Any] = {"grounding": last.grounding} if last.grounding is not None else {}
+    if last.tool_runs is not None:
+        grounding["tool_runs"] = last.tool_runs  # the MCP tool calls the server ran for this answer
     reason = "stop" if last.finish_reason == "tool_calls" else last.finish_reason  # Ollama says stop
     return {"model": model, "created_at": _now(), **extra, "done": True, "done_reason": reason,
             "total_duration": total, "load_duration": 0, "prompt_eval_count": last.prompt_tokens,

@@ -139,9 +139,13 @@ def _usage(last: Any) -> dict[str, int]:
             "total_tokens": last.prompt_tokens + last.completion_tokens}
 
 
-def _grounding(last: Any) -> dict[str, Any]:
-    """The extension field of a grounded answer: {"grounding": {"knowledge", "found", "citations"}}."""
-    return {"grounding": last.grounding} if last.grounding is not None else {}
+def _extensions(last: Any) -> dict[str, Any]:
+    """Freehold's extension fields: a grounded answer's {"grounding": {"knowledge", "found",
+    "citations"}}, and the MCP tool calls the server ran for it, {"tool_runs": [...]}."""
+    out: dict[str, Any] = {"grounding": last.grounding} if last.grounding is not None else {}
+    if last.tool_runs is not None:
+        out["tool_runs"] = last.tool_runs
+    return out
 
 
 def _sse(data: Any) -> str:
@@ -170,7 +174,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
                 "system_fingerprint": FINGERPRINT, "usage": _usage(last),
                 "choices": [{"index": 0, "message": message, "finish_reason": finish,
                              "logprobs": {"content": lps, "refusal": None} if lps is not None else None}],
-                **_grounding(last)}
+                **_extensions(last)}
     _, chunks = await stream(gen)
     include_usage = bool((body.stream_options or {}).get("include_usage"))
 
@@ -191,7 +195,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
                 calls += 1
             if chunk.finish_reason is not None:
                 yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": chunk.finish_reason,
-                                                 "logprobs": None}], **_grounding(chunk)})
+                                                 "logprobs": None}], **_extensions(chunk)})
                 if include_usage:
                     yield _sse({**base, "choices": [], "usage": _usage(chunk)})
         yield "data: [DONE]\n\n"

@@ -74,6 +74,10 @@ def test_the_parser_finds_the_same_calls_however_the_text_is_split() -> None:
     # A model that stops inside a call (EOS before the closing tag) still made the call.
     rest, calls = _run(ToolCallParser(HERMES), '<tool_call>{"name": "get_time", "arguments": {}}', 4)
     assert rest == "" and calls[0].name == "get_time"
+    # The result markup a small model echoes from the conversation is not shown, nor leading blank lines.
+    for size in range(1, 9):
+        assert _run(ToolCallParser(GENERIC), "\n<tool_response>\nShipped on 2 December\n</tool_response>", size) == (
+            "Shipped on 2 December", []), size
     # Llama 3.x: the whole reply is the call, "parameters" for arguments; prose is prose.
     rest, calls = _run(ToolCallParser(LLAMA3), ' {"name": "get_weather", "parameters": {"city": "Porto"}}', 5)
     assert rest == "" and (calls[0].name, calls[0].arguments) == ("get_weather", {"city": "Porto"})
@@ -140,6 +144,8 @@ def test_the_call_grammar_compiles_for_every_format() -> None:
         text = grammar(check_tools([WEATHER, CLOCK]), fmt)
         assert compile_grammar(text) is not None
         assert ('"<tool_call>"' in text) == (not fmt.bare_json)
+    # JSON strings hold no raw control characters (the converter's own rule lets a newline in).
+    assert '[^"\\\\\\x7F\\x00-\\x1F]' in json_grammar({"type": "object", "properties": {"a": {"type": "string"}}})
     # A schema the converter cannot express still gives a grammar (any object for the arguments).
     odd = {"type": "function", "function": {"name": "odd", "parameters": {"$ref": "#/nowhere"}}}
     assert compile_grammar(grammar(check_tools([odd]), HERMES)) is not None
