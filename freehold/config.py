@@ -130,6 +130,9 @@ class ServerOptions:
     mcp_config: str | None = None
     tool_timeout: float = 30.0  # seconds one tool call (or a server's start) may take before it fails
     max_tool_calls: int = 8  # tool calls one request may make before the model must answer
+    # A2A agents (freehold.agents.a2a): their declarations; None: FREEHOLD_HOME/agents.toml when it
+    # exists, else one agent, "assistant", on the deployed model.
+    agents: str | None = None
 
 
 def split_host(text: str) -> tuple[str, int]:

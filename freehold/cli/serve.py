@@ -54,6 +54,10 @@ def serve_cmd(
                                        help="Seconds one MCP tool call may take."),
     max_tool_calls: int = typer.Option(_DEFAULTS.max_tool_calls, "--max-tool-calls", min=0,
                                        help="MCP tool calls one request may make."),
+    agents: Path | None = typer.Option(None, "--agents", help="A2A agents to serve at /a2a/NAME (TOML: "
+                                       "\\[agents.NAME] with model, system, tools, ...; docs/agents.md). Default: "
+                                       "FREEHOLD_HOME/agents.toml when it exists, else 'assistant' on the deployed "
+                                       "model."),
 ) -> None:
     """Serve the web app and models over OpenAI- and Ollama-compatible HTTP APIs."""
     from freehold.server import check_exposure, load_api_keys, serve
@@ -68,12 +72,17 @@ def serve_cmd(
                             push_keys=[*push_key, *settings().push_keys], registry_open_pull=open_pull,
                             declared_use=declare_use, guardrails=str(guardrails) if guardrails else None,
                             no_guardrails=no_guardrails, mcp_config=str(mcp_config) if mcp_config else None,
-                            tool_timeout=tool_timeout, max_tool_calls=max_tool_calls)
+                            tool_timeout=tool_timeout, max_tool_calls=max_tool_calls,
+                            agents=str(agents) if agents else None)
     check_exposure(options)
     if mcp_config:
         from freehold.agents.mcp_client import load_mcp_config
 
         load_mcp_config(mcp_config)  # every problem in the file now, before listening
+    if agents:
+        from freehold.agents.a2a import load_agents
+
+        load_agents(agents, settings().home)
     if guardrails:
         from freehold.guardrails import load_policy
 
@@ -84,8 +93,8 @@ def serve_cmd(
         from freehold.knowledge import get_knowledge
 
         get_knowledge(knowledge, open_store())  # a clear error now, not on every request
-    console.print(f"freehold serving on http://{host}:{port}  (web app: /, OpenAI: /v1, Ollama: /api, metrics: "
-                  "/metrics)"
+    console.print(f"freehold serving on http://{host}:{port}  (web app: /, OpenAI: /v1, Ollama: /api, MCP: /mcp, "
+                  "A2A: /a2a/NAME, metrics: /metrics)"
                   + ("  [API key required]" if options.api_keys else "")
                   + (f"  [answers grounded in {knowledge}]" if knowledge else "")
                   + (f"  [declared use: {declare_use}]" if declare_use else "")

@@ -81,8 +81,13 @@ class FreeholdState:
                                    knowledge=options.knowledge, on_step=self.metrics.on_step,
                                    declared_use=options.declared_use, guardrails=rails,
                                    tool_servers=self.tool_servers)
+        from pathlib import Path
+
+        from freehold.agents.a2a import Agents, load_agents
         from freehold.engine.embedder import NAMES, minilm_dir
 
+        self.agents = Agents(self, load_agents(Path(options.agents) if options.agents else None, store.home),
+                             keyed=bool(options.api_keys))
         self.embedders = NAMES if minilm_dir() is not None else ()
         self._minilm: Any = None
 
@@ -197,6 +202,7 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
         finally:
             if worker is not None:
                 await run_in_threadpool(worker.stop)  # a running job checkpoints and is queued again
+            await state.agents.aclose()
             state.models.close()
             await run_in_threadpool(state.tool_servers.close)  # the MCP servers' processes stop
 
@@ -205,8 +211,9 @@ def create_app(options: ServerOptions | None = None, settings: Settings | None =
     app.state.freehold = state
     app.router.routes[0:0] = mcp_routes
 
-    from freehold.server import jobs_api, ollama_api, openai_api, store_api
+    from freehold.server import a2a_api, jobs_api, ollama_api, openai_api, store_api
 
+    app.include_router(a2a_api.router)
     app.include_router(openai_api.router)
     app.include_router(ollama_api.router)
     app.include_router(jobs_api.router)
@@ -281,13 +288,14 @@ def _wants_page(request: Request) -> bool:
 def _add_auth_and_metrics(app: FastAPI, state: FreeholdState, options: ServerOptions) -> None:
     """API keys (Bearer, or the pages' login cookie) on everything but OPEN_PATHS, CSRF checks on
     changes (``freehold.server.auth``), and a request count per API, route and status."""
+    from freehold.agents.a2a import is_card_path
     from freehold.server.auth import bearer_ok, cookie_key, csrf_problem
 
     @app.middleware("http")
     async def auth_and_count(request: Request, call_next: Any) -> Response:
         path = request.url.path
         api = ("openai" if path.startswith("/v1") else "ollama" if path.startswith("/api") else
-               "mcp" if path == "/mcp" else "other")
+               "mcp" if path == "/mcp" else "a2a" if path.startswith("/a2a/") else "other")
         by_cookie = False
         if path == "/v2" or path.startswith("/v2/"):
             refused = registry_refusal(request, options)
@@ -295,7 +303,7 @@ def _add_auth_and_metrics(app: FastAPI, state: FreeholdState, options: ServerOpt
                 state.metrics.requests.labels("registry", path, str(refused.status_code)).inc()
                 return refused
             return await call_next(request)  # Bearer or Basic keys, no cookies: no CSRF to check
-        if options.api_keys and path not in OPEN_PATHS and request.method != "OPTIONS":
+        if options.api_keys and path not in OPEN_PATHS and not is_card_path(path) and request.method != "OPTIONS":
             by_cookie = not bearer_ok(request, options.api_keys) and cookie_key(request, options.api_keys)
             if not by_cookie and not bearer_ok(request, options.api_keys):
                 state.metrics.requests.labels(api, path, "401").inc()

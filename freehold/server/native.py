@@ -31,6 +31,8 @@ class NativeRequest:
     # A knowledge index to ground a chat in; None: the server's --knowledge, else the model's
     # own (tuned with --knowledge); "" or "none": no grounding.
     knowledge: str | None = None
+    # The MCP servers (or agents) this request's {"type": "mcp"} tools name; None: the server's.
+    tool_servers: Any = None
 
 
 class ToolServers(Protocol):
@@ -58,7 +60,7 @@ def _tool_loop(manager: ModelManager, metrics: Metrics, req: NativeRequest,
     generate again with their results. Text streams as it comes from every round; the calls
     made and their results are on the last chunk (``tool_runs``). A call of a tool the client
     gave ends the loop and goes back to the client, as without MCP."""
-    servers: ToolServers | None = manager.tool_servers
+    servers: ToolServers | None = req.tool_servers or manager.tool_servers
     if servers is None:
         raise ToolServerError("this server has no MCP servers to run tools on",
                               "list them in FREEHOLD_HOME/mcp.json or 'freehold serve --mcp-config FILE'", status=400)

@@ -116,6 +116,22 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (repo, digest)
         );
     """),
+    ("008_a2a_tasks", """
+        -- A2A tasks (freehold.agents.a2a): each agent's tasks as the protocol's Task message,
+        -- so a restart loses none. owner is a digest of the API key that made it (empty on an
+        -- open loopback server), and one owner never sees another's.
+        CREATE TABLE a2a_tasks (
+            owner TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            id TEXT NOT NULL,
+            context_id TEXT NOT NULL,
+            state INTEGER NOT NULL,          -- a2a TaskState
+            updated_ns INTEGER NOT NULL,     -- the status timestamp, for ListTasks' order and filter
+            body BLOB NOT NULL,              -- the Task, serialised protobuf
+            PRIMARY KEY (owner, agent, id)
+        );
+        CREATE INDEX a2a_tasks_list ON a2a_tasks (owner, agent, updated_ns);
+    """),
 ]
 
 

@@ -40,6 +40,7 @@ from typing import Any
 from freehold.config import Settings, load_settings
 from freehold.errors import ModelNotFoundError, StoreError, UsageError
 from freehold.progress import ProgressFn, emit
+from freehold.store.agent_tasks import AgentTaskTable
 from freehold.store.blobs import BlobStore, pid_alive, store_os_error
 from freehold.store.catalog import Catalog, Ref, drop_pins
 from freehold.store.formats import read_gguf_info, read_hf_info
@@ -103,6 +104,7 @@ class Store:
         self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
         self.jobs = JobTable(self._catalog)  # long operations asked for, and their progress
         self.registry = RegistryTable(self._catalog)  # what was pushed to this store's registry
+        self.agent_tasks = AgentTaskTable(self._catalog)  # the A2A agents' tasks (freehold.agents.a2a)
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Store:
