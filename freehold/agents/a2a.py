@@ -38,6 +38,7 @@ from a2a.server.agent_execution import AgentExecutor
 from a2a.server.tasks import TaskStore
 
 from freehold import __version__
+from freehold.agents.mcp_client import describe_exception
 from freehold.errors import FreeholdError, UsageError
 from freehold.store import Store
 
@@ -57,7 +58,8 @@ class AgentSpec:
     tool_choice: str | None = None  # OpenAI's, for the first round ("required": always use a tool)
     max_tokens: int = 512
     examples: tuple[str, ...] = ()  # example requests, shown on the card's skill
-    delegates: tuple[str, ...] = ()  # URLs of other A2A agents it may hand a question to
+    delegates: tuple[str, ...] = ()  # URLs of other A2A agents (.../a2a/NAME) it may hand a question to
+    delegate_key_env: str | None = None  # the environment variable holding the key the delegates take
     default: bool = False
 
     @property
@@ -66,7 +68,7 @@ class AgentSpec:
 
 
 _KEYS: dict[str, type] = {"model": str, "description": str, "system": str, "knowledge": str, "tool_choice": str,
-                          "max_tokens": int, "default": bool}
+                          "max_tokens": int, "default": bool, "delegate_key_env": str}
 _LISTS = ("tools", "examples", "delegates")
 
 
@@ -108,6 +110,9 @@ def load_agents(path: Path | None, home: Path) -> dict[str, AgentSpec]:
                 values[key] = tuple(value) if isinstance(value, list) else ()
             else:
                 problems.append(f"{name}: unknown key {key!r}")
+        bad_urls = [u for u in values.get("delegates", ()) if not u.startswith(("http://", "https://"))]
+        if bad_urls:
+            problems.append(f"{name}.delegates: {bad_urls[0]!r} is not an http(s) URL of an A2A agent")
         if values.get("tool_choice") not in (None, "auto", "required", "none"):
             problems.append(f"{name}.tool_choice: auto, required or none")
         out[name] = AgentSpec(name, **values)
@@ -203,6 +208,10 @@ class ModelAgent(AgentExecutor):
         from a2a.server.tasks import TaskUpdater
 
         task = context.current_task
+        if not context.get_user_input().strip():
+            from a2a.utils.errors import InvalidParamsError
+
+            raise InvalidParamsError(message="the message has no text: send the question as a text part")
         if task is None:
             task = new_task_from_user_message(context.message)
             await event_queue.enqueue_event(task)
@@ -255,9 +264,12 @@ class ModelAgent(AgentExecutor):
         from freehold.server.native import NativeRequest, run_native
 
         spec = self.spec
+        labels = [*spec.tools, *(f"{DELEGATE}{url}" for url in spec.delegates)]
         req = NativeRequest(spec.model, messages=messages, params=SamplingParams.given(max_tokens=spec.max_tokens),
-                            tools=[{"type": "mcp", "server_label": t} for t in spec.tools] or None,
-                            tool_choice=spec.tool_choice, knowledge=spec.knowledge, tool_servers=self.tool_servers)
+                            tools=[{"type": "mcp", "server_label": t} for t in labels] or None,
+                            tool_choice=spec.tool_choice, knowledge=spec.knowledge,
+                            tool_servers=self.tool_servers.asking(messages[-1]["content"])
+                            if isinstance(self.tool_servers, AgentTools) else self.tool_servers)
         put = loop.call_soon_threadsafe
         gen = None
         try:
@@ -290,6 +302,132 @@ class ModelAgent(AgentExecutor):
         if stop is not None:
             stop.set()
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+
+
+# delegation ------------------------------------------------------------------------------------
+DELEGATE = "a2a:"  # a tools label naming another agent by its URL, beside the MCP servers' labels
+
+
+class AgentTools:
+    """The tools an agent's tool loop may call: the MCP servers (``mcp_client.ToolServers``), and
+    each delegate agent as one function, ``ask_NAME(message)``, answered over A2A. Before a
+    question goes out the remote card is fetched and its signature checked (with the key its
+    lineage extension names); a card whose signature fails is refused. What the card says of
+    the answering model goes into the response beside the answer (``remote``)."""
+
+    def __init__(self, mcp: Any, home: Path, timeout: float = 60.0, max_calls: int = 8,
+                 key_env: str | None = None) -> None:
+        self.mcp, self.home, self.timeout = mcp, home, timeout
+        self.max_calls = getattr(mcp, "max_calls", max_calls)
+        self.key_env = key_env
+        self._cards: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self.question = ""  # the user's, sent on when the model's call leaves the message empty
+
+    def asking(self, question: str) -> AgentTools:
+        """These tools for one task (its question is the fallback message to a delegate)."""
+        import copy
+
+        tools = copy.copy(self)
+        tools.question = question
+        return tools
+
+    def functions(self, label: str, allowed: Any = None) -> builtins.list[dict[str, Any]]:
+        if not label.startswith(DELEGATE):
+            if self.mcp is None:
+                from freehold.errors import ToolServerError
+
+                raise ToolServerError(f"no MCP server named {label!r} is configured", "add it to mcp.json",
+                                      status=400)
+            return list(self.mcp.functions(label, allowed))
+        card, _ = self._card(label[len(DELEGATE):])
+        skills = "; ".join(f"{s.name}: {s.description}" for s in card.skills if s.description)
+        return [{"type": "function", "function": {
+            "name": _tool_name(card.name), "description": f"Ask the agent {card.name!r}: {card.description}"
+            + (f" ({skills})" if skills else ""),
+            "parameters": {"type": "object", "properties": {"message": {"type": "string"}},
+                           "required": ["message"]}}}]
+
+    def call(self, label: str, name: str, arguments: dict[str, Any]) -> Any:
+        from freehold.server.native import ToolResult
+
+        if not label.startswith(DELEGATE):
+            return self.mcp.call(label, name, arguments)
+        url = label[len(DELEGATE):]
+        card, checked = self._card(url)
+        text = anyio_run(self._ask, url, str(arguments.get("message") or "").strip() or self.question)
+        return ToolResult(text, details={"remote": {"agent": card.name, "url": url, **checked}})
+
+    def _headers(self) -> dict[str, str]:
+        import os
+
+        key = os.environ.get(self.key_env) if self.key_env else None
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _card(self, url: str) -> tuple[Any, dict[str, Any]]:
+        if url not in self._cards:
+            self._cards[url] = anyio_run(self._fetch_card, url)
+        return self._cards[url]
+
+    async def _fetch_card(self, url: str) -> tuple[Any, dict[str, Any]]:
+        import httpx
+        from a2a.client import A2ACardResolver
+
+        from freehold.errors import ToolServerError
+        from freehold.ledger.keys import trusted_keys
+
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers()) as http:
+                card = await A2ACardResolver(http, url).get_agent_card()
+        except Exception as exc:
+            raise ToolServerError(f"cannot fetch the agent card at {url}{CARD_PATH}: {describe_exception(exc)}",
+                                  "check the delegate's URL in agents.toml and that it runs") from exc
+        if not any(e.uri == LINEAGE_EXTENSION for e in card.capabilities.extensions):
+            return card, {"signature": "unchecked", "note": "not a Freehold agent: no lineage to check"}
+        try:
+            checked = verify_card(card)
+        except Exception as exc:
+            raise ToolServerError(f"the agent card at {url} does not verify: {describe_exception(exc)}",
+                                  "it was changed after it was signed, or signed by another key: not asked") from exc
+        checked["trusted"] = checked.get("key_id") in trusted_keys(self.home)
+        return card, {k: v for k, v in checked.items() if k != "public_key"}
+
+    async def _ask(self, url: str, message: str) -> str:
+        import uuid
+
+        import httpx
+        from a2a.client import ClientConfig, ClientFactory
+        from a2a.types import Message, Part, Role, SendMessageRequest
+
+        from freehold.errors import ToolServerError
+
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers()) as http:
+                client = await ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create_from_url(url)
+                msg = Message(message_id=str(uuid.uuid4()), role=Role.ROLE_USER, parts=[Part(text=message)])
+                events = [e async for e in client.send_message(SendMessageRequest(message=msg))]
+                await client.close()
+        except Exception as exc:
+            raise ToolServerError(f"the agent at {url} failed: {describe_exception(exc)}",
+                                  "check that it runs") from exc
+        last = events[-1] if events else None
+        if last is not None and last.HasField("task"):
+            return _text(last.task.status.message) or "".join(
+                p.text for a in last.task.artifacts for p in a.parts if p.HasField("text"))
+        if last is not None and last.HasField("message"):
+            return _text(last.message)
+        raise ToolServerError(f"the agent at {url} gave no answer", "check its log")
+
+
+def anyio_run(fn: Any, *args: Any) -> Any:
+    import anyio
+
+    return anyio.run(fn, *args)
+
+
+def _tool_name(agent: str) -> str:
+    import re
+
+    return "ask_" + (re.sub(r"[^A-Za-z0-9_]", "_", agent)[:56] or "agent")
 
 
 # cards -----------------------------------------------------------------------------------------
@@ -429,7 +567,10 @@ class Agents:
         if name not in self.dispatchers:
             spec = self.spec(name)
             tasks = CatalogTaskStore(self.serving.store, name)
-            handler = DefaultRequestHandler(agent_executor=ModelAgent(self.serving, spec, tasks, self.tool_servers),
+            tools = self.tool_servers or getattr(self.serving.models, "tool_servers", None)
+            if spec.delegates:
+                tools = AgentTools(tools, self.serving.store.home, key_env=spec.delegate_key_env)
+            handler = DefaultRequestHandler(agent_executor=ModelAgent(self.serving, spec, tasks, tools),
                                             task_store=tasks, agent_card=self.card(name, base_url))
             self.handlers[name] = handler
             self.dispatchers[name] = JsonRpcDispatcher(handler, context_builder=_context_builder(),

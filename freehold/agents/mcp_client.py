@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from freehold.errors import ToolServerError, UsageError
+from freehold.server.native import ToolResult
 
 RESULT_LIMIT = 4000  # characters of a tool's result put back into the prompt (a small model's context)
 
@@ -199,8 +200,8 @@ class ToolServers:
             "parameters": t.input_schema or {"type": "object", "properties": {}}}}
             for t in tools if allowed is None or t.name in allowed]
 
-    def call(self, label: str, name: str, arguments: dict[str, Any]) -> tuple[str, bool]:
-        """(the result as text, whether the tool reported an error). A server that fails,
+    def call(self, label: str, name: str, arguments: dict[str, Any]) -> ToolResult:
+        """The result as text, and whether the tool reported an error. A server that fails,
         crashes or does not answer within the timeout raises ``ToolServerError``."""
         session = self._session(label)
         reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -215,8 +216,8 @@ class ToolServers:
         except Exception as exc:
             self._drop(label)
             raise ToolServerError(f"the MCP server {label!r} failed during the call of {name!r}: "
-                                  f"{_describe(exc)}", f"check the server ({session.spec.where})") from exc
-        return _result_text(result), bool(result.is_error)
+                                  f"{describe_exception(exc)}", f"check the server ({session.spec.where})") from exc
+        return ToolResult(_result_text(result), bool(result.is_error))
 
     # sessions ----------------------------------------------------------------------------------
     def _session(self, label: str) -> _Session:
@@ -243,7 +244,7 @@ class ToolServers:
                                   f"check that it runs: {spec.where}") from None
         except Exception as exc:
             self._drop(label)
-            raise ToolServerError(f"the MCP server {label!r} could not be started: {_describe(exc)}",
+            raise ToolServerError(f"the MCP server {label!r} could not be started: {describe_exception(exc)}",
                                   f"check that it runs: {spec.where}") from exc
         return session
 
@@ -272,7 +273,7 @@ class ToolServers:
             portal_cm.__exit__(None, None, None)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_exception(exc: BaseException) -> str:
     """An exception (or the first of a group) in a few words."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]

@@ -42,7 +42,17 @@ class ToolServers(Protocol):
 
     def functions(self, label: str, allowed: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
 
-    def call(self, label: str, name: str, arguments: dict[str, Any]) -> tuple[str, bool]: ...
+    def call(self, label: str, name: str, arguments: dict[str, Any]) -> ToolResult: ...
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What one tool call gave: its text for the model, whether the tool said it failed, and what
+    the response shows beside it (an agent's checked card and lineage)."""
+
+    text: str
+    is_error: bool = False
+    details: dict[str, Any] | None = None
 
 
 def run_native(manager: ModelManager, metrics: Metrics, req: NativeRequest) -> Iterator[Chunk]:
@@ -115,10 +125,11 @@ def _tool_loop(manager: ModelManager, metrics: Metrics, req: NativeRequest,
         for call in ours:
             label, tool = routes[call.name]
             started = time.perf_counter()
-            result, failed = servers.call(label, tool, call.arguments)
+            got = servers.call(label, tool, call.arguments)
             runs.append({"id": call.id, "server": label, "name": tool, "arguments": call.arguments,
-                         "result": result, "is_error": failed, "seconds": round(time.perf_counter() - started, 3)})
-            messages.append({"role": "tool", "tool_call_id": call.id, "name": tool, "content": result})
+                         "result": got.text, "is_error": got.is_error,
+                         "seconds": round(time.perf_counter() - started, 3), **(got.details or {})})
+            messages.append({"role": "tool", "tool_call_id": call.id, "name": tool, "content": got.text})
         choice = None  # after the first round the model chooses
 
 

@@ -229,6 +229,11 @@ def test_v03_method_names_and_the_api_key(agent_store: Store, tmp_path: Path) ->
         got = httpx.post(live.url + "/a2a/helper", headers={"Authorization": "Bearer sesame"}, timeout=30, json={
             "jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": {"id": result["id"]}}).json()["result"]
         assert got["id"] == result["id"]
+        empty = httpx.post(live.url + "/a2a/helper", timeout=30, headers={
+            "Authorization": "Bearer sesame", "A2A-Version": "1.0"}, json={
+            "jsonrpc": "2.0", "id": 4, "method": "SendMessage", "params": {"message": {
+                "messageId": str(uuid.uuid4()), "role": "ROLE_USER", "parts": [{"text": " "}]}}}).json()
+        assert empty["error"]["code"] == -32602 and "no text" in empty["error"]["message"]
         # Another key's tasks are not this key's.
         other = httpx.post(live.url + "/a2a/helper", headers={"Authorization": "Bearer sesame"}, timeout=30, json={
             "jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": str(uuid.uuid4())}}).json()
@@ -246,3 +251,53 @@ def test_the_agents_file_is_checked_whole(tmp_path: Path) -> None:
                  "only one agent may be the default", "c.tool_choice", "c.max_tokens"):
         assert part in text, part
     assert list(load_agents(None, tmp_path)) == ["assistant"]  # no file: one agent on the deployed model
+
+
+def test_an_agent_delegates_to_another_and_shows_its_checked_lineage(agent_store: Store, tmp_path: Path) -> None:
+    """Two servers, two stores: 'front' hands the question to 'expert' on the other one (the
+    grammar makes the tiny model call ask_expert), and its answer comes back with the expert's
+    card checked: its signature, and the digest and ledger head of the model that answered."""
+    import dataclasses
+
+    from a2a.types import SendMessageRequest
+
+    from freehold.config import load_settings
+    from freehold.home import import_model
+    from freehold.ledger.keys import load_identity, trust_key
+    from freehold.testing import write_tiny_gguf
+
+    other = Store.open(dataclasses.replace(load_settings(), home=tmp_path / "other"))
+    import_model(other, write_tiny_gguf(tmp_path / "expert.gguf", seed=7, ctx=4096), "expert-model")
+    (tmp_path / "expert.toml").write_text('[agents.expert]\nmodel = "expert-model"\nmax_tokens = 12\n'
+                                          'description = "Knows about zips"\n')
+    expert_entry = other.get("expert-model")
+
+    async def ask(url: str) -> Any:
+        async with httpx.AsyncClient(timeout=120) as http:
+            client = await _client(http, url, streaming=False)
+            events = [e async for e in client.send_message(SendMessageRequest(message=_message("Is a zip covered?")))]
+            await client.close()
+            return events[-1].task
+
+    for expert in start_server(ServerOptions(port=_free_port(), agents=str(tmp_path / "expert.toml")), other):
+        (tmp_path / "front.toml").write_text(
+            f'[agents.front]\nmodel = "tiny"\nmax_tokens = 120\ntool_choice = "required"\n'
+            f'delegates = ["{expert.url}/a2a/expert"]\n')
+        for front in start_server(ServerOptions(port=_free_port(), agents=str(tmp_path / "front.toml")),
+                                  agent_store):
+            task = anyio.run(ask, front.url + "/a2a/front")
+            meta = dict(task.status.message.metadata)["freehold"]
+            run = meta["tool_runs"][0]
+            assert run["name"] == "ask_expert" and isinstance(run["arguments"]["message"], str)
+            remote = run["remote"]
+            assert remote["agent"] == "expert" and remote["signature"] == "valid"
+            assert remote["manifest_digest"] == expert_entry.manifest_digest
+            assert remote["ledger_head"] == expert_entry.manifest.lineage["ledger_head"]
+            assert remote["key_id"] == load_identity(other.home).key_id and remote["trusted"] is False
+            assert run["result"]  # the expert's answer, which the front agent's model then read
+        trust_key(agent_store.home, load_identity(other.home).public_pem(), "expert-shop")
+        for front in start_server(ServerOptions(port=_free_port(), agents=str(tmp_path / "front.toml")),
+                                  agent_store):
+            task = anyio.run(ask, front.url + "/a2a/front")
+            assert dict(task.status.message.metadata)["freehold"]["tool_runs"][0]["remote"]["trusted"] is True
+    other.close()
