@@ -57,6 +57,7 @@ class AgentSpec:
     knowledge: str | None = None
     tool_choice: str | None = None  # OpenAI's, for the first round ("required": always use a tool)
     max_tokens: int = 512
+    temperature: float | None = None  # None: the model's default (0: the same answer every time)
     examples: tuple[str, ...] = ()  # example requests, shown on the card's skill
     delegates: tuple[str, ...] = ()  # URLs of other A2A agents (.../a2a/NAME) it may hand a question to
     delegate_key_env: str | None = None  # the environment variable holding the key the delegates take
@@ -68,7 +69,7 @@ class AgentSpec:
 
 
 _KEYS: dict[str, type] = {"model": str, "description": str, "system": str, "knowledge": str, "tool_choice": str,
-                          "max_tokens": int, "default": bool, "delegate_key_env": str}
+                          "max_tokens": int, "default": bool, "delegate_key_env": str, "temperature": float}
 _LISTS = ("tools", "examples", "delegates")
 
 
@@ -97,6 +98,8 @@ def load_agents(path: Path | None, home: Path) -> dict[str, AgentSpec]:
             problems.append(f"{name}: an agent's name is letters, digits, - and _ (it is in its URL)")
         values: dict[str, Any] = {}
         for key, value in spec.items():
+            if key == "temperature" and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)  # TOML reads "temperature = 0" as an integer
             if key in _KEYS:
                 in_range = not isinstance(value, int) or 1 <= value <= 8192
                 wrong = not isinstance(value, _KEYS[key]) or (key == "max_tokens" and not in_range)
@@ -265,7 +268,8 @@ class ModelAgent(AgentExecutor):
 
         spec = self.spec
         labels = [*spec.tools, *(f"{DELEGATE}{url}" for url in spec.delegates)]
-        req = NativeRequest(spec.model, messages=messages, params=SamplingParams.given(max_tokens=spec.max_tokens),
+        params = SamplingParams.given(max_tokens=spec.max_tokens, temperature=spec.temperature)
+        req = NativeRequest(spec.model, messages=messages, params=params,
                             tools=[{"type": "mcp", "server_label": t} for t in labels] or None,
                             tool_choice=spec.tool_choice, knowledge=spec.knowledge,
                             tool_servers=self.tool_servers.asking(messages[-1]["content"])
@@ -473,9 +477,10 @@ def build_card(store: Store, spec: AgentSpec, base_url: str, keyed: bool) -> Any
             uri=LINEAGE_EXTENSION, required=False, params=lineage,
             description="Whose weights answer: the model's manifest digest, ledger head and licence, and the "
                         "Ed25519 key that signed the ledger and this card; check with 'freehold audit verify'.")]),
-        security_schemes={"apiKey": SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(
-            scheme="bearer", description="the Freehold server's API key (Authorization: Bearer KEY)"))},
-        security_requirements=[SecurityRequirement(schemes={"apiKey": StringList(list=[])})] if keyed else [],
+        # Declared only when the server has keys: an open loopback server asks for none.
+        security_schemes={"bearer": SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(
+            scheme="bearer", description="the Freehold server's key (Authorization: Bearer KEY)"))} if keyed else {},
+        security_requirements=[SecurityRequirement(schemes={"bearer": StringList(list=[])})] if keyed else [],
         default_input_modes=["text/plain"], default_output_modes=["text/plain"],
         skills=[AgentSkill(id="answer", name=f"Answer with {lineage['model']}", description=spec.summary,
                            tags=["chat", "freehold"], examples=list(spec.examples))])

@@ -5,6 +5,7 @@ agents themselves are behind the server's API keys like every API."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,4 +40,30 @@ async def agent_rpc(agent: str, request: Request) -> Any:
     """A2A JSON-RPC: SendMessage, SendStreamingMessage, GetTask, ListTasks, CancelTask (with the
     ``A2A-Version: 1.0`` header), and the v0.3 names message/send, message/stream, tasks/get,
     tasks/cancel."""
-    return await _agents(request).dispatcher(agent, _base(request)).handle_requests(request)
+    return await _agents(request).dispatcher(agent, _base(request)).handle_requests(await _versioned(request))
+
+
+async def _versioned(request: Request) -> Request:
+    """A request naming an A2A 1.0 method (SendMessage, GetTask: the 1.0 names are PascalCase, the
+    v0.3 ones are paths like message/send) but no ``A2A-Version`` header is taken as 1.0: the SDK
+    would take it as 0.3 and refuse it, and some clients (the A2A TCK) send no header."""
+    if "a2a-version" in request.headers:
+        return request
+    body = await request.body()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    first = data[0] if isinstance(data, list) and data else data
+    method = first.get("method") if isinstance(first, dict) else None
+    if not (isinstance(method, str) and method[:1].isupper()):
+        return Request(request.scope, receive=_replay(body))
+    scope = {**request.scope, "headers": [*request.scope["headers"], (b"a2a-version", b"1.0")]}
+    return Request(scope, receive=_replay(body))
+
+
+def _replay(body: bytes) -> Any:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive

@@ -46,60 +46,85 @@ def _structured(result: Any) -> Any:
     return result.structured_content
 
 
+async def exercise(c: Any, store: Store) -> None:
+    """Every tool called and every resource read, with what each must say (any transport)."""
+    from freehold.ledger.chain import Ledger
+    from freehold.ledger.ops import verify
+
+    entry = store.get("tiny")
+    head = entry.manifest.lineage["ledger_head"]
+    assert c.server_info is not None and c.server_info.name == "freehold"
+    listed = {t.name: t for t in (await c.list_tools()).tools}
+    assert set(listed) == TOOLS
+    assert listed["model_card"].annotations.read_only_hint is True
+    assert listed["chat"].input_schema["required"] == ["model", "message"]
+
+    models = _structured(await c.call_tool("list_models", {}))
+    assert "tiny:latest" in [m["name"] for m in models["models"]]  # (freehold mcp also registers SmolLM2)
+    said = _structured(await c.call_tool("chat", {"model": "tiny", "message": "hi", "max_tokens": 5,
+                                                  "temperature": 0}))
+    assert said["model"] == "tiny:latest" and said["usage"]["completion_tokens"] <= 5
+    assert said["usage"]["prompt_tokens"] > 0 and isinstance(said["text"], str)
+    again = _structured(await c.call_tool("chat", {"model": "tiny", "message": "hi", "max_tokens": 5,
+                                                   "temperature": 0}))
+    assert again["text"] == said["text"]  # greedy: the same answer, so it is the model's
+    wrote = _structured(await c.call_tool("generate", {"model": "tiny", "prompt": "the cat",
+                                                       "max_tokens": 3, "temperature": 0}))
+    assert wrote["usage"]["completion_tokens"] <= 3
+
+    card = await c.call_tool("model_card", {"name": "tiny"})
+    assert not card.is_error and "tiny" in card.content[0].text and "---" in card.content[0].text
+    licence = _structured(await c.call_tool("model_licence", {"name": "tiny"}))
+    assert licence["model"] == "tiny:latest" and "apache-2.0" in json.dumps(licence).lower()
+    lineage = _structured(await c.call_tool("model_lineage", {"name": "tiny"}))
+    assert lineage["head"] == head and lineage["nodes"][0]["type"] == "import"
+    checked = _structured(await c.call_tool("verify_model", {"name": "tiny"}))
+    assert checked["ok"] is True and checked["ok"] == verify(store, "tiny").ok
+    assert checked["blobs_checked"] >= 1
+
+    before = len(store.jobs.list())
+    queued = _structured(await c.call_tool("evaluate_model", {"model": "tiny", "suites": ["bias"]}))
+    job = store.jobs.get(queued["job"])
+    assert job.kind == "eval" and job.params["model"] == "tiny" and job.state == "queued"
+    status = _structured(await c.call_tool("job_status", {"job": queued["job"]}))
+    assert status["id"] == job.id and status["state"] == "queued"
+    stopped = _structured(await c.call_tool("cancel_job", {"job": job.id}))
+    assert stopped["state"] == "cancelled"
+    plan = await c.call_tool("tune_model", {"base": "tiny", "dataset": "none-such", "output": "mine"})
+    assert plan.is_error and "none-such" in plan.content[0].text  # a plan that could not run
+    assert len(store.jobs.list()) == before + 1  # only the evaluation was queued
+
+    assert [str(r.uri) for r in (await c.list_resources()).resources] == ["freehold://models"]
+    templates = {t.uri_template for t in (await c.list_resource_templates()).resource_templates}
+    assert templates == {f"freehold://models/{{name}}/{part}" for part in ("card", "lineage", "ledger", "licence")}
+
+    async def read(uri: str) -> str:
+        return str((await c.read_resource(uri)).contents[0].text)
+
+    assert "tiny:latest" in [m["name"] for m in json.loads(await read("freehold://models"))["models"]]
+    assert "tiny" in await read("freehold://models/tiny/card")
+    assert json.loads(await read("freehold://models/tiny/lineage"))["head"] == head
+    ledger = json.loads(await read("freehold://models/tiny/ledger"))
+    on_disk = {r.hash: r for r in Ledger.open(store.home).records()}
+    assert ledger["head"] == head and head in [r["hash"] for r in ledger["records"]]
+    for record in ledger["records"]:  # whole records, as the ledger holds them (signature included)
+        found = on_disk[record.pop("hash")]
+        assert record.pop("record") == found.number and record == found.to_dict() and record["sig"]
+    assert json.loads(await read("freehold://models/tiny/licence"))["model"] == "tiny:latest"
+
+
 def test_every_tool_and_resource_in_memory(tiny_store: Store) -> None:
     from mcp import Client
 
     from freehold.agents import build_mcp_server
-    from freehold.ledger.ops import verify
 
     state = _state(tiny_store)
-    entry = tiny_store.get("tiny")
-    head = entry.manifest.lineage["ledger_head"]
 
     async def main() -> None:
         async with Client(build_mcp_server(state)) as c:
-            assert c.server_info is not None and c.server_info.name == "freehold"
-            listed = {t.name: t for t in (await c.list_tools()).tools}
-            assert set(listed) == TOOLS
-            assert listed["model_card"].annotations.read_only_hint is True
-            assert listed["chat"].input_schema["required"] == ["model", "message"]
-
-            models = _structured(await c.call_tool("list_models", {}))
-            assert [m["name"] for m in models["models"]] == ["tiny:latest"]
-            said = _structured(await c.call_tool("chat", {"model": "tiny", "message": "hi", "max_tokens": 5,
-                                                          "temperature": 0}))
-            assert said["model"] == "tiny:latest" and said["usage"]["completion_tokens"] <= 5
-            assert said["usage"]["prompt_tokens"] > 0 and isinstance(said["text"], str)
-            again = _structured(await c.call_tool("chat", {"model": "tiny", "message": "hi", "max_tokens": 5,
-                                                           "temperature": 0}))
-            assert again["text"] == said["text"]  # greedy: the same answer, so it is the model's
-            wrote = _structured(await c.call_tool("generate", {"model": "tiny", "prompt": "the cat",
-                                                               "max_tokens": 3, "temperature": 0}))
-            assert wrote["usage"]["completion_tokens"] <= 3
-
-            card = await c.call_tool("model_card", {"name": "tiny"})
-            assert not card.is_error and "tiny" in card.content[0].text and "---" in card.content[0].text
-            licence = _structured(await c.call_tool("model_licence", {"name": "tiny"}))
-            assert licence["model"] == "tiny:latest" and "apache-2.0" in json.dumps(licence).lower()
-            lineage = _structured(await c.call_tool("model_lineage", {"name": "tiny"}))
-            assert lineage["head"] == head and lineage["nodes"][0]["type"] == "import"
-            checked = _structured(await c.call_tool("verify_model", {"name": "tiny"}))
-            assert checked["ok"] is True and checked["ok"] == verify(tiny_store, "tiny").ok
-            assert checked["blobs_checked"] >= 1
-
-            queued = _structured(await c.call_tool("evaluate_model", {"model": "tiny", "suites": ["bias"]}))
-            job = tiny_store.jobs.get(queued["job"])
-            assert job.kind == "eval" and job.params["model"] == "tiny" and job.state == "queued"
-            status = _structured(await c.call_tool("job_status", {"job": queued["job"]}))
-            assert status["id"] == job.id and status["state"] == "queued"
-            stopped = _structured(await c.call_tool("cancel_job", {"job": job.id}))
-            assert stopped["state"] == "cancelled"
-
-            plan = await c.call_tool("tune_model", {"base": "tiny", "dataset": "none-such", "output": "mine"})
-            assert plan.is_error and "none-such" in plan.content[0].text  # a plan that could not run
+            await exercise(c, tiny_store)
 
     _run(main)
-    assert len(tiny_store.jobs.list()) == 1  # only the evaluation was queued
     state.models.close()
 
 
@@ -139,40 +164,6 @@ def test_tune_needs_confirmation_and_errors_carry_the_hint(tiny_store: Store, tm
     state.models.close()
 
 
-def test_resources_hold_the_card_lineage_and_ledger_records(tiny_store: Store) -> None:
-    from mcp import Client
-
-    from freehold.agents import build_mcp_server
-    from freehold.ledger.chain import Ledger
-
-    state = _state(tiny_store)
-    head = tiny_store.get("tiny").manifest.lineage["ledger_head"]
-
-    async def main() -> None:
-        async with Client(build_mcp_server(state)) as c:
-            assert [str(r.uri) for r in (await c.list_resources()).resources] == ["freehold://models"]
-            templates = {t.uri_template for t in (await c.list_resource_templates()).resource_templates}
-            assert templates == {f"freehold://models/{{name}}/{part}" for part in ("card", "lineage", "ledger",
-                                                                                  "licence")}
-
-            async def read(uri: str) -> str:
-                return str((await c.read_resource(uri)).contents[0].text)  # type: ignore[union-attr]
-
-            assert json.loads(await read("freehold://models"))["models"][0]["name"] == "tiny:latest"
-            assert "tiny" in await read("freehold://models/tiny/card")
-            assert json.loads(await read("freehold://models/tiny/lineage"))["head"] == head
-            ledger = json.loads(await read("freehold://models/tiny/ledger"))
-            on_disk = {r.hash: r for r in Ledger.open(tiny_store.home).records()}
-            assert ledger["head"] == head and head in [r["hash"] for r in ledger["records"]]
-            for record in ledger["records"]:  # whole records, as the ledger holds them (signature included)
-                found = on_disk[record.pop("hash")]
-                assert record.pop("record") == found.number and record == found.to_dict() and record["sig"]
-            assert json.loads(await read("freehold://models/tiny/licence"))["model"] == "tiny:latest"
-
-    _run(main)
-    state.models.close()
-
-
 def test_guardrails_apply_to_what_the_tools_generate(tiny_store: Store, tmp_path: Path) -> None:
     from mcp import Client
 
@@ -193,24 +184,21 @@ def test_guardrails_apply_to_what_the_tools_generate(tiny_store: Store, tmp_path
 
 @pytest.fixture
 def keyed(tiny_store: Store) -> Iterator[Live]:
-    yield from start_server(ServerOptions(port=_free_port(), api_keys=["sesame"]), tiny_store)
+    # jobs=False: the queue stays as the tools leave it (no worker takes the evaluation)
+    yield from start_server(ServerOptions(port=_free_port(), api_keys=["sesame"], jobs=False), tiny_store)
 
 
-def test_streamable_http_inside_serve_behind_the_api_key(keyed: Live) -> None:
+def test_streamable_http_inside_serve_behind_the_api_key(keyed: Live, tiny_store: Store) -> None:
     import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
-    async def main(key: str) -> Any:
+    async def main(key: str) -> None:
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60)
         async with http, Client(streamable_http_client(keyed.url + "/mcp", http_client=http)) as c:
-            assert {t.name for t in (await c.list_tools()).tools} == TOOLS
-            said = _structured(await c.call_tool("chat", {"model": "tiny", "message": "hi", "max_tokens": 4}))
-            models = _structured(await c.call_tool("list_models", {}))
-            return said, models
+            await exercise(c, tiny_store)
 
-    said, models = anyio.run(main, "sesame")
-    assert said["model"] == "tiny:latest" and models["models"][0]["name"] == "tiny:latest"
+    anyio.run(main, "sesame")
     with pytest.raises(BaseException):  # noqa: B017 - the SDK wraps the 401 in an exception group
         anyio.run(main, "wrong")
     import httpx
@@ -228,14 +216,8 @@ def test_stdio_freehold_mcp(tiny_store: Store) -> None:
     env = {**os.environ, "FREEHOLD_HOME": str(tiny_store.home)}
     params = StdioServerParameters(command=sys.executable, args=["-m", "freehold", "mcp"], env=env)
 
-    async def main() -> tuple[set[str], Any, Any]:
+    async def main() -> None:
         async with Client(params, read_timeout_seconds=120) as c:
-            names = {t.name for t in (await c.list_tools()).tools}
-            models = _structured(await c.call_tool("list_models", {}))
-            said = _structured(await c.call_tool("chat", {"model": "tiny", "message": "hi", "max_tokens": 4}))
-            return names, models, said
+            await exercise(c, tiny_store)
 
-    names, models, said = anyio.run(main)
-    assert names == TOOLS
-    assert "tiny:latest" in [m["name"] for m in models["models"]]
-    assert said["model"] == "tiny:latest" and said["usage"]["completion_tokens"] <= 4
+    anyio.run(main)
