@@ -84,7 +84,8 @@ def test_the_server_runs_the_tool_and_shows_the_call(served: Live) -> None:
     assert runs, json.dumps(body)
     assert runs[0]["server"] == "orders" and runs[0]["name"] == "lookup_order" and runs[0]["is_error"] is False
     order = runs[0]["arguments"]["order"]  # held to the tool's input schema by the grammar
-    assert isinstance(order, str) and runs[0]["result"] == f"Order {order}: shipped on 2 December, tracking TRK-{order}-OK"
+    assert isinstance(order, str)
+    assert runs[0]["result"] == f"Order {order}: shipped on 2 December, tracking TRK-{order}-OK"
     assert len(runs) <= 2 and body["choices"][0]["finish_reason"] in ("stop", "length")
     assert body["choices"][0]["message"].get("tool_calls") is None  # ours, not the client's to run
     # The second round read the result: its prompt is the first's plus the call and the result.
