@@ -248,6 +248,11 @@ async def settings_info(request: Request) -> Any:
                 "storage_bytes": used, "api_keys": len(state.options.api_keys),
                 "identity": load_identity(store.home).key_id,
                 "free_disk_bytes": shutil.disk_usage(store.home).free,
-                "declared_use": state.options.declared_use, "guardrails": _guardrails(state)}
+                "declared_use": state.options.declared_use, "guardrails": _guardrails(state),
+                "agents": [{"name": a.name, "model": a.model, "description": a.summary, "tools": list(a.tools),
+                            "delegates": list(a.delegates), "default": a.name == state.agents.default,
+                            "url": f"/a2a/{a.name}", "card": f"/a2a/{a.name}/.well-known/agent-card.json"}
+                           for a in state.agents.specs.values()],
+                "mcp_servers": state.tool_servers.names}
 
     return await run_in_threadpool(info)

@@ -78,6 +78,10 @@ def test_catalog_model_page_chat_jobs_and_settings(web: Browsing, site: Live) ->
     assert "Signing identity" in page.inner_text("main") and "ed25519:" in page.inner_text("main")
     rails = page.inner_text("#guardrails")
     assert "the default policy" in rails and "given back in the answer" in rails and "CARD" in rails
+    agents = page.inner_text("#agents")
+    assert "assistant (default) on the deployed model" in agents and "/a2a/NAME" in agents
+    assert page.get_attribute("#agents a", "href") == "/a2a/assistant/.well-known/agent-card.json"
+    assert "/mcp" in page.inner_text("#mcp")
     web.shot("settings")
     _clean(web)
 
