@@ -269,7 +269,7 @@ class ModelAgent(AgentExecutor):
         spec = self.spec
         labels = [*spec.tools, *(f"{DELEGATE}{url}" for url in spec.delegates)]
         params = SamplingParams.given(max_tokens=spec.max_tokens, temperature=spec.temperature)
-        req = NativeRequest(spec.model, messages=messages, params=params,
+        req = NativeRequest(answering_model(self.serving.store, spec.model), messages=messages, params=params,
                             tools=[{"type": "mcp", "server_label": t} for t in labels] or None,
                             tool_choice=spec.tool_choice, knowledge=spec.knowledge,
                             tool_servers=self.tool_servers.asking(messages[-1]["content"])
@@ -285,7 +285,7 @@ class ModelAgent(AgentExecutor):
                     put(queue.put_nowait, chunk.text)
                 if chunk.finish_reason is not None:
                     citations = (chunk.grounding or {}).get("citations")
-                    put(queue.put_nowait, {"model": self.serving.models.resolve(spec.model).name,
+                    put(queue.put_nowait, {"model": self.serving.models.resolve(req.model).name,
                                            "finish_reason": chunk.finish_reason, "citations": citations,
                                            "tool_runs": chunk.tool_runs,
                                            "usage": {"prompt_tokens": chunk.prompt_tokens,
@@ -435,12 +435,30 @@ def _tool_name(agent: str) -> str:
 
 
 # cards -----------------------------------------------------------------------------------------
+def answering_model(store: Store, model: str) -> str:
+    """The model an agent's declaration names; "default" is the deployed model, and before
+    anything is deployed the bundled SmolLM2 (else the store's first model), so the built-in
+    agent answers on a fresh install."""
+    from freehold.errors import ModelNotFoundError
+    from freehold.models import DEFAULT_ALIAS
+
+    if model != DEFAULT_ALIAS or store.has(DEFAULT_ALIAS):
+        return model
+    if store.has("smollm2"):
+        return "smollm2"
+    first = next(iter(store.list()), None)
+    if first is None:
+        raise ModelNotFoundError(DEFAULT_ALIAS, hint="import a model ('freehold import --bundled smollm2'), or "
+                                 "deploy one from its page in the web app")
+    return first.name
+
+
 def lineage_of(store: Store, model: str) -> dict[str, Any]:
     """What the card's lineage extension says of the answering model."""
     from freehold.ledger.keys import load_identity
     from freehold.models import licence_info
 
-    entry = store.get(model)  # "default": the deployed model, as on the APIs
+    entry = store.get(answering_model(store, model))
     identity = load_identity(store.home)
     return {"model": entry.name, "manifest_digest": entry.manifest_digest,
             "ledger_head": (entry.manifest.lineage or {}).get("ledger_head") or "",

@@ -241,6 +241,21 @@ def test_v03_method_names_and_the_api_key(agent_store: Store, tmp_path: Path) ->
         assert "error" in other
 
 
+def test_the_built_in_agent_answers_before_anything_is_deployed(agent_store: Store) -> None:
+    """No agents file and no deployed model (a fresh install): 'assistant' is on the store's model."""
+    for live in start_server(ServerOptions(port=_free_port()), agent_store):
+        card = httpx.get(live.url + "/.well-known/agent-card.json").json()
+        assert card["name"] == "assistant"
+        lineage = card["capabilities"]["extensions"][0]["params"]
+        assert lineage["model"] == "tiny:latest"
+        assert lineage["manifest_digest"] == agent_store.get("tiny").manifest_digest
+        r = httpx.post(live.url + "/a2a/assistant", timeout=60, json={
+            "jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": {
+                "role": "user", "parts": [{"kind": "text", "text": "hi"}], "messageId": str(uuid.uuid4()),
+                "kind": "message"}}})
+        assert r.json()["result"]["status"]["state"] == "completed"
+
+
 def test_the_agents_file_is_checked_whole(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[agents.a]\nmodel = 3\ncolour = "red"\n[agents.b]\ndefault = true\ntools = "x"\n'
