@@ -65,13 +65,18 @@ def metadata_gguf(store: Store, entry: ModelEntry) -> Path | None:
 
 def export_model(name: str, quant: str = "q4_k_m", *, output: str | None = None, store: Store | None = None,
                  settings: Settings | None = None, progress: ProgressFn | None = None,
-                 license: str | None = None) -> ModelEntry:
+                 license: str | None = None, data: str | None = None, budget: float | None = None) -> ModelEntry:
     """Export store model ``name`` to a ``quant`` GGUF, import it as ``output`` (default NAME:QUANT)
     with a ledger ``export`` record linking the two. The export is under its source's licence
-    (``license`` may add to it, never drop any: freehold.licences.check_relabel)."""
+    (``license`` may add to it, never drop any: freehold.licences.check_relabel).
+
+    ``quant="auto"``: every candidate type is made and measured here on the held-out text of
+    dataset ``data`` (``freehold.export.choose``); the fastest within ``budget`` x the
+    full-precision perplexity is kept, with what was measured in its manifest and record."""
     import dataclasses
 
     from freehold.engine.torch import hf_directory
+    from freehold.export.choose import DEFAULT_BUDGET, check_budget
     from freehold.home import commit_recorded, open_store
     from freehold.ledger import Record, Recorder, layer_refs
     from freehold.licences import inherit
@@ -79,25 +84,44 @@ def export_model(name: str, quant: str = "q4_k_m", *, output: str | None = None,
 
     settings = settings or load_settings()
     store = store or open_store(settings)
-    q = check_quant(quant)
+    auto = quant.lower() == "auto"
+    q = "auto" if auto else check_quant(quant)
+    if auto:
+        if not data:
+            raise UsageError("--quant auto measures each type's perplexity on held-out text, and needs a dataset",
+                             "pass --data DATASET (one made with 'freehold data import'; its test split is used)")
+        check_budget(budget if budget is not None else DEFAULT_BUDGET)
+        store.get(data, kind="dataset")  # a missing dataset fails now, not after the full-precision export
     entry = store.get(name)
     base_name, _ = parse_name(entry.name)
-    target = output or format_name(base_name, q)
-    target_name, target_tag = parse_name(target)
-    if store.has(format_name(target_name, target_tag or "latest")):
-        raise UsageError(f"a model named {target} already exists",
-                         f"choose another name with -o, or remove it with 'freehold rm {target}'")
+
+    def free(target: str) -> str:
+        target_name, target_tag = parse_name(target)
+        if store.has(format_name(target_name, target_tag or "latest")):
+            raise UsageError(f"a model named {target} already exists",
+                             f"choose another name with -o, or remove it with 'freehold rm {target}'")
+        return target
+
+    target = free(output) if output else (free(format_name(base_name, q)) if not auto else format_name(base_name, q))
     licence = inherit(store, target, models=[entry], label=license)
     template_gguf = metadata_gguf(store, entry)
     hf_dir = hf_directory(store, entry, progress)
     chat_template = store.text_layer(entry.manifest, MediaType.TEMPLATE)
+    choice: dict[str, Any] | None = None
     with store.temp_dir("export") as tmp:
-        out = export_gguf(hf_dir, template_gguf, Path(tmp) / f"{base_name}-{q}.gguf", q,
-                          chat_template=chat_template, threads=settings.threads, progress=progress,
-                          license=licence.expression)
+        if auto:
+            out, choice = _choose(store, hf_dir, template_gguf, Path(tmp), data or "", chat_template, settings,
+                                  licence.expression, budget if budget is not None else DEFAULT_BUDGET, progress)
+            q = choice["chose"]
+            if not output:
+                target = free(format_name(base_name, q))
+        else:
+            out = export_gguf(hf_dir, template_gguf, Path(tmp) / f"{base_name}-{q}.gguf", q,
+                              chat_template=chat_template, threads=settings.threads, progress=progress,
+                              license=licence.expression)
         source = {"type": "export", "from": entry.name, "from_manifest": entry.manifest_digest, "quant": q,
                   **{k: v for k, v in entry.manifest.source.items() if k in ("base", "dataset", "run", "knowledge")},
-                  "licence_from": licence.sources}
+                  "licence_from": licence.sources, **({"quant_choice": choice} if choice else {})}
         params = store.text_layer(entry.manifest, MediaType.PARAMS)  # an export samples like its source
         staged = store.stage_gguf(out, target, source=source, params=json.loads(params) if params else None,
                                   progress=progress)
@@ -107,10 +131,36 @@ def export_model(name: str, quant: str = "q4_k_m", *, output: str | None = None,
     def record(rec: Recorder, m: Manifest) -> Record:
         return rec.record_export(
             m.name, inputs=weights, outputs=layer_refs(m, "gguf"), method=f"gguf/{q}",
-            params={"writer": "freehold.export", "quantizer": "llama.cpp" if QUANTS[q] and q != "q8_0" else "gguf"},
+            params={"writer": "freehold.export",
+                    "quantizer": "llama.cpp" if (QUANTS[q] and q != "q8_0") or choice else "gguf",
+                    **({"quant_choice": choice} if choice else {})},
             license=licence.expression)
 
     return licence.apply_naming(store, commit_recorded(store, staged, record))
+
+
+def _choose(store: Store, hf_dir: Path, template_gguf: Path | None, tmp: Path, data: str, chat_template: str | None,
+            settings: Settings, license: str | None, budget: float, progress: ProgressFn | None
+            ) -> tuple[Path, dict[str, Any]]:
+    """The full-precision export, then every candidate made from it and measured (``choose``)."""
+    from freehold.engine.chat import ChatTemplate
+    from freehold.engine.llama import load_llama
+    from freehold.export.choose import choose, held_out_text
+
+    size = sum(p.stat().st_size for p in hf_dir.glob("*.safetensors"))
+    inter = "f32" if size <= F32_INTERMEDIATE_LIMIT else "f16"
+    staged = write_gguf(hf_dir, template_gguf, tmp / f"model-{inter}.gguf", inter, chat_template, progress, license)
+    vocab = load_llama(staged, 64, settings.threads, vocab_only=True)
+    try:
+        texts = held_out_text(store, data, ChatTemplate(chat_template) if chat_template else None,
+                              lambda text: list(vocab.tokenize(text.encode(), add_bos=True, special=True)))
+    finally:
+        vocab.close()
+    out, report = choose(staged, lambda s, t, q: quantize_gguf(s, t, q, settings.threads), texts, tmp,
+                         settings.threads, budget, reference=inter, progress=progress)
+    report["data"] = store.get(data, kind="dataset").name
+    staged.unlink(missing_ok=True)
+    return out, report
 
 
 def logits_gap(gguf_path: Path, hf_dir: Path, tokens: Sequence[int], threads: int = 2) -> dict[str, Any]:

@@ -106,21 +106,32 @@ def _eval(store: Store, p: EvalParams, progress: ProgressFn) -> dict[str, Any]:
 @dataclass
 class ExportParams:
     model: str
-    quant: str = "q4_k_m"
+    quant: str = "q4_k_m"  # or "auto": measured on the held-out split of ``data``
     output: str | None = None
+    data: str | None = None
+    budget: float | None = None  # with "auto": the perplexity allowed, times the full-precision export's
 
     def check(self, store: Store) -> None:
+        from freehold.export.choose import DEFAULT_BUDGET, check_budget
         from freehold.export.quantize import check_quant
 
         store.get(self.model)
-        check_quant(self.quant)
+        if self.quant.lower() != "auto":
+            check_quant(self.quant)
+            return
+        if not self.data:
+            raise UsageError("quant auto needs a dataset to measure perplexity on", 'add "data": "DATASET"')
+        store.get(self.data, kind="dataset")
+        check_budget(self.budget if self.budget is not None else DEFAULT_BUDGET)
 
 
 def _export(store: Store, p: ExportParams, progress: ProgressFn) -> dict[str, Any]:
     from freehold.export import export_model
 
-    entry = export_model(p.model, p.quant, output=p.output, store=store, progress=progress)
-    return {"model": entry.name, "size": entry.size}
+    entry = export_model(p.model, p.quant, output=p.output, store=store, progress=progress, data=p.data,
+                         budget=p.budget)
+    choice = entry.manifest.source.get("quant_choice")
+    return {"model": entry.name, "size": entry.size, **({"quant_choice": choice} if choice else {})}
 
 
 @dataclass

@@ -119,3 +119,58 @@ def test_hf_only_store_model_exports_and_unknown_tokenizers_are_refused(store: S
     with pytest.raises(UsageError, match="add_prefix_space"):  # HF would add a space llama.cpp does not
         write_gguf(odd, None, tmp_path / "odd.gguf", "f32")
     assert not (tmp_path / "odd.gguf").exists() or (tmp_path / "odd.gguf").stat().st_size == 0
+
+
+def test_pick_takes_the_fastest_within_the_budget_else_the_most_faithful() -> None:
+    from freehold.export.choose import Measured, pick
+
+    ref = Measured("f32", 100, 10.0, 10.0)
+    measured = [Measured("q4_0", 30, 50.0, 10.8), Measured("q4_1", 32, 40.0, 10.3), Measured("q8_0", 60, 30.0, 10.05)]
+    best, why = pick(ref, measured, 1.05)
+    assert best.quant == "q4_1" and "fastest" in why and "10.500" in why  # q4_0 is faster but over budget
+    assert pick(ref, measured, 1.10)[0].quant == "q4_0"
+    best, why = pick(ref, measured, 1.001)
+    assert best.quant == "q8_0" and "no type was within" in why
+
+
+def test_quant_auto_measures_each_type_and_records_why(store: Store, tiny_gguf: Path, tmp_path: Path) -> None:
+    import json
+
+    import gguf
+
+    from freehold.config import load_settings
+    from freehold.data import import_dataset
+    from freehold.export.choose import CANDIDATES, Measured, pick
+    from freehold.home import import_model
+    from freehold.ledger.chain import Ledger
+
+    import_model(store, tiny_gguf, "tiny")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"messages": [
+        {"role": "user", "content": f"What is the status of order {i}?"},
+        {"role": "assistant", "content": f"Order {i} shipped on {i % 28 + 1} December."}]}) for i in range(80)))
+    import_dataset([rows], "orders", store=store, settings=load_settings())
+    with pytest.raises(UsageError, match="needs a dataset"):
+        export_model("tiny", "auto", store=store)
+    with pytest.raises(UsageError, match="budget"):
+        export_model("tiny", "auto", store=store, data="orders", budget=0.9)
+    from freehold.jobs import submit  # the same as a job (the web app and MCP start exports as jobs)
+
+    with pytest.raises(UsageError, match="needs a dataset"):
+        submit(store, "export", {"model": "tiny", "quant": "auto"})
+    assert submit(store, "export", {"model": "tiny", "quant": "auto", "data": "orders"}).state == "queued"
+
+    entry = export_model("tiny", "auto", store=store, data="orders")
+    choice = entry.manifest.source["quant_choice"]
+    assert entry.name == f"tiny:{choice['chose']}" and entry.manifest.source["quant"] == choice["chose"]
+    assert [m["quant"] for m in choice["candidates"]] == list(CANDIDATES) and choice["reference"]["quant"] == "f32"
+    assert all(m["tokens_per_s"] > 0 and m["perplexity"] > 1 for m in [choice["reference"], *choice["candidates"]])
+    assert choice["held_out_tokens"] > 100 and choice["data"] == "orders:latest"
+    # The choice follows from the figures recorded with it.
+    best, why = pick(Measured(**choice["reference"]), [Measured(**m) for m in choice["candidates"]], choice["budget"])
+    assert best.quant == choice["chose"] and why == choice["why"]
+    path = store.blob_path(entry.manifest.layer(MediaType.GGUF).digest)
+    assert path.stat().st_size == next(m["bytes"] for m in choice["candidates"] if m["quant"] == choice["chose"])
+    assert gguf.GGUFReader(str(path)).tensors  # a loadable GGUF of that type
+    record = [r for r in Ledger.open(store.home).records() if r.type == "export"][-1]
+    assert record.payload["params"]["quant_choice"]["chose"] == choice["chose"]
