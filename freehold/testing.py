@@ -186,3 +186,16 @@ def point_at(store: Store, name: str, record: Record, kind: str = "model") -> Mo
     entry = store.get(name, kind)
     manifest = entry.manifest.with_lineage(ledger_head=record.hash, ledger_record=record.number)
     return store.commit(kind, entry.name, manifest)
+
+
+def import_orders(store: Any, directory: Path, rows: int = 60, name: str = "orders") -> Any:
+    """A small chat dataset in the store (customers asking where their order is), with held-out
+    splits: for tests that need a user's data (perplexity, calibration, healing)."""
+    from freehold.config import load_settings
+    from freehold.data import import_dataset
+
+    path = directory / f"{name}.jsonl"
+    path.write_text("\n".join(json.dumps({"messages": [
+        {"role": "user", "content": f"What is the status of order {i}?"},
+        {"role": "assistant", "content": f"Order {i} shipped on {i % 28 + 1} December."}]}) for i in range(rows)))
+    return import_dataset([path], name, store=store, settings=load_settings())

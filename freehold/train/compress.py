@@ -12,10 +12,13 @@ The pruned model is saved as an ordinary Hugging Face directory (``save_student`
 says the new ``num_hidden_layers`` / ``intermediate_size``, so the exporter writes a GGUF with
 the new ``block_count`` / ``feed_forward_length`` and llama.cpp serves it unchanged.
 
-Built so far (issue 18, part 1): these pieces and a plain healing loop (``heal``: KD plus
-cross-entropy, every parameter trained), tested on a tiny generated llama. Not yet: the
-``freehold compress`` command over a store model and the user's dataset, with its ledger records
-(recipe, calibration Merkle root, teacher digest) and lineage; LoRA healing; KV-head-group pruning.
+``compress_model`` (``freehold compress``) puts them together on a store model and a dataset:
+Block Influence on the dataset's text, prune, heal by distillation from the unpruned model,
+export to GGUF, and import the student with an ``export`` ledger record whose inputs are the
+teacher's weights and the dataset's Merkle root (so the lineage shows teacher -> student) and
+whose params hold the recipe, the layer scores and the losses; the teacher and the student are
+measured side by side (decode speed, held-out perplexity) at the same quantization. Not yet: LoRA
+healing, KV-head-group pruning, resuming a heal.
 """
 
 from __future__ import annotations
@@ -234,3 +237,134 @@ def save_student(model: Any, teacher_dir: Path, out: Path) -> Path:
         if (teacher_dir / name).exists() and not (out / name).exists():
             shutil.copy(teacher_dir / name, out / name)
     return out
+
+
+def _batches_from(store: Any, dataset: Any, template: Any, tokenizer: Any, split: str, max_len: int,
+                  limit: int | None = None) -> list[tuple[Any, Any, Any]]:
+    """The dataset's conversations of ``split`` as one-row batches of token ids (the chat template's
+    rendering, cut at ``max_len``); every token is distilled on."""
+    import torch
+
+    from freehold.data.dataset import iter_examples
+
+    out = []
+    for row in iter_examples(dataset, store, split):
+        text = template.render(row["messages"], add_generation_prompt=False) if template else "\n".join(
+            m["content"] for m in row["messages"])
+        ids = tokenizer(text, return_tensors="pt").input_ids[:, :max_len]
+        if ids.shape[1] >= 2:
+            out.append((ids, torch.ones_like(ids), torch.ones_like(ids)))
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def compress_model(name: str, data: str, *, output: str | None = None, drop_layers: int = 0,
+                   mlp_width: int | None = None, heal_steps: int = 200, lr: float = 5e-5, loss: str = "forward",
+                   temperature: float = 2.0, ce_weight: float = 0.5, quant: str = "q8_0", max_seq_len: int = 512,
+                   store: Any = None, settings: Any = None, progress: Any = None) -> Any:
+    """Prune store model ``name`` (``drop_layers`` by Block Influence, the MLPs to ``mlp_width``),
+    heal it by distillation from itself unpruned on dataset ``data``'s train split, export it
+    (``quant``) and import it as ``output`` (default NAME-small), measured beside the teacher."""
+    import dataclasses
+    import json
+    import tempfile
+
+    import torch
+
+    from freehold.config import load_settings
+    from freehold.engine.chat import ChatTemplate
+    from freehold.engine.torch import hf_directory
+    from freehold.export import export_gguf
+    from freehold.export.choose import held_out_text, measure
+    from freehold.export.quantize import check_quant
+    from freehold.home import commit_recorded, open_store
+    from freehold.ledger import MERKLE, layer_refs, ref
+    from freehold.licences import inherit
+    from freehold.progress import emit
+    from freehold.store import MediaType
+    from freehold.store.names import format_name, parse_name
+    from freehold.train.model import load_base, set_threads
+
+    settings = settings or load_settings()
+    store = store or open_store(settings)
+    q = check_quant(quant)
+    if loss not in KD_KINDS:
+        raise UsageError(f"unknown distillation loss {loss!r}", f"use one of {', '.join(KD_KINDS)}")
+    if heal_steps < 0:
+        raise UsageError("--heal-steps cannot be negative", "0 prunes without healing")
+    teacher_entry = store.get(name)
+    dataset = store.get(data, kind="dataset")
+    base_name, _ = parse_name(teacher_entry.name)
+    target = output or f"{base_name}-small"
+    target_name, target_tag = parse_name(target)
+    if store.has(format_name(target_name, target_tag or "latest")):
+        raise UsageError(f"a model named {target} already exists", "choose another name with -o")
+    licence = inherit(store, target, models=[teacher_entry])
+    set_threads(settings.threads)
+    torch.manual_seed(0)
+    source_text = store.text_layer(teacher_entry.manifest, MediaType.TEMPLATE)
+    template = ChatTemplate(source_text) if source_text else None
+    hf_dir = hf_directory(store, teacher_entry, progress)
+    teacher, tokenizer = load_base(hf_dir, "cpu")
+    n_layers = int(teacher.config.num_hidden_layers)
+    if not 0 <= drop_layers <= n_layers - 2:
+        raise UsageError(f"cannot drop {drop_layers} of {n_layers} layers", f"drop between 0 and {n_layers - 2}")
+    train = _batches_from(store, dataset, template, tokenizer, "train", max_seq_len)
+    if not train:
+        raise UsageError(f"dataset {dataset.name} has no training conversations", "import some mail or a table")
+    emit(progress, "measuring each layer's influence")
+    calibration = [(b[0], b[1]) for b in train[:16]]
+    influence = block_influence(teacher, calibration)
+    drop = least_influential(influence, drop_layers)
+    student, _ = load_base(hf_dir, "cpu")
+    prune_layers(student, drop)
+    if mlp_width is not None:
+        prune_mlp(student, mlp_importance(student, calibration), mlp_width)
+    losses: list[float] = []
+    if heal_steps:
+        emit(progress, f"healing: {heal_steps} steps of distillation from {teacher_entry.name}")
+        losses = heal(student, teacher, train, heal_steps, lr=lr, kind=loss, temperature=temperature,
+                      ce_weight=ce_weight)
+    recipe = {"drop_layers": drop, "layers": [n_layers, n_layers - len(drop)], "influence": [round(x, 5) for x in
+              influence], "mlp_width": mlp_width, "heal_steps": heal_steps, "lr": lr, "loss": loss,
+              "temperature": temperature, "ce_weight": ce_weight, "max_seq_len": max_seq_len, "quant": q,
+              "train_examples": len(train), "train_tokens": int(sum(b[0].numel() for b in train)),
+              "first_losses": [round(x, 4) for x in losses[:5]], "last_losses": [round(x, 4) for x in losses[-5:]]}
+    with store.temp_dir("compress") as tmp_s, tempfile.TemporaryDirectory(dir=tmp_s) as work:
+        tmp = Path(work)
+        student_dir = save_student(student, hf_dir, tmp / "student")
+        del student, teacher
+        emit(progress, f"exporting the student ({q})")
+        out = export_gguf(student_dir, None, tmp / f"{target_name}-{q}.gguf", q, chat_template=source_text,
+                          threads=settings.threads, license=licence.expression)
+        teacher_gguf = export_gguf(hf_dir, None, tmp / f"teacher-{q}.gguf", q, chat_template=source_text,
+                                   threads=settings.threads, license=licence.expression)
+        splits = {la.annotations.get("split") for la in dataset.manifest.layers_of(MediaType.DATASET)}
+        if "test" in splits or "validation" in splits:
+            emit(progress, "measuring the teacher and the student")
+
+            def tokenize(text: str) -> list[int]:
+                return list(tokenizer(text).input_ids)
+
+            texts = held_out_text(store, dataset.name, template, tokenize)
+            recipe["measured"] = {"teacher": dataclasses.asdict(measure(teacher_gguf, q, texts, settings.threads)),
+                                  "student": dataclasses.asdict(measure(out, q, texts, settings.threads))}
+        source = {"type": "compress", "from": teacher_entry.name, "from_manifest": teacher_entry.manifest_digest,
+                  "teacher": teacher_entry.name, "dataset": dataset.name, "quant": q, "recipe": recipe,
+                  "licence_from": licence.sources}
+        params = store.text_layer(teacher_entry.manifest, MediaType.PARAMS)
+        staged = store.stage_gguf(out, target, source=source, params=json.loads(params) if params else None,
+                                  progress=progress)
+        staged = dataclasses.replace(staged, layers=staged.layers + licence.layers(store, [teacher_entry]))
+    weights = [r for r in layer_refs(teacher_entry.manifest, "teacher") if r["media_type"] in MediaType.WEIGHTS]
+    calibration_ref = ref("dataset", "sha256:" + str(dataset.manifest.config.get("merkle_root", "")), MERKLE,
+                          name=dataset.name)
+
+    def record(rec: Any, m: Any) -> Any:
+        return rec.record_export(m.name, inputs=[*weights, calibration_ref], outputs=layer_refs(m, "gguf"),
+                                 method=f"compress/prune+distill/{q}",
+                                 params={"teacher": teacher_entry.manifest_digest, **recipe},
+                                 license=licence.expression)
+
+    return licence.apply_naming(store, commit_recorded(store, staged, record))

@@ -142,3 +142,44 @@ def test_healing_lowers_a_pruned_students_loss(four_layers: Path) -> None:
     prune_layers(student, [1, 2])
     losses = heal(student, teacher, _batches(4), steps=40, lr=3e-3)
     assert len(losses) == 40 and sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
+
+
+def test_compress_a_store_model_the_student_knows_its_teacher(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """freehold compress on a 4-layer tiny llama: 2 layers dropped, healed a few steps, exported,
+    imported with its lineage (teacher and dataset), measured beside the teacher; llama.cpp runs it."""
+
+    import gguf
+
+    from freehold.engine import SamplingParams, load_engine
+    from freehold.home import import_model
+    from freehold.ledger.ops import lineage, verify
+    from freehold.store import MediaType
+    from freehold.testing import import_orders, write_tiny_gguf
+    from freehold.train.compress import compress_model
+
+    teacher = import_model(store, write_tiny_gguf(tmp_path / "t.gguf", n_layers=4), "teacher")
+    import_orders(store, tmp_path)
+    with pytest.raises(UsageError, match="cannot drop 3 of 4"):
+        compress_model("teacher", "orders", drop_layers=3, store=store)
+    entry = compress_model("teacher", "orders", drop_layers=2, heal_steps=6, lr=1e-3, store=store)
+    assert entry.name == "teacher-small:latest"
+    recipe = entry.manifest.source["recipe"]
+    assert recipe["layers"] == [4, 2] and recipe["drop_layers"] == [1, 2] and len(recipe["influence"]) == 4
+    assert entry.manifest.source["teacher"] == teacher.name and entry.manifest.source["dataset"] == "orders:latest"
+    m = recipe["measured"]
+    assert m["student"]["bytes"] < m["teacher"]["bytes"] and m["student"]["perplexity"] > 1
+    path = store.blob_path(entry.manifest.layer(MediaType.GGUF).digest)
+    assert int(gguf.GGUFReader(str(path)).fields["llama.block_count"].parts[-1][0]) == 2
+    graph = lineage(store, entry.name).to_dict()
+    types = [n["type"] for n in graph["nodes"]]
+    assert "import" in types and "dataset" in types  # the teacher's import and the data, upstream of the student
+    head = next(n for n in graph["nodes"] if n["id"] == graph["head"])
+    assert head["type"] == "export" and head["payload"]["params"]["teacher"] == teacher.manifest_digest
+    assert verify(store, entry.name).ok
+    from freehold.models import licence_info
+
+    assert licence_info(store, entry)["name"] == licence_info(store, teacher)["name"] == "apache-2.0"
+    engine = load_engine(entry.name, store=store, threads=1)  # llama.cpp serves the student
+    assert engine.complete(engine.chat([{"role": "user", "content": "hi"}],
+                                       SamplingParams(temperature=0, max_tokens=4))).completion_tokens > 0
+    engine.close()

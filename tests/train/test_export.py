@@ -134,22 +134,16 @@ def test_pick_takes_the_fastest_within_the_budget_else_the_most_faithful() -> No
 
 
 def test_quant_auto_measures_each_type_and_records_why(store: Store, tiny_gguf: Path, tmp_path: Path) -> None:
-    import json
 
     import gguf
 
-    from freehold.config import load_settings
-    from freehold.data import import_dataset
     from freehold.export.choose import CANDIDATES, Measured, pick
     from freehold.home import import_model
     from freehold.ledger.chain import Ledger
+    from freehold.testing import import_orders
 
     import_model(store, tiny_gguf, "tiny")
-    rows = tmp_path / "rows.jsonl"
-    rows.write_text("\n".join(json.dumps({"messages": [
-        {"role": "user", "content": f"What is the status of order {i}?"},
-        {"role": "assistant", "content": f"Order {i} shipped on {i % 28 + 1} December."}]}) for i in range(80)))
-    import_dataset([rows], "orders", store=store, settings=load_settings())
+    import_orders(store, tmp_path, rows=80)
     with pytest.raises(UsageError, match="needs a dataset"):
         export_model("tiny", "auto", store=store)
     with pytest.raises(UsageError, match="budget"):
