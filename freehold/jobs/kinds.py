@@ -135,6 +135,38 @@ def _export(store: Store, p: ExportParams, progress: ProgressFn) -> dict[str, An
 
 
 @dataclass
+class CompressParams:
+    model: str
+    data: str
+    output: str | None = None
+    drop_layers: int = 0
+    mlp_width: int | None = None
+    heal_steps: int = 200
+    lr: float = 5e-5
+    loss: str = "forward"
+    quant: str = "q8_0"
+
+    def check(self, store: Store) -> None:
+        from freehold.export.quantize import check_quant
+        from freehold.train.compress import KD_KINDS
+
+        store.get(self.model)
+        store.get(self.data, kind="dataset")
+        check_quant(self.quant)
+        if self.loss not in KD_KINDS:
+            raise UsageError(f"unknown distillation loss {self.loss!r}", f"use one of {', '.join(KD_KINDS)}")
+
+
+def _compress(store: Store, p: CompressParams, progress: ProgressFn) -> dict[str, Any]:
+    from freehold.train.compress import compress_model
+
+    entry = compress_model(p.model, p.data, output=p.output, drop_layers=p.drop_layers, mlp_width=p.mlp_width,
+                           heal_steps=p.heal_steps, lr=p.lr, loss=p.loss, quant=p.quant, store=store,
+                           progress=progress)
+    return {"model": entry.name, "size": entry.size, "recipe": entry.manifest.source.get("recipe")}
+
+
+@dataclass
 class VerifyParams:
     name: str
     kind: str = "model"
@@ -230,6 +262,8 @@ register_job_kind(JobKind("knowledge", "Index mail and documents for answers tha
 register_job_kind(JobKind("tune", "Fine-tune a model on a dataset (LoRA).", TuneParams, _tune, resumable=True))
 register_job_kind(JobKind("eval", "Evaluate a model, against its base.", EvalParams, _eval))
 register_job_kind(JobKind("export", "Export a model to a quantized GGUF.", ExportParams, _export))
+register_job_kind(JobKind("compress", "Prune a model and heal it by distillation into a faster one.",
+                          CompressParams, _compress))
 register_job_kind(JobKind("verify", "Verify a model's lineage on the ledger.", VerifyParams, _verify))
 register_job_kind(JobKind("pull", "Fetch a model from a registry, every blob checked.", PullParams, _pull))
 register_job_kind(JobKind("push", "Send a model to a registry.", PushParams, _push))

@@ -239,6 +239,25 @@ def save_student(model: Any, teacher_dir: Path, out: Path) -> Path:
     return out
 
 
+def top1_agreement(teacher: Path, student: Path, texts: Sequence[Sequence[int]], threads: int) -> float:
+    """The share of positions of ``texts`` where the student's most likely next token is the
+    teacher's, both reading the same text (teacher forcing), through llama.cpp."""
+    import numpy as np
+
+    from freehold.engine.llama import LlamaScorer
+
+    context = max(len(t) for t in texts) + 8
+    picks = []
+    for path in (teacher, student):
+        scorer = LlamaScorer(path, context, threads)
+        try:
+            picks.append([np.asarray(scorer.logits(list(t))).argmax(-1) for t in texts])
+        finally:
+            scorer.close()
+    same = sum(int((a == b).sum()) for a, b in zip(*picks, strict=True))
+    return round(same / sum(len(t) for t in texts), 4)
+
+
 def _batches_from(store: Any, dataset: Any, template: Any, tokenizer: Any, split: str, max_len: int,
                   limit: int | None = None) -> list[tuple[Any, Any, Any]]:
     """The dataset's conversations of ``split`` as one-row batches of token ids (the chat template's
@@ -349,7 +368,8 @@ def compress_model(name: str, data: str, *, output: str | None = None, drop_laye
 
             texts = held_out_text(store, dataset.name, template, tokenize)
             recipe["measured"] = {"teacher": dataclasses.asdict(measure(teacher_gguf, q, texts, settings.threads)),
-                                  "student": dataclasses.asdict(measure(out, q, texts, settings.threads))}
+                                  "student": dataclasses.asdict(measure(out, q, texts, settings.threads)),
+                                  "top1_agreement": top1_agreement(teacher_gguf, out, texts, settings.threads)}
         source = {"type": "compress", "from": teacher_entry.name, "from_manifest": teacher_entry.manifest_digest,
                   "teacher": teacher_entry.name, "dataset": dataset.name, "quant": q, "recipe": recipe,
                   "licence_from": licence.sources}

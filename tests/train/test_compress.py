@@ -161,6 +161,11 @@ def test_compress_a_store_model_the_student_knows_its_teacher(store, tmp_path: P
     import_orders(store, tmp_path)
     with pytest.raises(UsageError, match="cannot drop 3 of 4"):
         compress_model("teacher", "orders", drop_layers=3, store=store)
+    from freehold.jobs import submit  # the same as a job
+
+    with pytest.raises(UsageError, match="unknown distillation loss"):
+        submit(store, "compress", {"model": "teacher", "data": "orders", "loss": "kl"})
+    assert submit(store, "compress", {"model": "teacher", "data": "orders", "drop_layers": 2}).state == "queued"
     entry = compress_model("teacher", "orders", drop_layers=2, heal_steps=6, lr=1e-3, store=store)
     assert entry.name == "teacher-small:latest"
     recipe = entry.manifest.source["recipe"]
@@ -168,6 +173,12 @@ def test_compress_a_store_model_the_student_knows_its_teacher(store, tmp_path: P
     assert entry.manifest.source["teacher"] == teacher.name and entry.manifest.source["dataset"] == "orders:latest"
     m = recipe["measured"]
     assert m["student"]["bytes"] < m["teacher"]["bytes"] and m["student"]["perplexity"] > 1
+    assert 0 <= m["top1_agreement"] <= 1
+    from freehold.train.compress import top1_agreement
+
+    path_t = store.blob_path(teacher.manifest.layer(MediaType.GGUF).digest)
+    texts = [[1, 80, 81, 82, 83, 84, 85], [1, 90, 91, 92, 93]]
+    assert top1_agreement(path_t, path_t, texts, 1) == 1.0  # a model agrees with itself everywhere
     path = store.blob_path(entry.manifest.layer(MediaType.GGUF).digest)
     assert int(gguf.GGUFReader(str(path)).fields["llama.block_count"].parts[-1][0]) == 2
     graph = lineage(store, entry.name).to_dict()
