@@ -164,6 +164,13 @@ def describe(store: Store, entry: ModelEntry) -> dict[str, Any]:
 # -- acceptance and declared use: before a model is served --------------------------------------
 
 
+def licence_document(store: Store, entry: ModelEntry) -> dict[str, Any]:
+    """A model's licence as ``licence_info`` states it, whether this store accepted it, and the
+    notice its derivatives must carry."""
+    return {**licence_info(store, entry), "accepted": not pending_licences(store, entry),
+            "notice": store.text_layer(entry.manifest, MediaType.NOTICE)}
+
+
 def document(store: Store, name: str) -> dict[str, Any]:
     """Everything known of one model, for its page, the API and the agents' tools: ``describe``
     plus the licence's text and acceptance, the notice, the source, the lineage, the evals and
@@ -177,8 +184,9 @@ def document(store: Store, name: str) -> dict[str, Any]:
     doc = describe(store, entry)
     text = store.text_layer(entry.manifest, MediaType.LICENSE)
     doc["licence_text"] = licence_terms(entry.manifest, text)
-    doc["licence"]["accepted"] = not pending_licences(store, entry)
-    doc["notice"] = store.text_layer(entry.manifest, MediaType.NOTICE)
+    licence = licence_document(store, entry)
+    doc["notice"] = licence.pop("notice")
+    doc["licence"] = licence
     doc["source"] = entry.manifest.source
     try:
         doc["lineage"] = lineage(store, entry.name).to_dict()

@@ -32,14 +32,16 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+import anyio
 from a2a.server.agent_execution import AgentExecutor
 from a2a.server.tasks import TaskStore
 
 from freehold import __version__
 from freehold.agents.mcp_client import describe_exception
 from freehold.errors import FreeholdError, UsageError
+from freehold.server.native import Serving
 from freehold.store import Store
 
 LINEAGE_EXTENSION = "urn:freehold:a2a:lineage:v1"
@@ -172,7 +174,7 @@ class CatalogTaskStore(TaskStore):
 
     async def history(self, context: Any, context_id: str, limit: int = 8) -> builtins.list[dict[str, str]]:
         """The earlier turns of a conversation (tasks of one context that completed), as chat messages."""
-        from a2a.types import Task, TaskState
+        from a2a.types import Role, Task, TaskState
 
         from freehold.store.agent_tasks import TaskQuery
 
@@ -180,7 +182,7 @@ class CatalogTaskStore(TaskStore):
                                                           int(TaskState.TASK_STATE_COMPLETED), None, 0, limit))
         turns: list[dict[str, str]] = []
         for task in reversed([Task.FromString(b) for b in bodies]):
-            asked = next((m for m in task.history if m.role == 1), None)  # ROLE_USER
+            asked = next((m for m in task.history if m.role == Role.ROLE_USER), None)
             if asked is not None and task.status.HasField("message"):
                 turns += [{"role": "user", "content": _text(asked)},
                           {"role": "assistant", "content": _text(task.status.message)}]
@@ -192,12 +194,6 @@ def _text(message: Any) -> str:
 
 
 # the executor ---------------------------------------------------------------------------------
-class Serving(Protocol):
-    store: Store
-    models: Any
-    metrics: Any
-
-
 class ModelAgent(AgentExecutor):
     """The SDK's ``AgentExecutor`` for one declared agent: the native path in a thread, its text
     streamed as the task's ``answer`` artifact; a cancel stops the decoding at the next token."""
@@ -264,7 +260,7 @@ class ModelAgent(AgentExecutor):
     def _generate(self, messages: list[dict[str, Any]], stop: threading.Event, loop: asyncio.AbstractEventLoop,
                   queue: asyncio.Queue[Any]) -> None:
         from freehold.engine import SamplingParams
-        from freehold.server.native import NativeRequest, run_native
+        from freehold.server.native import NativeRequest, outcome, run_native
 
         spec = self.spec
         labels = [*spec.tools, *(f"{DELEGATE}{url}" for url in spec.delegates)]
@@ -284,12 +280,7 @@ class ModelAgent(AgentExecutor):
                 if chunk.text:
                     put(queue.put_nowait, chunk.text)
                 if chunk.finish_reason is not None:
-                    citations = (chunk.grounding or {}).get("citations")
-                    put(queue.put_nowait, {"model": self.serving.models.resolve(req.model).name,
-                                           "finish_reason": chunk.finish_reason, "citations": citations,
-                                           "tool_runs": chunk.tool_runs,
-                                           "usage": {"prompt_tokens": chunk.prompt_tokens,
-                                                     "completion_tokens": chunk.completion_tokens}})
+                    put(queue.put_nowait, outcome(self.serving.models, req, chunk))
                     return
             put(queue.put_nowait, {"finish_reason": "cancelled"})
         except Exception as exc:  # handed to the task, which fails with it
@@ -358,7 +349,7 @@ class AgentTools:
             return self.mcp.call(label, name, arguments)
         url = label[len(DELEGATE):]
         card, checked = self._card(url)
-        text = anyio_run(self._ask, url, str(arguments.get("message") or "").strip() or self.question)
+        text = anyio.run(self._ask, url, str(arguments.get("message") or "").strip() or self.question)
         return ToolResult(text, details={"remote": {"agent": card.name, "url": url, **checked}})
 
     def _headers(self) -> dict[str, str]:
@@ -369,7 +360,7 @@ class AgentTools:
 
     def _card(self, url: str) -> tuple[Any, dict[str, Any]]:
         if url not in self._cards:
-            self._cards[url] = anyio_run(self._fetch_card, url)
+            self._cards[url] = anyio.run(self._fetch_card, url)
         return self._cards[url]
 
     async def _fetch_card(self, url: str) -> tuple[Any, dict[str, Any]]:
@@ -422,12 +413,6 @@ class AgentTools:
         raise ToolServerError(f"the agent at {url} gave no answer", "check its log")
 
 
-def anyio_run(fn: Any, *args: Any) -> Any:
-    import anyio
-
-    return anyio.run(fn, *args)
-
-
 def _tool_name(agent: str) -> str:
     import re
 
@@ -467,7 +452,8 @@ def lineage_of(store: Store, model: str) -> dict[str, Any]:
             "verify": f"freehold audit verify {entry.name}"}
 
 
-def build_card(store: Store, spec: AgentSpec, base_url: str, keyed: bool) -> Any:
+def build_card(store: Store, spec: AgentSpec, base_url: str, keyed: bool, lineage: dict[str, Any] | None = None
+               ) -> Any:
     """The agent's card, signed with the store's identity (JWS EdDSA over the card's JCS form)."""
     from a2a.types import (
         AgentCapabilities,
@@ -486,7 +472,7 @@ def build_card(store: Store, spec: AgentSpec, base_url: str, keyed: bool) -> Any
     from freehold.ledger.keys import load_identity
 
     url = f"{base_url.rstrip('/')}/a2a/{spec.name}"
-    lineage = lineage_of(store, spec.model)
+    lineage = lineage or lineage_of(store, spec.model)
     card = AgentCard(
         name=spec.name, description=spec.summary, version=__version__,
         provider=AgentProvider(organization="Freehold", url=base_url.rstrip("/")),
@@ -568,11 +554,11 @@ class Agents:
         """The agent's signed card for clients reaching it at ``base_url``; made again when the
         model behind it changes (a new deploy, a new tune under the name)."""
         spec = self.spec(name)
-        digest = lineage_of(self.serving.store, spec.model)["manifest_digest"]
+        lineage = lineage_of(self.serving.store, spec.model)
         cached = self._cards.get((name, base_url))
-        if cached is None or cached[0] != digest:
-            cached = self._cards[(name, base_url)] = (digest, build_card(self.serving.store, spec, base_url,
-                                                                         self.keyed))
+        if cached is None or cached[0] != lineage["manifest_digest"]:
+            card = build_card(self.serving.store, spec, base_url, self.keyed, lineage)
+            cached = self._cards[(name, base_url)] = (lineage["manifest_digest"], card)
         return cached[1]
 
     def spec(self, name: str) -> AgentSpec:

@@ -257,16 +257,13 @@ class ToolServers:
 
     def close(self) -> None:
         """End every session (their processes stop) and the background loop."""
+        for label in list(self._sessions):
+            self._drop(label)
         with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
             portal, portal_cm = self._portal, self._portal_cm
             self._portal = self._portal_cm = None
         if portal_cm is None:
             return
-        for session in sessions:
-            if session.scope is not None and not session.closed:
-                with contextlib.suppress(Exception):
-                    portal.call(session.scope.cancel)
         with contextlib.suppress(Exception):
             portal.call(portal.stop, True)  # cancel what is left
         with contextlib.suppress(Exception):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from pydantic import BaseModel, Field
@@ -25,9 +25,7 @@ from pydantic import BaseModel, Field
 from freehold import __version__
 from freehold.engine import SamplingParams
 from freehold.errors import FreeholdError
-from freehold.server.metrics import Metrics
-from freehold.server.models import ModelManager
-from freehold.store import Store
+from freehold.server.native import Serving
 
 INSTRUCTIONS = (
     "Freehold serves models its owner runs on their own machine, with a signed ledger of what went "
@@ -35,14 +33,6 @@ INSTRUCTIONS = (
     "model_lineage / verify_model to check what a model is and where it came from, evaluate_model to "
     "queue an evaluation, and job_status to follow it. tune_model queues a fine-tune only with "
     "confirm=true: ask the user first.")
-
-
-class Serving(Protocol):
-    """What the tools need of a server (``freehold.server.FreeholdState`` is one)."""
-
-    store: Store
-    models: ModelManager
-    metrics: Metrics
 
 
 class Message(BaseModel):
@@ -79,7 +69,7 @@ def build_mcp_server(serving: Serving) -> Any:
     from mcp.server.mcpserver import MCPServer
     from mcp.types import ToolAnnotations
 
-    from freehold.server.native import NativeRequest, drain, run_native
+    from freehold.server.native import NativeRequest, drain, outcome, run_native
 
     store = serving.store
     server = MCPServer("freehold", title="Freehold", version=__version__, instructions=INSTRUCTIONS,
@@ -88,13 +78,24 @@ def build_mcp_server(serving: Serving) -> Any:
 
     def answer(req: NativeRequest) -> dict[str, Any]:
         text, last, _ = drain(run_native(serving.models, serving.metrics, req))
-        out: dict[str, Any] = {"model": serving.models.resolve(req.model).name, "text": text,
-                               "finish_reason": last.finish_reason,
-                               "usage": {"prompt_tokens": last.prompt_tokens,
-                                         "completion_tokens": last.completion_tokens}}
-        if last.grounding is not None:
-            out["citations"] = last.grounding.get("citations", [])
-        return out
+        return {**outcome(serving.models, req, last), "text": text}
+
+    # What a model is, for the tools and the resources alike.
+    def card_of(name: str) -> str:
+        from freehold.evals.card import card_text
+
+        return card_text(store, name)
+
+    def licence_of(name: str) -> dict[str, Any]:
+        from freehold.models import licence_document
+
+        entry = store.get(name)
+        return {"model": entry.name, **licence_document(store, entry)}
+
+    def lineage_of(name: str) -> dict[str, Any]:
+        from freehold.ledger.ops import lineage
+
+        return lineage(store, name).to_dict()
 
     # tools: asking a model ---------------------------------------------------------------
     @server.tool(description="Ask a model (by name; 'default' is the deployed one) and get its answer. "
@@ -133,27 +134,20 @@ def build_mcp_server(serving: Serving) -> Any:
                              "its evaluations and licence.", annotations=read_only)
     @guarded
     def model_card(name: str) -> str:
-        from freehold.evals.card import card_text
-
-        return card_text(store, name)
+        return card_of(name)
 
     @server.tool(description="What licence binds a model (inherited from its base and data), its "
                              "obligations and use restrictions, and whether this store accepted it.",
                  annotations=read_only)
     @guarded
     def model_licence(name: str) -> dict[str, Any]:
-        from freehold.models import document
-
-        doc = document(store, name)
-        return {"model": doc["name"], **doc["licence"], "notice": doc["notice"]}
+        return licence_of(name)
 
     @server.tool(description="Where a model came from: the signed ledger records from its sources "
                              "(base model, datasets) through training to its weights.", annotations=read_only)
     @guarded
     def model_lineage(name: str) -> dict[str, Any]:
-        from freehold.ledger.ops import lineage
-
-        return lineage(store, name).to_dict()
+        return lineage_of(name)
 
     @server.tool(description="Check a model's lineage: the ledger's hash chain and signatures, and the "
                              "digests of every blob, dataset and checkpoint it names.", annotations=read_only)
@@ -229,17 +223,13 @@ def build_mcp_server(serving: Serving) -> Any:
                      description="A model's card (Hugging Face README format)")
     @resource_guarded
     def card_resource(name: str) -> str:
-        from freehold.evals.card import card_text
-
-        return card_text(store, name)
+        return card_of(name)
 
     @server.resource("freehold://models/{name}/lineage", name="model lineage", mime_type="application/json",
                      description="A model's lineage: ledger records from sources to weights, and edges")
     @resource_guarded
     def lineage_resource(name: str) -> str:
-        from freehold.ledger.ops import lineage
-
-        return _json(lineage(store, name).to_dict())
+        return _json(lineage_of(name))
 
     @server.resource("freehold://models/{name}/ledger", name="model ledger records", mime_type="application/json",
                      description="The signed ledger records a model's lineage names, whole (hashes, "
@@ -257,9 +247,6 @@ def build_mcp_server(serving: Serving) -> Any:
                      description="A model's licence expression, terms, obligations and restrictions")
     @resource_guarded
     def licence_resource(name: str) -> str:
-        from freehold.models import document
-
-        doc = document(store, name)
-        return _json({"model": doc["name"], **doc["licence"], "notice": doc["notice"]})
+        return _json(licence_of(name))
 
     return server

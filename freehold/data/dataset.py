@@ -865,6 +865,12 @@ def get_dataset(name: str, store: Store | None = None, settings: Settings | None
     return store.get(name, kind="dataset")
 
 
+def held_out_split(entry: ModelEntry) -> str | None:
+    """The split a dataset's held-out measurements read: test, else validation, else None."""
+    splits = {la.annotations.get("split") for la in entry.manifest.layers_of(MediaType.DATASET)}
+    return "test" if "test" in splits else "validation" if "validation" in splits else None
+
+
 def iter_examples(entry: ModelEntry, store: Store, split: str = "all") -> Iterator[dict[str, Any]]:
     """Rows of a dataset (``{"id", "thread", "messages"}``), split by split in manifest order (``read_rows``)."""
     if split != "all" and split not in SPLITS:

@@ -33,7 +33,8 @@ from freehold.errors import UsageError
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 # The result markup the conversation shows the model; a small model echoes it in its answer,
 # and a reader must not see it (the text between the tags is kept).
-ECHOES = ("<tool_response>\n", "\n</tool_response>", "<tool_response>", "</tool_response>")
+RESULT_OPEN, RESULT_CLOSE = "<tool_response>", "</tool_response>"
+ECHOES = (RESULT_OPEN + "\n", "\n" + RESULT_CLOSE, RESULT_OPEN, RESULT_CLOSE)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ def prepare(messages: Sequence[dict[str, Any]], tools: list[dict[str, Any]], fmt
             ) -> list[dict[str, Any]]:
     """The conversation as this template can read it, with the tools and earlier calls in it."""
     out: list[dict[str, Any]] = []
+    results_open = False  # the last turn written holds tool results, so the next ones join it
     for m in messages:
         calls = m.get("tool_calls") or []
         if fmt.native:
@@ -156,19 +158,19 @@ def prepare(messages: Sequence[dict[str, Any]], tools: list[dict[str, Any]], fmt
                                           "function": _call_json(c)} for i, c in enumerate(calls)]}
             out.append(m)
             continue
+        is_result = m["role"] == "tool"
         if m["role"] == "assistant" and calls:
             written = "\n".join(f"{OPEN}\n{json.dumps(_call_json(c))}\n{CLOSE}" for c in calls)
             out.append({"role": "assistant", "content": "\n".join(p for p in (m.get("content") or "", written) if p)})
-        elif m["role"] == "tool":
-            result = f"<tool_response>\n{m.get('content') or ''}\n</tool_response>"
-            if out and out[-1].get("_tool_results"):
-                out[-1]["content"] += "\n" + result
+        elif is_result:
+            result = f"{RESULT_OPEN}\n{m.get('content') or ''}\n{RESULT_CLOSE}"
+            if results_open:
+                out[-1] = {**out[-1], "content": out[-1]["content"] + "\n" + result}
             else:
-                out.append({"role": "user", "content": result, "_tool_results": True})
+                out.append({"role": "user", "content": result})
         else:
             out.append(m)
-    for m in out:
-        m.pop("_tool_results", None)
+        results_open = is_result
     if fmt.native:
         return out
     described = _GENERIC_PROMPT.format(tools="\n".join(json.dumps(t) for t in tools))

@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 from freehold.data import iter_examples
+from freehold.data.dataset import held_out_split
 from freehold.errors import EvalError
 from freehold.evals.base import BaseSuite, DataGiven, EvalContext, SuiteResult, Unavailable
 from freehold.evals.metrics import chrf, cosine, mean_ci, rouge_l
@@ -107,7 +108,7 @@ class QualitySuite(BaseSuite):
             raise EvalError("the quality suite needs held-out conversations",
                             "pass --data DATASET (made with 'freehold data import')")
         layers = {la.annotations.get("split"): la for la in entry.manifest.layers_of(MediaType.DATASET)}
-        split = ctx.split or ("test" if "test" in layers else "validation" if "validation" in layers else None)
+        split = ctx.split or held_out_split(entry)
         if split is None:
             raise EvalError(f"dataset {entry.name} has no test or validation split to evaluate on",
                             "re-import it so some threads go to the held-out splits (a few dozen threads at least), "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,23 +39,29 @@ class Measured:
     perplexity: float
 
 
+def conversation_texts(store: Any, dataset: Any, split: str, template: Any) -> Iterator[str]:
+    """The dataset's conversations of ``split`` as the model reads them: its chat template's
+    rendering (the turns one after another for a model with none)."""
+    from freehold.data.dataset import iter_examples
+
+    for row in iter_examples(dataset, store, split):
+        yield (template.render(row["messages"], add_generation_prompt=False) if template else
+               "\n".join(m["content"] for m in row["messages"]))
+
+
 def held_out_text(store: Any, dataset: str, template: Any, tokenize: Any) -> list[list[int]]:
     """Token lists of the dataset's held-out conversations (test, else validation), as rendered
     by the model's chat template, up to ``MAX_TEXT_TOKENS`` in all."""
-    from freehold.data.dataset import iter_examples
-    from freehold.store import MediaType
+    from freehold.data.dataset import held_out_split
 
     entry = store.get(dataset, kind="dataset")
-    splits = {la.annotations.get("split") for la in entry.manifest.layers_of(MediaType.DATASET)}
-    split = "test" if "test" in splits else "validation" if "validation" in splits else None
+    split = held_out_split(entry)
     if split is None:
         raise UsageError(f"dataset {entry.name} has no held-out split to measure perplexity on",
                          "re-import it with enough threads for a test split, or pass another --data")
     texts: list[list[int]] = []
     total = 0
-    for row in iter_examples(entry, store, split):
-        text = template.render(row["messages"], add_generation_prompt=False) if template else "\n".join(
-            m["content"] for m in row["messages"])
+    for text in conversation_texts(store, entry, split, template):
         tokens = tokenize(text)[:1024]
         if len(tokens) < 2:
             continue
@@ -72,14 +78,13 @@ def perplexity(path: Path, texts: Sequence[Sequence[int]], threads: int) -> floa
     import numpy as np
 
     from freehold.engine.llama import LlamaScorer
+    from freehold.evals.metrics import log_softmax_rows
 
     scorer = LlamaScorer(path, max(len(t) for t in texts) + 8, threads)
     nll, count = 0.0, 0
     try:
         for tokens in texts:
-            logits = np.asarray(scorer.logits(list(tokens)), dtype=np.float64)[:-1]
-            logits -= logits.max(axis=1, keepdims=True)
-            logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+            logp: Any = log_softmax_rows(scorer.logits(list(tokens)))
             nll -= float(logp[np.arange(len(tokens) - 1), np.asarray(tokens[1:])].sum())
             count += len(tokens) - 1
     finally:

@@ -35,6 +35,26 @@ class NativeRequest:
     tool_servers: Any = None
 
 
+class Serving(Protocol):
+    """What the agents' protocols need of a server (``freehold.server.FreeholdState`` is one)."""
+
+    store: Any
+    models: ModelManager
+    metrics: Metrics
+
+
+def outcome(manager: ModelManager, req: NativeRequest, last: Chunk) -> dict[str, Any]:
+    """What the response says of an answer besides its text: the model that gave it, why it
+    ended, its usage, and (when there were any) its citations and the tool calls the server ran."""
+    out: dict[str, Any] = {"model": manager.resolve(req.model).name, "finish_reason": last.finish_reason,
+                           "usage": {"prompt_tokens": last.prompt_tokens, "completion_tokens": last.completion_tokens}}
+    if last.grounding is not None:
+        out["citations"] = last.grounding.get("citations", [])
+    if last.tool_runs is not None:
+        out["tool_runs"] = last.tool_runs
+    return out
+
+
 class ToolServers(Protocol):
     """The MCP servers a chat may run tools on (``freehold.agents.mcp_client.ToolServers``)."""
 

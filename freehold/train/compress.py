@@ -258,23 +258,19 @@ def top1_agreement(teacher: Path, student: Path, texts: Sequence[Sequence[int]],
     return round(same / sum(len(t) for t in texts), 4)
 
 
-def _batches_from(store: Any, dataset: Any, template: Any, tokenizer: Any, split: str, max_len: int,
-                  limit: int | None = None) -> list[tuple[Any, Any, Any]]:
-    """The dataset's conversations of ``split`` as one-row batches of token ids (the chat template's
-    rendering, cut at ``max_len``); every token is distilled on."""
+def _batches_from(store: Any, dataset: Any, template: Any, tokenizer: Any, split: str, max_len: int
+                  ) -> list[tuple[Any, Any, Any]]:
+    """The dataset's conversations of ``split`` as one-row batches of token ids (cut at
+    ``max_len``); every token is distilled on."""
     import torch
 
-    from freehold.data.dataset import iter_examples
+    from freehold.export.choose import conversation_texts
 
     out = []
-    for row in iter_examples(dataset, store, split):
-        text = template.render(row["messages"], add_generation_prompt=False) if template else "\n".join(
-            m["content"] for m in row["messages"])
+    for text in conversation_texts(store, dataset, split, template):
         ids = tokenizer(text, return_tensors="pt").input_ids[:, :max_len]
         if ids.shape[1] >= 2:
             out.append((ids, torch.ones_like(ids), torch.ones_like(ids)))
-        if limit is not None and len(out) >= limit:
-            break
     return out
 
 
@@ -292,6 +288,7 @@ def compress_model(name: str, data: str, *, output: str | None = None, drop_laye
     import torch
 
     from freehold.config import load_settings
+    from freehold.data.dataset import held_out_split
     from freehold.engine.chat import ChatTemplate
     from freehold.engine.torch import hf_directory
     from freehold.export import export_gguf
@@ -359,8 +356,7 @@ def compress_model(name: str, data: str, *, output: str | None = None, drop_laye
                           threads=settings.threads, license=licence.expression)
         teacher_gguf = export_gguf(hf_dir, None, tmp / f"teacher-{q}.gguf", q, chat_template=source_text,
                                    threads=settings.threads, license=licence.expression)
-        splits = {la.annotations.get("split") for la in dataset.manifest.layers_of(MediaType.DATASET)}
-        if "test" in splits or "validation" in splits:
+        if held_out_split(dataset) is not None:
             emit(progress, "measuring the teacher and the student")
 
             def tokenize(text: str) -> list[int]:

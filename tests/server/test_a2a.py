@@ -215,7 +215,7 @@ def test_tasks_survive_a_restart_and_the_conversation_carries_on(agent_store: St
 
 
 def test_v03_method_names_and_the_api_key(agent_store: Store, tmp_path: Path) -> None:
-    for live in start_server(_options(tmp_path, api_keys=["sesame"]), agent_store):
+    for live in start_server(_options(tmp_path, api_keys=["sesame", "other"]), agent_store):
         body = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": {
             "role": "user", "parts": [{"kind": "text", "text": "hi"}], "messageId": str(uuid.uuid4()),
             "kind": "message"}}}
@@ -235,10 +235,10 @@ def test_v03_method_names_and_the_api_key(agent_store: Store, tmp_path: Path) ->
             "jsonrpc": "2.0", "id": 4, "method": "SendMessage", "params": {"message": {
                 "messageId": str(uuid.uuid4()), "role": "ROLE_USER", "parts": [{"text": " "}]}}}).json()
         assert empty["error"]["code"] == -32602 and "no text" in empty["error"]["message"]
-        # Another key's tasks are not this key's.
-        other = httpx.post(live.url + "/a2a/helper", headers={"Authorization": "Bearer sesame"}, timeout=30, json={
-            "jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": str(uuid.uuid4())}}).json()
-        assert "error" in other
+        # A task belongs to the key that made it: another key is told there is no such task.
+        other = httpx.post(live.url + "/a2a/helper", headers={"Authorization": "Bearer other"}, timeout=30, json={
+            "jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": result["id"]}}).json()
+        assert "error" in other and "not found" in other["error"]["message"].lower(), other
 
 
 def test_the_built_in_agent_answers_before_anything_is_deployed(agent_store: Store) -> None:

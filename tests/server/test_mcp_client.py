@@ -88,8 +88,18 @@ def test_the_server_runs_the_tool_and_shows_the_call(served: Live) -> None:
     assert runs[0]["result"] == f"Order {order}: shipped on 2 December, tracking TRK-{order}-OK"
     assert len(runs) <= 2 and body["choices"][0]["finish_reason"] in ("stop", "length")
     assert body["choices"][0]["message"].get("tool_calls") is None  # ours, not the client's to run
-    # The second round read the result: its prompt is the first's plus the call and the result.
-    assert body["usage"]["prompt_tokens"] > 2 * 100
+    # The second round read the result: the usage counts both rounds, and the second prompt is
+    # the first (the same tools, given here as the client's, one round) plus the call and the result.
+    from freehold.agents.mcp_client import ToolServers, load_mcp_config
+
+    servers = ToolServers(load_mcp_config(Path(served.app.state.freehold.options.mcp_config)), timeout=30)
+    try:
+        as_client = servers.functions("orders", ["lookup_order"])
+    finally:
+        servers.close()
+    one_round = _chat(served, as_client).json()
+    assert one_round["choices"][0]["finish_reason"] == "tool_calls" and "tool_runs" not in one_round
+    assert body["usage"]["prompt_tokens"] > 2 * one_round["usage"]["prompt_tokens"]
 
     # Streamed: the same loop, the runs on the last chunk.
     with httpx.stream("POST", served.url + "/v1/chat/completions", timeout=60, json={
